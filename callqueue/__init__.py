@@ -1,0 +1,1 @@
+"""The agent queue: ordering, dispatch, agents' presence, hours, callbacks and statistics."""

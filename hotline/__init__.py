@@ -1,0 +1,1 @@
+"""Hotline: foundation (config, stores) and composition (app factory, CLI, worker)."""

@@ -1,0 +1,83 @@
+"""The app factory: settings, stores and blueprints wired together."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask, Response, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from hotline import logs
+from hotline.config import Config, Settings, resolve, settings_from_env
+from hotline.context import close_db
+from hotline.services import Services, build_services
+from hotline.setup import full_config
+from webhooks.gateway import TwilioGateway
+
+
+def make_gateway(settings: Settings) -> TwilioGateway:
+    """The Twilio REST gateway for these settings."""
+    return TwilioGateway(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_url, settings.twilio_number)
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Env vars, then `overrides`, then blanks filled and the configuration file validated."""
+    settings = resolve(settings_from_env().with_overrides(overrides))
+    if settings.config is None:
+        settings = settings.with_overrides({"config": full_config(settings.config_path or None)})
+    return settings
+
+
+def create_services(overrides: Mapping[str, Any] | None = None) -> Services:
+    """Everything a process (web, worker, CLI) needs, built from the environment."""
+    settings = load_settings(overrides)
+    config: Config = settings.config  # type: ignore[assignment]
+    return build_services(settings, config, make_gateway)
+
+
+def create_app(overrides: Mapping[str, Any] | None = None, services: Services | None = None) -> Flask:
+    """Build the hotline's Flask app; `overrides` replace Settings fields (tests, CLI flags)."""
+    svc = services or create_services(overrides)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=svc.settings.secret_key,
+        TESTING=svc.settings.testing,
+        MAX_CONTENT_LENGTH=256 * 1024,  # Twilio's requests are small; anything bigger is not Twilio
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["hotline"] = svc
+    if svc.settings.trusted_proxies:
+        n = svc.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+    app.teardown_appcontext(close_db)
+
+    from webhooks.voice import bp as voice_bp
+
+    app.register_blueprint(voice_bp)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        """Readiness: 200 when both stores answer, 503 naming the one that does not."""
+        problems = svc_health(svc)
+        return jsonify(status="ok" if not problems else "degraded", problems=problems), 503 if problems else 200
+
+    return app
+
+
+def svc_health(svc: Services) -> list[str]:
+    """Which stores do not answer right now."""
+    problems = []
+    try:
+        svc.redis.ping()
+    except Exception as exc:  # any failure means "not ready"; the reason is reported, not raised
+        problems.append(f"redis: {type(exc).__name__}")
+    try:
+        with svc.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:
+        problems.append(f"database: {type(exc).__name__}")
+    return problems
+
+
+def configure_logging() -> None:
+    """JSON log lines on stderr for server and worker processes."""
+    logs.configure()

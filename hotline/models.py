@@ -1,0 +1,8 @@
+"""Every mapped model, imported so that `Base.metadata` knows all tables (migrations, tests)."""
+from __future__ import annotations
+
+from hotline.db import Base
+from members.models import Member, MemberPhone
+from callqueue.agents import Agent
+
+__all__ = ["Base", "Member", "MemberPhone", "Agent"]

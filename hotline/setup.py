@@ -1,0 +1,11 @@
+"""Composition of the configuration: the foundation's sections plus those the domain packages own."""
+from __future__ import annotations
+
+import os
+
+from hotline.config import Config, load_config
+
+
+def full_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate the whole configuration file (shipped defaults merged with `path`)."""
+    return load_config(path)

@@ -1,0 +1,1 @@
+"""The voice menu: its tree, prompts and the rules for moving through it."""

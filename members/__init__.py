@@ -1,0 +1,1 @@
+"""Members: who is calling, their tier, and PIN verification with lockout."""

@@ -1,0 +1,1 @@
+"""The hotline test suite."""

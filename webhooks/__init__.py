@@ -1,0 +1,1 @@
+"""Twilio edge: signed voice webhooks that answer in TwiML, and the outbound REST gateway."""

@@ -1,0 +1,90 @@
+"""The /voice/* webhooks Twilio calls: signature-checked, logged, never a 500."""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, abort, current_app, g, request
+from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
+
+from hotline.context import services
+from hotline.logs import log_event, mask_phone
+from webhooks.security import signature_valid
+from webhooks.twiml import apology, say, twiml
+
+log = logging.getLogger("hotline.webhooks")
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+
+def _field(name: str) -> str:
+    """A form field for logging, or "" when the body cannot be parsed (too large, malformed)."""
+    try:
+        return request.form.get(name, "")
+    except HTTPException:
+        return ""
+
+
+@bp.before_request
+def check_request() -> None:
+    """Refuse oversized (413), unsigned or tampered (403) requests, and requests with no CallSid (400)."""
+    g.t0 = time.perf_counter()
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        abort(413, f"request body over {limit} bytes")
+    s = services().settings
+    if not signature_valid(request, s.twilio_auth_token, s.public_url):
+        log_event(log, "bad signature", logging.WARNING, path=request.path, remote=request.remote_addr,
+                  has_signature=bool(request.headers.get("X-Twilio-Signature")))
+        abort(403, "invalid X-Twilio-Signature")
+    if not request.form.get("CallSid"):
+        abort(400, "CallSid is required")
+
+
+@bp.after_request
+def log_webhook(response: Response) -> Response:
+    """One structured line per webhook: CallSid, step, status, milliseconds."""
+    ms = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
+    log_event(log, "webhook", call_sid=_field("CallSid"), step=request.path.removeprefix("/voice/"),
+              status=response.status_code, ms=round(ms, 2), caller=mask_phone(_field("From")))
+    return response
+
+
+@bp.errorhandler(Exception)
+def never_a_500(exc: Exception) -> Response:
+    """HTTP errors stay 4xx with a short reason; anything else becomes a spoken apology."""
+    if isinstance(exc, HTTPException):
+        return Response(f"{exc.code} {exc.name}: {exc.description}\n", status=exc.code or 400, mimetype="text/plain")
+    log.error("webhook failed", exc_info=exc, extra={"fields": {"call_sid": _field("CallSid"), "step": request.path}})
+    return apology(services().config)
+
+
+@bp.post("/incoming")
+def incoming() -> Response:
+    """A new call: greet the caller."""
+    cfg = services().config
+    lang = cfg["hotline"]["default_language"]
+    resp = VoiceResponse()
+    say(resp, cfg, cfg.prompt("greeting", lang), lang)
+    say(resp, cfg, cfg.prompt("goodbye", lang), lang)
+    resp.hangup()
+    return twiml(resp)
+
+
+@bp.post("/status")
+def status() -> Response:
+    """Call status callback: acknowledged (Twilio ignores the body)."""
+    return twiml(VoiceResponse())
+
+
+@bp.post("/fallback")
+def fallback() -> Response:
+    """Twilio's fallback URL: answers from no state at all."""
+    return apology(services().config)
+
+
+@bp.post("/<path:unknown>")
+def unknown_step(unknown: str) -> Response:
+    """A voice URL we never handed out: apologise and hang up rather than 404 mid-call."""
+    log_event(log, "unknown voice url", logging.WARNING, step=unknown)
+    return apology(services().config)
