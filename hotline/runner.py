@@ -1,0 +1,123 @@
+"""Process supervision for `hotline serve` and `hotline run`: children started together, stopped together."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import click
+
+from hotline.config import Settings
+from hotline.redisconn import EmbeddedRedis, ensure_redis_url
+
+
+@dataclass
+class Supervisor:
+    """Starts child processes and stops all of them (and the embedded Redis) on Ctrl-C or SIGTERM."""
+
+    embedded: EmbeddedRedis | None = None
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+
+    def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start a child that shares our terminal's output."""
+        proc = subprocess.Popen(args, env=env, start_new_session=True)
+        self.children.append(proc)
+        return proc
+
+    def wait(self) -> int:
+        """Block until a child exits or we are told to stop; then stop everything."""
+        stop = {"signal": 0}
+
+        def handle(signum: int, _frame: object) -> None:
+            stop["signal"] = signum
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, handle)
+        code = 0
+        try:
+            while self.children:
+                pid, status = os.wait()
+                child = next((c for c in self.children if c.pid == pid), None)
+                if child is not None:
+                    code = os.waitstatus_to_exitcode(status)
+                    click.echo(f"hotline: {' '.join(child.args[:3])} exited with {code}; stopping", err=True)
+                    child.returncode = code
+                    break
+        except KeyboardInterrupt:
+            click.echo("\nhotline: stopping…", err=True)
+        finally:
+            self.stop()
+        return code
+
+    def stop(self) -> None:
+        """Terminate children (SIGTERM, then SIGKILL after 10 s) and the embedded Redis."""
+        for proc in self.children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.children:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for fn in self.on_stop:
+            fn()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def gunicorn_args(host: str, port: int, workers: int) -> list[str]:
+    """The gunicorn command line for the app factory."""
+    return [
+        sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
+        "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", "5",
+        "--log-level", "warning", "hotline.app:create_app()",
+    ]
+
+
+def child_env(settings: Settings, redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for child processes: the same stores and secrets as ours."""
+    env = dict(os.environ)
+    env.update(
+        HOTLINE_DATA_DIR=str(settings.data_dir),
+        HOTLINE_DATABASE_URL=settings.database_url,
+        HOTLINE_REDIS_URL=redis_url,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra or {})
+    return env
+
+
+def prepare(overrides: dict[str, object] | None = None) -> tuple[Settings, str, EmbeddedRedis | None]:
+    """Load and check settings, start the embedded Redis if needed; exit with one line on failure."""
+    from hotline.app import load_settings
+    from hotline.cli import fail
+    from hotline.schema import ConfigError
+
+    try:
+        settings = load_settings(overrides)
+        url, embedded = ensure_redis_url(settings.redis_url, settings.data_dir)
+    except ConfigError as exc:
+        fail("invalid configuration:\n  " + "\n  ".join(exc.errors))
+    except RuntimeError as exc:
+        fail(str(exc))
+    return settings, url, embedded
+
+
+def serve_forever(host: str, port: int, workers: int) -> None:
+    """`hotline serve`: gunicorn over the app factory, on the configured stores."""
+    from hotline.cli import open_services
+
+    settings, url, embedded = prepare()
+    sup = Supervisor(embedded=embedded)
+    try:
+        open_services(redis_url=url).close()  # refuse to start on an unreachable database, with one line
+    except SystemExit:
+        sup.stop()
+        raise
+    sup.spawn(gunicorn_args(host, port, workers), child_env(settings, url))
+    sys.exit(sup.wait())
