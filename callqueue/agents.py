@@ -59,6 +59,22 @@ def list_agents(session: Session) -> list[dict[str, str | None]]:
     """Every agent as plain values, by login."""
     rows = session.scalars(select(Agent).order_by(Agent.login))
     return [
-        {"login": a.login, "name": a.name, "role": a.role, "endpoint": a.client_identity and f"client:{a.client_identity}" or a.phone}
+        {"login": a.login, "name": a.name, "role": a.role, "endpoint": endpoint_of(a) or None}
         for a in rows
     ]
+
+
+def endpoint_of(agent: Agent) -> str:
+    """Where to ring the agent: "client:IDENTITY" (Twilio Client) or their E.164 phone number."""
+    return f"client:{agent.client_identity}" if agent.client_identity else (agent.phone or "")
+
+
+def agent_endpoint(session: Session, login: str) -> str | None:
+    """The endpoint of the agent `login`, or None when there is no such agent."""
+    agent = session.scalar(select(Agent).where(Agent.login == login))
+    return None if agent is None else endpoint_of(agent)
+
+
+def roster(session: Session) -> list[tuple[str, str]]:
+    """(login, endpoint) of every agent and supervisor, for presence.ensure_known."""
+    return [(a.login, endpoint_of(a)) for a in session.scalars(select(Agent).order_by(Agent.login))]

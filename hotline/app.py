@@ -50,9 +50,11 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     app.teardown_appcontext(close_db)
 
+    from console.api import bp as api_bp
     from webhooks.voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
+    app.register_blueprint(api_bp)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

@@ -105,6 +105,14 @@ def worker(burst: bool) -> None:
 
 
 @main.command()
+def cron() -> None:
+    """Run the scheduler that enqueues the periodic sweep job."""
+    from hotline.worker import run_cron
+
+    run_cron()
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def run(host: str, port: int) -> None:
@@ -144,15 +152,17 @@ def agents() -> None:
 def agents_add(login: str, name: str, password: str, role: str, client_identity: str | None, phone: str | None) -> None:
     """Add an agent or supervisor with exactly one endpoint."""
     from callqueue.agents import AgentError, add_agent
-    from members.phones import PhoneError, normalise_phone
+    from members.phones import normalize_phone
 
     svc = open_services()
     try:
-        e164 = normalise_phone(phone, svc.config["hotline"]["phone_region"]) if phone else None
+        e164 = normalize_phone(phone, svc.config["hotline"]["phone_region"]) if phone else None
+        if phone and e164 is None:
+            raise AgentError(f"phone: {phone!r} is not a valid phone number")
         with svc.unit_of_work() as session:
             add_agent(session, login=login, name=name, password=password, role=role,
                       client_identity=client_identity, phone=e164, now=datetime.now(timezone.utc))
-    except (AgentError, PhoneError) as exc:
+    except AgentError as exc:
         fail(str(exc))
     finally:
         svc.close()

@@ -281,6 +281,8 @@ def resolve(settings: Settings) -> Settings:
             changes["twilio_number"] = "+864001234567"
     elif not settings.twilio_auth_token:
         raise ConfigError(["TWILIO_AUTH_TOKEN: is required when TWILIO_ACCOUNT_SID is set"])
+    elif not settings.public_url:
+        raise ConfigError(["HOTLINE_PUBLIC_URL: is required with a real Twilio account (Twilio must reach us and signs that URL)"])
     if not settings.secret_key:
         if not settings.offline:
             raise ConfigError(["HOTLINE_SECRET_KEY: is required with a real Twilio account"])

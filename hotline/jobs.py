@@ -22,3 +22,21 @@ def job_services() -> Services:
         svc = create_services()
         _cache[pid] = svc
     return svc
+
+
+def dispatch() -> int:
+    """RQ job: pair waiting callers with available agents and move them (see webhooks.dispatcher)."""
+    from webhooks.dispatcher import dispatch_all
+
+    return dispatch_all(job_services())
+
+
+def sweep() -> dict[str, int]:
+    """RQ job: end due wrap-ups, return stale offers, then dispatch whoever can be paired now."""
+    from callqueue.dispatch import sweep as sweep_queue
+    from webhooks.dispatcher import dispatch_all, now_utc
+
+    svc = job_services()
+    result = sweep_queue(svc.redis, now_utc(), svc.config)
+    result["moved"] = dispatch_all(svc)
+    return result

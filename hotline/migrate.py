@@ -16,8 +16,8 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database behind `engine` to `revision`."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database behind `engine` to `revision` (default: every head, as parallel branches may add them)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

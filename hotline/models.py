@@ -4,5 +4,6 @@ from __future__ import annotations
 from hotline.db import Base
 from members.models import Member, MemberPhone
 from callqueue.agents import Agent
+from callqueue.records import CallRecord
 
-__all__ = ["Base", "Member", "MemberPhone", "Agent"]
+__all__ = ["Base", "Member", "MemberPhone", "Agent", "CallRecord"]

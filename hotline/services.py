@@ -14,6 +14,9 @@ from hotline.db import make_engine, make_session_factory
 from hotline.redisconn import EmbeddedRedis, ensure_redis_url, make_redis
 
 
+JOB_QUEUE = "hotline"
+
+
 @dataclass
 class Services:
     """Engine, sessions, Redis and the Twilio gateway for one process."""
@@ -40,6 +43,16 @@ class Services:
             raise
         finally:
             session.close()
+
+    def job_queue(self) -> Any:
+        """The RQ queue jobs go on (rq needs a client that does not decode replies)."""
+        queue = self.extras.get("job_queue")
+        if queue is None:
+            from rq import Queue
+
+            queue = Queue(JOB_QUEUE, connection=make_redis(self.redis_url, self.settings.redis_timeout_s, decode=False))
+            self.extras["job_queue"] = queue
+        return queue
 
     def close(self) -> None:
         """Release connections; stop the embedded Redis if this process started it."""

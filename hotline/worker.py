@@ -5,20 +5,13 @@ from redis import Redis
 from rq import Queue, Worker
 
 from hotline.redisconn import make_redis
-from hotline.services import Services
-
-QUEUE_NAME = "hotline"
-
-
-def job_queue(redis_url: str, timeout_s: float = 5.0) -> Queue:
-    """The RQ queue the hotline enqueues on (rq needs a bytes client, not a decoding one)."""
-    return Queue(QUEUE_NAME, connection=make_redis(redis_url, timeout_s=timeout_s, decode=False))
+from hotline.services import JOB_QUEUE, Services
 
 
 def build_worker(svc: Services, name: str | None = None) -> Worker:
     """A worker on the hotline queue, connected to the same Redis as the web app."""
     conn: Redis = make_redis(svc.redis_url, timeout_s=30.0, decode=False)
-    return Worker([Queue(QUEUE_NAME, connection=conn)], connection=conn, name=name)
+    return Worker([Queue(JOB_QUEUE, connection=conn)], connection=conn, name=name)
 
 
 def run_worker(burst: bool = False) -> None:
@@ -28,5 +21,24 @@ def run_worker(burst: bool = False) -> None:
     svc = open_services()
     try:
         build_worker(svc).work(burst=burst, with_scheduler=True)
+    finally:
+        svc.close()
+
+
+SWEEP_EVERY_S = 5
+
+
+def run_cron() -> None:
+    """Enqueue the periodic sweep (wrap-ups, stale offers, dispatch, due callbacks) every few seconds."""
+    from rq.cron import CronScheduler
+
+    from hotline import jobs
+    from hotline.cli import open_services
+
+    svc = open_services()
+    try:
+        scheduler = CronScheduler(connection=make_redis(svc.redis_url, timeout_s=30.0, decode=False))
+        scheduler.register(jobs.sweep, JOB_QUEUE, interval=SWEEP_EVERY_S, job_timeout=120, result_ttl=0)
+        scheduler.start()
     finally:
         svc.close()

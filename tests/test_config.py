@@ -88,8 +88,11 @@ def test_env_settings_and_offline_defaults(tmp_path: Path) -> None:
 def test_real_twilio_needs_token_and_secret(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="TWILIO_AUTH_TOKEN"):
         resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path), "TWILIO_ACCOUNT_SID": "AC" + "1" * 32}))
+    real = {"HOTLINE_DATA_DIR": str(tmp_path), "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "x"}
+    with pytest.raises(ConfigError, match="HOTLINE_PUBLIC_URL"):
+        resolve(settings_from_env(real))
     with pytest.raises(ConfigError, match="HOTLINE_SECRET_KEY"):
-        resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path), "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "x"}))
+        resolve(settings_from_env({**real, "HOTLINE_PUBLIC_URL": "https://h.example.com"}))
 
 
 def test_bad_env_numbers_are_named() -> None:

@@ -1,0 +1,1 @@
+"""Agents' and supervisors' edge: the JSON API, the agent console and the supervisor dashboard."""

@@ -1,0 +1,87 @@
+"""Who is asking: HTTP Basic or the console's session, and role checks on every route."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, TypeVar
+
+from flask import abort, current_app, g, jsonify, request, session
+
+from callqueue.logins import Identity, authenticate, identity_of
+from hotline.context import db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Verified Basic credentials are remembered for a minute per process, keyed by a keyed hash:
+# an agent's console polling every second must not cost a 13 ms scrypt each time.
+_CACHE_TTL_S = 60.0
+
+
+def _cache_key(login: str, password: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{login}\0{password}".encode(), hashlib.sha256).hexdigest()
+
+
+def _cache() -> dict[str, tuple[float, str, Identity]]:
+    """This app's cache: login → (expiry, credentials digest, identity)."""
+    return current_app.extensions.setdefault("basic_auth_cache", {})
+
+
+def _from_basic() -> Identity | None:
+    auth = request.authorization
+    if auth is None or auth.type != "basic" or not auth.username:
+        return None
+    digest = _cache_key(auth.username, auth.password or "")
+    hit = _cache().get(auth.username)
+    if hit and hit[0] > time.monotonic() and hmac.compare_digest(hit[1], digest):
+        return hit[2]
+    # Any failed attempt forgets the login's cached success: a lock applies at once in this process.
+    _cache().pop(auth.username, None)
+    result = authenticate(db(), auth.username, auth.password or "", datetime.now(timezone.utc))
+    db().commit()  # failure counters and lockouts must persist even though the request is refused
+    if result.identity is None:
+        if result.reason == "locked":
+            abort(json_error(429, "too many failed logins; try again later"))
+        return None
+    _cache()[auth.username] = (time.monotonic() + _CACHE_TTL_S, digest, result.identity)
+    return result.identity
+
+
+def current_identity() -> Identity | None:
+    """The caller of this request, from Basic credentials or the console session."""
+    if "identity" not in g:
+        ident = _from_basic()
+        if ident is None and session.get("login"):
+            ident = identity_of(db(), session["login"])
+        g.identity = ident
+    return g.identity
+
+
+def json_error(status: int, reason: str) -> Any:
+    """A JSON error response `{"error": reason}`."""
+    resp = jsonify(error=reason)
+    resp.status_code = status
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Basic realm="hotline"'
+    return resp
+
+
+def require_role(*roles: str) -> Callable[[F], F]:
+    """Allow the route only to a logged-in identity whose role is in `roles` (401 / 403 otherwise)."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            ident = current_identity()
+            if ident is None:
+                return json_error(401, "log in (HTTP Basic or the console) first")
+            if ident.role not in roles:
+                return json_error(403, f"this needs the role {' or '.join(roles)}")
+            return fn(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap

@@ -1,0 +1,89 @@
+"""The OpenAPI 3.1 description of /api (served at /api/openapi.json)."""
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+_NUM = {"type": ["number", "null"]}
+_FIGURES = {
+    "type": "object",
+    "properties": {
+        k: ({"type": "integer"} if k in ("waiting", "offered", "answered", "abandoned", "short_abandoned", "to_callback") else _NUM)
+        for k in ("waiting", "longest_wait_s", "offered", "answered", "abandoned", "short_abandoned",
+                  "asa_s", "service_level", "abandon_rate", "to_callback")
+    },
+}
+_CALL = {
+    "type": ["object", "null"],
+    "properties": {
+        "call_sid": {"type": "string"},
+        "member": {"type": ["object", "null"], "properties": {"uid": {"type": "string"}, "name": {"type": "string"}, "tier": {"type": "string"}}},
+        "tier": {"type": ["string", "null"]},
+        "category": {"type": ["string", "null"]},
+        "verified": {"type": "boolean"},
+        "waited_s": _NUM,
+    },
+}
+_AGENT = {
+    "type": "object",
+    "required": ["login", "name", "status", "call"],
+    "properties": {
+        "login": {"type": "string"}, "name": {"type": "string"},
+        "status": {"type": "string", "enum": ["offline", "available", "on_call", "wrap_up", "away"]},
+        "call": _CALL, "since": _NUM, "wrap_up_due": _NUM,
+    },
+}
+
+
+def _err(desc: str) -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _ok(schema: dict[str, Any], desc: str = "OK") -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": schema}}}
+
+
+_AUTH_ERRORS = {"401": _err("not logged in"), "403": _err("role not allowed"), "429": _err("locked after failed logins")}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Hotline API", "version": "1.0.0",
+             "description": "Agents' state and calls; supervisors' live queue and statistics. HTTP Basic with the agent's login and password, or the console's session."},
+    "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
+    "security": [{"basic": []}],
+    "paths": {
+        "/api/agents/me": {"get": {"summary": "The logged-in agent", "responses": {"200": _ok(_AGENT), **_AUTH_ERRORS}}},
+        "/api/agents/me/status": {"put": {
+            "summary": "Choose available, away or offline",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["status"],
+                "properties": {"status": {"type": "string", "enum": ["available", "away", "offline"]}}}}}},
+            "responses": {"200": _ok(_AGENT), "400": _err("bad JSON or unknown status"), "409": _err("on a call"), **_AUTH_ERRORS},
+        }},
+        "/api/agents/me/wrapup": {"post": {
+            "summary": "Save wrap-up notes for the last call and end the wrap-up",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {"notes": {"type": "string", "maxLength": 4000}, "disposition": {"type": "string", "maxLength": 40}}}}}},
+            "responses": {"200": _ok(_AGENT), "400": _err("bad JSON"), "409": _err("still on the call, or nothing to wrap up"), **_AUTH_ERRORS},
+        }},
+        "/api/queue": {"get": {
+            "summary": "Callers waiting, in service order (supervisors)",
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+            "responses": {"200": _ok({"type": "array", "items": {"type": "object", "properties": {
+                "call_sid": {"type": "string"}, "position": {"type": "integer"}, "tier": {"type": "string"},
+                "category": {"type": ["string", "null"]}, "verified": {"type": "boolean"},
+                "number": {"type": ["string", "null"]}, "waited_s": _NUM}}}), "400": _err("bad limit"), **_AUTH_ERRORS},
+        }},
+        "/api/stats": {"get": {
+            "summary": "Live figures per tier and overall (supervisors)",
+            "parameters": [{"name": "window", "in": "query", "schema": {"type": "string", "enum": ["today", "15m"]}}],
+            "responses": {"200": _ok({"type": "object", "required": ["window", "as_of", "tiers", "overall", "agents"], "properties": {
+                "window": {"type": "string"}, "as_of": {"type": "string"},
+                "tiers": {"type": "object", "additionalProperties": _FIGURES}, "overall": _FIGURES,
+                "agents": {"type": "object", "additionalProperties": {"type": "integer"}}}}),
+                "400": _err("unknown window"), **_AUTH_ERRORS},
+        }},
+        "/api/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    },
+}
