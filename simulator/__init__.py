@@ -1,1 +1,21 @@
-"""An offline stand-in for Twilio: places signed calls, follows TwiML, answers REST requests."""
+"""An offline stand-in for Twilio: places signed calls, follows TwiML, answers REST requests.
+
+    with Simulator.for_app(app, "https://hotline.test", auth_token) as sim:   # REST API on sim.api_url
+        sim.add_agent("alice", answer_after=3, talk_seconds=120)
+        result = sim.place_call("+8613800000001", ["1", "123456#", None])    # or Script(...)
+        assert result.status == "completed" and "..." in result.said()
+"""
+from simulator.core import CallHandle, Simulator
+from simulator.endpoints import Endpoint
+from simulator.errors import NotSimulated, RequestCapExceeded, SimulationError, TwimlRejected
+from simulator.events import Event, EventLog
+from simulator.results import CallResult, DialOutcome, Heard, WebhookRequest
+from simulator.script import HANGUP, Script, Speech
+from simulator.server import BackgroundServer
+from simulator.transport import FlaskTransport, HttpTransport, Reply, Transport
+
+__all__ = [
+    "BackgroundServer", "CallHandle", "CallResult", "DialOutcome", "Endpoint", "Event", "EventLog", "FlaskTransport",
+    "HANGUP", "Heard", "HttpTransport", "NotSimulated", "Reply", "RequestCapExceeded", "Script", "SimulationError",
+    "Simulator", "Speech", "Transport", "TwimlRejected", "WebhookRequest",
+]

@@ -1,0 +1,66 @@
+"""The shared world simulated calls run in: transport, account, queues, endpoints, events, live calls."""
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.endpoints import EndpointRegistry
+from simulator.events import EventLog
+from simulator.queues import QueueRegistry
+from simulator.transport import Transport
+
+API_VERSION = "2010-04-01"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Knobs of the simulation."""
+
+    scale: float = 0.001  # real seconds per simulated second: 0.001 makes a 30 s <Pause> last 30 ms
+    max_requests: int = 500  # webhook requests one call may make before it fails loudly (loop guard)
+    max_call_seconds: float = 4 * 3600.0  # simulated length after which a call fails loudly
+    play_seconds: float = 30.0  # simulated length of one <Play> (the simulator never downloads audio)
+
+
+def new_sid(prefix: str) -> str:
+    """A Twilio-shaped sid: two letters and 32 hex digits."""
+    return prefix + uuid.uuid4().hex
+
+
+class CallRegistry:
+    """Every call and <Dial> leg by sid, for the REST API; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_sid: dict[str, Any] = {}
+
+    def add(self, call: Any) -> None:
+        """Register a call or leg (anything with .sid)."""
+        with self._lock:
+            self._by_sid[call.sid] = call
+
+    def get(self, sid: str) -> Any | None:
+        """The call or leg with this sid, if any."""
+        with self._lock:
+            return self._by_sid.get(sid)
+
+    def all(self) -> list[Any]:
+        """Every call and leg, oldest first."""
+        with self._lock:
+            return list(self._by_sid.values())
+
+
+@dataclass
+class Network:
+    """What every simulated call shares."""
+
+    transport: Transport
+    account_sid: str
+    options: Options = field(default_factory=Options)
+    queues: QueueRegistry = field(default_factory=QueueRegistry)
+    endpoints: EndpointRegistry = field(default_factory=EndpointRegistry)
+    events: EventLog = field(default_factory=EventLog)
+    calls: CallRegistry = field(default_factory=CallRegistry)
+    closed: threading.Event = field(default_factory=threading.Event)  # set by Simulator.stop: no more webhooks
