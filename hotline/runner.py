@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import click
 
@@ -120,4 +120,89 @@ def serve_forever(host: str, port: int, workers: int) -> None:
         sup.stop()
         raise
     sup.spawn(gunicorn_args(host, port, workers), child_env(settings, url))
+    sys.exit(sup.wait())
+
+
+def wait_ready(url: str, sup: Supervisor, timeout_s: float = 60.0) -> None:
+    """Return once `url` answers 200 (the web server is up); fail if a child dies or time runs out."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        dead = [c for c in sup.children if c.poll() is not None]
+        if dead:
+            raise RuntimeError(f"{' '.join(dead[0].args[:4])} exited with {dead[0].returncode} during start-up")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)  # a listening socket gives no event to wait on; poll it
+    raise RuntimeError(f"the web server did not answer {url} within {timeout_s:.0f} s")
+
+
+def start_offline_twilio(settings: Settings, public_url: str) -> Any:
+    """The simulator's REST API on 127.0.0.1, with the demo agents reachable as Twilio Client identities.
+
+    In real time (scale 1.0): a simulated agent answers after 3 s and talks for 60 s.
+    """
+    from hotline.demo import DEMO_AGENTS
+    from simulator import Simulator
+
+    sim = Simulator.over_http(public_url, settings.twilio_auth_token, account_sid=settings.twilio_account_sid,
+                              number=settings.twilio_number, scale=1.0)
+    for _login, _name, _role, identity, _password in DEMO_AGENTS:
+        sim.add_agent(identity, answer_after=3, talk_seconds=60)
+    sim.start()
+    return sim
+
+
+def run_all(host: str, port: int) -> None:
+    """`hotline run`: embedded stores, migrations, demo data, web + worker + cron, offline Twilio; Ctrl-C stops all."""
+    from datetime import datetime, timezone
+
+    from hotline.cli import fail, open_services
+    from hotline.demo import seed_demo
+    from hotline.migrate import upgrade
+
+    public_url = f"http://{host}:{port}"
+    settings, url, embedded = prepare({"public_url": public_url})
+    sup = Supervisor(embedded=embedded)
+    try:
+        svc = open_services(redis_url=url, public_url=public_url)
+        try:
+            upgrade(svc.engine)
+            with svc.unit_of_work() as session:
+                lines = seed_demo(session, svc.config, now=datetime.now(timezone.utc))
+        finally:
+            svc.close()
+        extra = {"HOTLINE_PUBLIC_URL": public_url}
+        if settings.offline:
+            sim = start_offline_twilio(settings, public_url)
+            sup.on_stop.append(sim.stop)
+            extra["TWILIO_API_URL"] = sim.api_url
+        env = child_env(settings, url, extra)
+        sup.spawn(gunicorn_args(host, port, 2), env)
+        sup.spawn([sys.executable, "-m", "hotline.cli", "worker"], env)
+        sup.spawn([sys.executable, "-m", "hotline.cli", "cron"], env)
+        wait_ready(f"{public_url}/healthz", sup)
+    except RuntimeError as exc:
+        sup.stop()
+        fail(str(exc))
+    except BaseException:
+        sup.stop()
+        raise
+    for line in lines:
+        click.echo(line)
+    click.echo(f"""
+Hotline is running (Ctrl-C stops everything):
+  Twilio voice webhook   POST {public_url}/voice/incoming   (status: /voice/status, fallback: /voice/fallback)
+  Agent/supervisor API   {public_url}/api   (OpenAPI: {public_url}/api/openapi.json)
+  Health                 {public_url}/healthz
+  Twilio                 {'offline: the simulator answers REST at ' + extra['TWILIO_API_URL'] if settings.offline else settings.twilio_api_url}
+  Stores                 {settings.database_url} and redis at {url}
+""")
     sys.exit(sup.wait())

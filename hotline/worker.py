@@ -20,7 +20,7 @@ def run_worker(burst: bool = False) -> None:
 
     svc = open_services()
     try:
-        build_worker(svc).work(burst=burst, with_scheduler=True)
+        build_worker(svc).work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:
         svc.close()
 
