@@ -48,6 +48,7 @@ class Joined:
     score: float
     new: bool
     state: str
+    agents_available: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,14 @@ class WaitInfo:
     estimate: estimate.Estimate
 
 
-def arrived(session: Session, call_sid: str, *, from_number: str | None, now: Now) -> records.CallRecord:
-    """/voice/incoming: open the call record (idempotent). SQL only."""
-    return records.open_call(session, call_sid, from_number=from_number, now=now)
+def arrived(session: Session, call_sid: str, *, from_number: str | None, now: Now) -> None:
+    """/voice/incoming: open the call record (idempotent). One SQL statement."""
+    records.record_arrival(session, call_sid, from_number=from_number, now=now)
 
 
-def verified(session: Session, call_sid: str, *, tier: str, member_uid: str | None, now: Now) -> records.CallRecord:
-    """The PIN was accepted: record tier and member. SQL only."""
-    return records.note_verified(session, call_sid, tier=tier, member_uid=member_uid, now=now)
+def verified(session: Session, call_sid: str, *, tier: str, member_uid: str | None, now: Now) -> None:
+    """The PIN was accepted: record tier and member. One SQL statement."""
+    records.mark_verified(session, call_sid, tier=tier, member_uid=member_uid, now=now)
 
 
 def join_queue(
@@ -86,7 +87,7 @@ def join_queue(
     name = pen.assign(r, call_sid, settings) if e.state in ("waiting", "offered") else None
     records.note_queued(session, call_sid, tier=tier, category=category or None, verified=verified,
                         member_uid=member_uid, score=e.score, queued_at=e.queued_at, from_number=from_number)
-    return Joined(call_sid, name, e.position, e.score, e.new, e.state)
+    return Joined(call_sid, name, e.position, e.score, e.new, e.state, e.agents_available)
 
 
 def waiting(

@@ -34,7 +34,8 @@ if not state then
   state, new = 'waiting', 1
 end
 local rank = redis.call('ZRANK', ORDER, sid)
-return {new, state, redis.call('HGET', ck, 'score'), redis.call('HGET', ck, 'queued'), rank or -1}
+return {new, state, redis.call('HGET', ck, 'score'), redis.call('HGET', ck, 'queued'), rank or -1,
+        redis.call('ZCARD', AVAIL)}
 """)
 
 _REMOVE = Lua("""
@@ -62,6 +63,7 @@ class Enqueued:
     score: float
     queued_at: float  # epoch seconds the call first joined the queue
     position: int | None  # 1-based, None unless waiting
+    agents_available: int = 0  # so the edge asks for a dispatch only when someone could answer
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,14 @@ def enqueue(
     ms = clock.to_ms(now)
     s = score if score is not None else score_for(tier, ms / 1000, qs)
     day, minute = clock.bucket_keys(ms, qs.tz)
-    new, state, stored_score, queued, rank = _ENQUEUE(
+    new, state, stored_score, queued, rank, available = _ENQUEUE(
         r, [day, minute],
         [call_sid, tier, repr(float(s)), ms, qs.service_level_ms(tier), category, flag(verified), member_uid or ""],
     )
     return Enqueued(
         call_sid=call_sid, new=bool(new), state=text(state), score=float(stored_score),
         queued_at=int(queued) / 1000, position=int(rank) + 1 if int(rank) >= 0 else None,
+        agents_available=int(available),
     )
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, select
+from sqlalchemy import Boolean, Float, Integer, String, Text, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -89,6 +90,30 @@ def open_call(session: Session, call_sid: str, *, from_number: str | None, now: 
     rec.from_number = rec.from_number or from_number
     session.flush()
     return rec
+
+
+def record_arrival(session: Session, call_sid: str, *, from_number: str | None, now: Now) -> None:
+    """/voice/incoming's cheap path: one INSERT … ON CONFLICT DO NOTHING (a retried webhook changes nothing)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(CallRecord)
+        .values(call_sid=call_sid, from_number=from_number, arrived=clock.canonical(now), outcome=IN_PROGRESS,
+                verified=False, offers=0)
+        .on_conflict_do_nothing(index_elements=["call_sid"])
+    )
+
+
+def mark_verified(session: Session, call_sid: str, *, tier: str, member_uid: str | None, now: Now) -> None:
+    """The PIN step's cheap path: one UPDATE of the record /voice/incoming created (find-or-create if it did not)."""
+    done = session.execute(
+        update(CallRecord).where(CallRecord.call_sid == call_sid)
+        .values(verified=True, tier=tier, member_uid=func.coalesce(member_uid, CallRecord.member_uid),
+                verified_at=func.coalesce(CallRecord.verified_at, clock.canonical(now)))
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount == 0:
+        note_verified(session, call_sid, tier=tier, member_uid=member_uid, now=now)
 
 
 def note_verified(session: Session, call_sid: str, *, tier: str, member_uid: str | None, now: Now) -> CallRecord:

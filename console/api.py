@@ -11,7 +11,7 @@ from console.auth import current_identity, json_error, require_role
 from console.openapi import OPENAPI
 from console.views import agent_view, queue_view, save_wrapup
 from hotline.context import db, services
-from webhooks.dispatcher import now_utc, request_dispatch
+from webhooks.dispatcher import request_dispatch
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -36,7 +36,7 @@ def openapi() -> Response:
 def me() -> Response:
     """The logged-in agent: state and current call."""
     svc = services()
-    return jsonify(agent_view(db(), svc.redis, current_identity(), now_utc(), svc.config))
+    return jsonify(agent_view(db(), svc.redis, current_identity(), svc.clock(), svc.config))
 
 
 @bp.put("/agents/me/status")
@@ -49,7 +49,7 @@ def set_status() -> Response:
     status = body.get("status")
     if status not in presence.MANUAL_STATES:
         return json_error(400, f"status: must be one of {', '.join(presence.MANUAL_STATES)}")
-    svc, ident, now = services(), current_identity(), now_utc()
+    svc, ident, now = services(), current_identity(), services().clock()
     from callqueue.agents import agent_endpoint
 
     try:
@@ -73,7 +73,7 @@ def wrapup() -> Response:
         return json_error(400, "notes: must be a string of at most 4000 characters")
     if not isinstance(disposition, str) or len(disposition) > 40:
         return json_error(400, "disposition: must be a string of at most 40 characters")
-    svc, ident, now = services(), current_identity(), now_utc()
+    svc, ident, now = services(), current_identity(), services().clock()
     try:
         back_available = save_wrapup(db(), svc.redis, ident.login, notes, disposition, now)
     except PresenceError as exc:
@@ -93,7 +93,7 @@ def queue() -> Response:
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return json_error(400, "limit: must be a whole number from 1 to 1000")
     rows = ordering.in_order(svc.redis, 0, int(limit))
-    return jsonify(queue_view(db(), rows, now_utc()))
+    return jsonify(queue_view(db(), rows, svc.clock()))
 
 
 @bp.get("/stats")
@@ -104,7 +104,7 @@ def statistics() -> Response:
     if window not in ("today", "15m"):
         return json_error(400, "window: must be today or 15m")
     svc = services()
-    return jsonify(stats.live(svc.redis, now_utc(), svc.config, window))
+    return jsonify(stats.live(svc.redis, svc.clock(), svc.config, window))
 
 
 @bp.errorhandler(404)

@@ -232,5 +232,9 @@ def agents_list() -> None:
         click.echo(f"{row['login']:<16} {row['role']:<10} {row['endpoint'] or '':<24} {row['name']}")
 
 
+from hotline.cli_members import members  # noqa: E402 (a group defined in its own module)
+
+main.add_command(members)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

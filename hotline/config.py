@@ -97,6 +97,7 @@ def root_spec(extra_sections: Mapping[str, Spec] | None = None) -> Table:
                     "short_abandon_s": Num(min=0),
                     "twilio_queue_max_size": Num(min=1, max=5000, integer=True),
                     "twilio_queue_prefix": Str(pattern=r"[A-Za-z0-9_-]{1,40}", hint="1-40 letters, digits, _ or -"),
+                    "hold_music_url": Str(pattern=r"(https?://\S+)?", hint="an http(s) URL of hold audio, or \"\" for silence"),
                 }
             ),
             "verification": Table(

@@ -34,9 +34,9 @@ def dispatch() -> int:
 def sweep() -> dict[str, int]:
     """RQ job: end due wrap-ups, return stale offers, then dispatch whoever can be paired now."""
     from callqueue.dispatch import sweep as sweep_queue
-    from webhooks.dispatcher import dispatch_all, now_utc
+    from webhooks.dispatcher import dispatch_all
 
     svc = job_services()
-    result = sweep_queue(svc.redis, now_utc(), svc.config)
+    result = sweep_queue(svc.redis, svc.clock(), svc.config)
     result["moved"] = dispatch_all(svc)
     return result

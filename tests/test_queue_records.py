@@ -183,3 +183,15 @@ def test_retried_no_answer_dial_result_still_requeues(db, redis, qs):
     assert calls.dial_result(db, redis, "CA1", offer.agent, "no-answer", at(30), qs) == "requeue"
     assert calls.dial_result(db, redis, "CA1", offer.agent, "no-answer", at(31), qs) == "requeue"
     assert ordering.position(redis, "CA1") == 1
+
+
+def test_arrival_insert_is_idempotent_and_verification_is_one_update(db):
+    calls.arrived(db, "CAx", from_number="+8613800000001", now=at(0))
+    calls.arrived(db, "CAx", from_number="+8613800000009", now=at(5))  # a retried /voice/incoming
+    calls.verified(db, "CAx", tier="premium", member_uid="42", now=at(9))
+    calls.verified(db, "CAy", tier="standard", member_uid=None, now=at(9))  # no record yet: created
+    db.commit()
+    rec = records.get(db, "CAx")
+    assert rows(db) == 2
+    assert (rec.arrived, rec.from_number, rec.tier, rec.member_uid, rec.verified_at) == (at(0), "+8613800000001", "premium", "42", at(9))
+    assert records.get(db, "CAy").verified is True

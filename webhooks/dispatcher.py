@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from typing import Callable
 from urllib.parse import urlencode
 
 from callqueue import calls
@@ -17,11 +15,6 @@ log = logging.getLogger("hotline.dispatch")
 PENDING_KEY = "hl:dispatch:pending"
 # Twilio's "no such call" / "call not in progress": the caller has gone, do not put them back.
 CALLER_GONE_CODES = {20404, 21220}
-
-
-def now_utc() -> datetime:
-    """The wall clock, for edges (rules take `now` as an argument)."""
-    return datetime.now(timezone.utc)
 
 
 def request_dispatch(svc: Services) -> bool:
@@ -41,7 +34,7 @@ def connect_url(svc: Services, offer: Offer) -> str:
     return f"{svc.settings.public_url}/voice/connect?{query}"
 
 
-def dispatch_all(svc: Services, now: Callable[[], datetime] = now_utc, limit: int = 1000) -> int:
+def dispatch_all(svc: Services, limit: int = 1000) -> int:
     """Claim and move callers until no pair is left or Twilio fails; return how many were moved.
 
     A failed move puts the caller back at their place and frees the agent, then stops this run:
@@ -52,7 +45,7 @@ def dispatch_all(svc: Services, now: Callable[[], datetime] = now_utc, limit: in
     moved = 0
     for _ in range(limit):
         with svc.unit_of_work() as session:
-            offer = calls.dispatch(session, svc.redis, now())
+            offer = calls.dispatch(session, svc.redis, svc.clock())
         if offer is None:
             break
         try:
@@ -60,7 +53,7 @@ def dispatch_all(svc: Services, now: Callable[[], datetime] = now_utc, limit: in
         except GatewayError as exc:
             gone = exc.code in CALLER_GONE_CODES or exc.status == 404
             with svc.unit_of_work() as session:
-                calls.move_failed(session, svc.redis, offer, now(), svc.config, caller_gone=gone)
+                calls.move_failed(session, svc.redis, offer, svc.clock(), svc.config, caller_gone=gone)
             log_event(log, "move failed", logging.WARNING, call_sid=offer.call_sid, agent=offer.agent,
                       status=exc.status, caller_gone=gone)
             if not gone:

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from hotline.context import services
 from hotline.logs import log_event, mask_phone
 from webhooks.security import signature_valid
-from webhooks.twiml import apology, say, twiml
+from webhooks.twiml import apology, twiml
 
 log = logging.getLogger("hotline.webhooks")
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -59,24 +59,6 @@ def never_a_500(exc: Exception) -> Response:
     return apology(services().config)
 
 
-@bp.post("/incoming")
-def incoming() -> Response:
-    """A new call: greet the caller."""
-    cfg = services().config
-    lang = cfg["hotline"]["default_language"]
-    resp = VoiceResponse()
-    say(resp, cfg, cfg.prompt("greeting", lang), lang)
-    say(resp, cfg, cfg.prompt("goodbye", lang), lang)
-    resp.hangup()
-    return twiml(resp)
-
-
-@bp.post("/status")
-def status() -> Response:
-    """Call status callback: acknowledged (Twilio ignores the body)."""
-    return twiml(VoiceResponse())
-
-
 @bp.post("/fallback")
 def fallback() -> Response:
     """Twilio's fallback URL: answers from no state at all."""
@@ -88,3 +70,8 @@ def unknown_step(unknown: str) -> Response:
     """A voice URL we never handed out: apologise and hang up rather than 404 mid-call."""
     log_event(log, "unknown voice url", logging.WARNING, step=unknown)
     return apology(services().config)
+
+
+# The call flow's routes register themselves on `bp`: the IVR (/voice/incoming, /voice/ivr/<step>)
+# and the queue (/voice/queue, /wait, /queue-result, /connect, /whisper, /dial-result, /status).
+from webhooks import ivr_routes, queue_routes  # noqa: E402,F401

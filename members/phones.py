@@ -1,0 +1,27 @@
+"""Phone numbers: everything the hotline stores or compares is E.164."""
+from __future__ import annotations
+
+import phonenumbers
+
+
+def normalize_phone(raw: str | None, region: str) -> str | None:
+    """`raw` as E.164 (`+8613800000001`), reading numbers without +country code in `region`; None if not a valid number."""
+    text = (raw or "").strip()
+    if not text or len(text) > 40:
+        return None
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def can_text(e164: str) -> bool:
+    """True when `e164` may receive text messages (a mobile number, or one that may be mobile)."""
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return False
+    return kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)

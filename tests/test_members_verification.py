@@ -1,0 +1,127 @@
+"""Members and PIN verification on the real database, with a fixed `now`."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hotline.db import make_engine, make_session_factory
+from members.admin import MemberError, add_member, check_member, check_pin_hash, list_members, unlock_member
+from members.models import Member
+from members.verification import Outcome, Rules, find_by_phone, find_by_uid, number_key, record_number_failure, verify_pin
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def rules(services):
+    return Rules.from_config(services.config)
+
+
+@pytest.fixture
+def premium(services, db):
+    fields, errors = check_member("10001", "王小明", "premium", "138 0000 0001;+1 415 555 0100", services.config)
+    assert not errors
+    member_id = add_member(db, fields, "2468", services.config, NOW)
+    db.commit()
+    return member_id
+
+
+def test_add_member_normalises_phones_and_hashes_the_pin(services, db, premium):
+    member = db.get(Member, premium)
+    assert sorted(p.e164 for p in member.phones) == ["+14155550100", "+8613800000001"]
+    assert member.pin_hash.startswith("scrypt$") and "2468" not in member.pin_hash
+    assert find_by_phone(db, "+8613800000001").uid == "10001" and find_by_uid(db, "10001").tier == "premium"
+    assert find_by_phone(db, "+8613800000009") is None and find_by_uid(db, "999") is None
+
+
+@pytest.mark.parametrize(
+    "uid,name,tier,phone,expected",
+    [
+        ("10a", "n", "premium", "13800000002", "uid: '10a' must be 1 to 20 digits"),
+        ("1" * 21, "n", "premium", "13800000002", "uid:"),
+        ("10002", "", "premium", "13800000002", "name: is empty"),
+        ("10002", "n", "guest", "13800000002", "tier: 'guest' must be one of annual_premium, premium, standard"),
+        ("10002", "n", "gold", "13800000002", "tier: 'gold'"),
+        ("10002", "n", "premium", "12345", "phone: '12345' is not a valid phone number (region CN)"),
+        ("10002", "n", "premium", "", "phone: is empty"),
+    ],
+)
+def test_member_fields_are_checked(services, uid, name, tier, phone, expected):
+    fields, errors = check_member(uid, name, tier, phone, services.config)
+    assert fields is None and any(e.startswith(expected) for e in errors), errors
+
+
+def test_add_refuses_a_taken_uid_or_phone_and_a_bad_pin(services, db, premium):
+    fields, _ = check_member("10001", "again", "standard", "+8613800000001", services.config)
+    with pytest.raises(MemberError) as exc:
+        add_member(db, fields, "12", services.config, NOW)
+    assert exc.value.errors == ["pin: must be 4 to 8 digits", "uid: member 10001 already exists",
+                                "phone: +8613800000001 already belongs to member 10001"]
+
+
+def test_right_pin_verifies_and_clears_failures(services, db, premium, rules):
+    assert verify_pin(db, premium, "1111", 0, NOW, rules).outcome is Outcome.WRONG
+    assert db.get(Member, premium).failed_pins == 1
+    v = verify_pin(db, premium, "2468", 0, NOW, rules)
+    assert (v.outcome, v.tier, v.count_failure) == (Outcome.OK, "premium", False)
+    assert db.get(Member, premium).failed_pins == 0
+
+
+def test_three_wrong_pins_lock_for_the_configured_minutes_then_it_opens_again(services, db, premium, rules):
+    assert [verify_pin(db, premium, "0000", 0, NOW, rules).left for _ in range(2)] == [2, 1]
+    v = verify_pin(db, premium, "0000", 0, NOW, rules)
+    assert (v.outcome, v.minutes, v.count_failure) == (Outcome.LOCKED, 15, True)
+    db.commit()
+    assert db.get(Member, premium).locked_until == NOW + timedelta(minutes=15)
+    during = verify_pin(db, premium, "2468", 0, NOW + timedelta(minutes=14, seconds=1), rules)
+    assert (during.outcome, during.minutes) == (Outcome.LOCKED, 1)  # even the right PIN is not checked
+    after = verify_pin(db, premium, "2468", 0, NOW + timedelta(minutes=15), rules)
+    assert after.outcome is Outcome.OK and db.get(Member, premium).locked_until is None
+
+
+def test_the_lock_survives_a_restart(services, db, premium, rules):
+    for _ in range(3):
+        verify_pin(db, premium, "0000", 0, NOW, rules)
+    db.commit()
+    engine = make_engine(services.settings.database_url)  # a new process: new engine, new sessions
+    try:
+        with make_session_factory(engine)() as fresh:
+            assert verify_pin(fresh, premium, "2468", 0, NOW + timedelta(minutes=1), rules).outcome is Outcome.LOCKED
+    finally:
+        engine.dispose()
+
+
+def test_a_blocked_number_is_refused_before_the_member_is_touched(services, db, premium, rules):
+    v = verify_pin(db, premium, "2468", rules.number_failures_per_hour, NOW, rules)
+    assert v.outcome is Outcome.NUMBER_BLOCKED and db.get(Member, premium).failed_pins == 0
+
+
+def test_number_failures_count_in_a_one_hour_window(redis):
+    for _ in range(3):
+        pipe = redis.pipeline()
+        record_number_failure(pipe, "+8613800000001")
+        pipe.execute()
+    assert redis.get(number_key("+8613800000001")) == "3" and 3590 < redis.ttl(number_key("+8613800000001")) <= 3600
+    assert number_key("") == "pinfail:withheld"
+
+
+def test_unlock_and_list(services, db, premium, rules):
+    for _ in range(3):
+        verify_pin(db, premium, "0000", 0, NOW, rules)
+    db.commit()
+    rows = list(list_members(db, now=NOW))
+    assert rows == [{"uid": "10001", "name": "王小明", "tier": "premium", "phones": "+8613800000001 +14155550100",
+                     "locked_until": (NOW + timedelta(minutes=15)).isoformat(timespec="seconds")}]
+    assert list(list_members(db, tier="standard", now=NOW)) == []
+    assert unlock_member(db, "10001") and not unlock_member(db, "404")
+    db.commit()
+    assert db.get(Member, premium).locked_until is None
+
+
+def test_pre_hashed_pins_are_checked_for_shape(services):
+    from hotline.passwords import hash_secret
+
+    assert check_pin_hash(hash_secret("1234")) is None
+    assert check_pin_hash("1234").startswith("pin_hash: must be scrypt$")
+    assert check_pin_hash(hash_secret("1234", n=2**10)).startswith("pin_hash: scrypt parameters out of range")

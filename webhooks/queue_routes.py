@@ -1,0 +1,187 @@
+"""The queue webhooks: hold (<Enqueue> + waitUrl), connect to the agent (<Dial> + whisper), and how the caller left."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, request
+from twilio.twiml.voice_response import Dial, VoiceResponse
+
+from callqueue import calls, keys, presence
+from hotline.config import Config
+from hotline.context import db, services
+from hotline.logs import log_event
+from hotline.services import Services
+from ivr import session as ivr_session
+from ivr.session import CallState
+from webhooks.dispatcher import request_dispatch
+from webhooks.twiml import say, twiml
+from webhooks.voice import bp
+
+log = logging.getLogger("hotline.queue")
+
+WAIT_URL = "/voice/wait"
+QUEUE_RESULT_URL = "/voice/queue-result"
+
+
+def _prompt(config: Config, name: str, lang: str, **values: Any) -> str:
+    return config.prompt(name, lang).format(**values)
+
+
+def _state(svc: Services, sid: str) -> CallState:
+    """The caller's IVR session (a guest in the default language if it was lost)."""
+    return ivr_session.parse(svc.redis.hgetall(ivr_session.key(sid))) or CallState(lang=svc.config["hotline"]["default_language"])
+
+
+def enqueue(resp: VoiceResponse, svc: Services, sid: str, state: CallState) -> Response:
+    """Put the caller in our order and answer with <Enqueue> into the Twilio queue the pen assigns.
+
+    The order that counts is ours (Redis); the Twilio queue is only where the caller is held.
+    Commits, then asks a worker to dispatch.
+    """
+    now = svc.clock()
+    joined = calls.join_queue(
+        db(), svc.redis, sid, tier=state.tier or "guest", now=now, settings=svc.config,
+        category=state.category, verified=state.verified, member_uid=state.uid or None,
+        from_number=state.caller or None,
+    )
+    db().commit()
+    if joined.queue_name is None:  # the call already ended (a late or retried request)
+        resp.hangup()
+        return twiml(resp)
+    if joined.agents_available:
+        request_dispatch(svc)  # nobody free: the agent who becomes available triggers the dispatch
+    resp.enqueue(joined.queue_name, wait_url=WAIT_URL, wait_url_method="POST", action=QUEUE_RESULT_URL, method="POST")
+    log_event(log, "queued", call_sid=sid, tier=state.tier, position=joined.position, queue=joined.queue_name)
+    return twiml(resp)
+
+
+@bp.post("/queue")
+def queue() -> Response:
+    """Join the agent queue with the tier and category the IVR recorded."""
+    svc, sid = services(), request.form["CallSid"]
+    return enqueue(VoiceResponse(), svc, sid, _state(svc, sid))
+
+
+@bp.post("/wait")
+def wait() -> Response:
+    """waitUrl: our position and an honest estimate, then hold; Twilio asks again when this document ends."""
+    svc, sid = services(), request.form["CallSid"]
+    cfg, state = svc.config, _state(svc, sid)
+    info = calls.waiting(svc.redis, sid, svc.clock(), cfg, queue_sid=request.form.get("QueueSid") or None)
+    resp = VoiceResponse()
+    if info.state == "waiting" and info.position:
+        lang = state.lang
+        say(resp, cfg, _prompt(cfg, "queue_position", lang, position=info.position), lang)
+        minutes = info.estimate.minutes()
+        if minutes is None:
+            say(resp, cfg, _prompt(cfg, "queue_estimate_unknown", lang), lang)
+        else:
+            say(resp, cfg, _prompt(cfg, "queue_estimate", lang, minutes=minutes), lang)
+        if state.tier != next(iter(cfg.tiers)):
+            say(resp, cfg, _prompt(cfg, "queue_priority_note", lang), lang)
+    hold_url = cfg["queue"]["hold_music_url"]
+    if hold_url:
+        resp.play(hold_url)
+    else:
+        resp.pause(length=cfg["queue"]["announce_every_s"])
+    return twiml(resp)
+
+
+@bp.post("/queue-result")
+def queue_result() -> Response:
+    """Enqueue action: the caller left the Twilio queue (hung up, left, redirected to an agent, queue full…)."""
+    svc, sid = services(), request.form["CallSid"]
+    result = request.form.get("QueueResult", "")
+    settled = calls.queue_result(db(), svc.redis, sid, result, svc.clock(), svc.config)
+    db().commit()
+    if settled is not None and settled.agent:
+        request_dispatch(svc)  # an agent rung for this caller is free again
+    resp = VoiceResponse()
+    if result == "queue-full":
+        return enqueue(resp, svc, sid, _state(svc, sid))  # the pen marked that shard full: another one
+    if result in ("error", "system-error"):
+        state = _state(svc, sid)
+        say(resp, svc.config, svc.config.prompt("apology", state.lang), state.lang)
+    if result not in ("redirected", "bridged", "bridging-in-process", "redirected-from-bridged"):
+        resp.hangup()
+    return twiml(resp)
+
+
+@bp.post("/connect")
+def connect() -> Response:
+    """Where the dispatcher moves a caller: <Dial> the offered agent, with a whisper on the agent's leg."""
+    svc, sid = services(), request.form["CallSid"]
+    agent = request.args.get("agent", "")
+    cfg, state = svc.config, _state(svc, sid)
+    call = svc.redis.hmget(keys.call(sid), "state", "agent")
+    endpoint = presence.get(svc.redis, agent, svc.clock()).endpoint if agent else None
+    resp = VoiceResponse()
+    if call[0] != "offered" or call[1] != agent or not endpoint:
+        # A stale move (the offer was returned meanwhile): back to holding, at the same place.
+        log_event(log, "stale connect", logging.WARNING, call_sid=sid, agent=agent, state=call[0])
+        return enqueue(resp, svc, sid, state)
+    say(resp, cfg, _prompt(cfg, "connecting", state.lang), state.lang)
+    dial = Dial(action="/voice/dial-result?" + urlencode({"agent": agent}), method="POST",
+                timeout=cfg["queue"]["ring_timeout_s"], caller_id=svc.settings.twilio_number or None)
+    whisper = "/voice/whisper?" + urlencode({"caller": sid, "agent": agent})
+    if endpoint.startswith("client:"):
+        dial.client(endpoint.removeprefix("client:"), url=whisper, method="POST")
+    else:
+        dial.number(endpoint, url=whisper, method="POST")
+    resp.append(dial)
+    return twiml(resp)
+
+
+@bp.post("/whisper")
+def whisper() -> Response:
+    """On the agent's leg, before the bridge: who is calling and why. Marks the caller answered."""
+    svc = services()
+    caller, agent = request.args.get("caller", ""), request.args.get("agent", "")
+    cfg = svc.config
+    lang = cfg["hotline"]["default_language"]
+    calls.agent_answered(db(), svc.redis, caller, agent, svc.clock(), cfg)
+    db().commit()
+    state = _state(svc, caller)
+    tier = cfg.tiers.get(state.tier, cfg.tiers["guest"])["label"][lang]
+    verified = _prompt(cfg, "whisper_verified" if state.verified else "whisper_unverified", lang)
+    resp = VoiceResponse()
+    say(resp, cfg, _prompt(cfg, "whisper", lang, tier=tier, category=category_label(cfg, state.category, lang), verified=verified), lang)
+    return twiml(resp)
+
+
+def category_label(cfg: Config, category: str, lang: str) -> str:
+    """A category's spoken name for the whisper (the key itself when the menu does not name it)."""
+    labels = cfg.data.get("categories", {}).get(category) or {}
+    return labels.get(lang) or category or _prompt(cfg, "whisper_no_category", lang)
+
+
+@bp.post("/dial-result")
+def dial_result() -> Response:
+    """Dial action: after a conversation, goodbye; if the agent did not answer, back in line at the same place."""
+    svc, sid = services(), request.form["CallSid"]
+    agent = request.args.get("agent", "")
+    status = request.form.get("DialCallStatus", "failed")
+    outcome = calls.dial_result(db(), svc.redis, sid, agent, status, svc.clock(), svc.config)
+    db().commit()
+    state = _state(svc, sid)
+    resp = VoiceResponse()
+    if outcome == "requeue":
+        say(resp, svc.config, _prompt(svc.config, "requeue", state.lang), state.lang)
+        return enqueue(resp, svc, sid, state)
+    if outcome == "done":
+        say(resp, svc.config, svc.config.prompt("goodbye", state.lang), state.lang)
+    resp.hangup()
+    return twiml(resp)
+
+
+@bp.post("/status")
+def status() -> Response:
+    """Status callback: on a final status, close what is still open for the call (Twilio ignores the body)."""
+    svc, sid = services(), request.form["CallSid"]
+    rec = calls.call_status(db(), svc.redis, sid, request.form.get("CallStatus", ""), svc.clock(), svc.config)
+    db().commit()
+    if rec is not None and rec.outcome in ("abandoned", "short_abandoned", "failed"):
+        request_dispatch(svc)  # an agent who was being rung for this caller is free again
+    return twiml(VoiceResponse())
