@@ -157,3 +157,11 @@ def voice(client: Any, twiml_check: Callable[[str], None]) -> Callable[..., Any]
         return resp
 
     return post
+
+
+@pytest.fixture
+def qs(services: Services) -> Any:
+    """The queue's settings from the test configuration."""
+    from callqueue.settings import queue_settings
+
+    return queue_settings(services.config)

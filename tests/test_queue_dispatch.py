@@ -9,16 +9,8 @@ import pytest
 from callqueue import dispatch, keys, ordering, pen, presence
 from callqueue.settings import queue_settings
 
-T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+from tests.queue_support import T0, at
 
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def qs(services):
-    return queue_settings(services.config)
 
 
 def order(redis):

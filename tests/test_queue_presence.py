@@ -10,11 +10,7 @@ from callqueue import dispatch, keys, ordering, presence
 from callqueue.presence import PresenceError
 from callqueue.settings import queue_settings
 
-T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+from tests.queue_support import T0, at
 
 
 @pytest.fixture

@@ -10,16 +10,8 @@ from callqueue import calls, dispatch, ordering, presence, records
 from callqueue.records import CallRecord
 from callqueue.settings import queue_settings
 
-T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+from tests.queue_support import T0, at
 
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def qs(services):
-    return queue_settings(services.config)
 
 
 def rows(db) -> int:

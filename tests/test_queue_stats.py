@@ -16,10 +16,6 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-@pytest.fixture
-def qs(services):
-    return queue_settings(services.config)
-
 
 def play_a_morning(db, r, qs) -> None:
     """A realistic mixed sequence, each webhook committed as the edge would, with retries and late callbacks."""
