@@ -93,8 +93,10 @@ def test_many_threads_claiming_at_once(services, redis):
 def test_several_processes_claiming_at_once(services, redis):
     fill(redis)
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no client or lock inherited by fork
-    with ctx.Pool(4) as pool:
-        parts = pool.map(work, [services.redis_url] * 4)
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        # All four start claiming together: interpreters start at different speeds on a busy machine.
+        barrier = manager.Barrier(4)
+        parts = pool.starmap(work, [(services.redis_url, barrier.wait)] * 4)
     check([c for part in parts for c in part], redis)
     assert sum(1 for part in parts if part) > 1
 
