@@ -150,6 +150,11 @@ def dial_result(
         agent_answered(session, r, call_sid, agent, now, settings)  # no-op when the whisper reported it
         dsp.completed(r, call_sid, agent, now, settings)
         return "done"
+    if dial_status == "canceled":
+        # The caller hung up while the agent's phone rang: an abandon, and the agent did nothing wrong
+        # (they keep their turn instead of being set away for a missed call).
+        _record_left(session, call_sid, dsp.caller_left(r, call_sid, now, "hangup", settings))
+        return "gone"
     caller_back, _ = dsp.no_answer(r, call_sid, agent, now, settings)
     # a retried dial action finds the caller already waiting: still "requeue"
     return "requeue" if caller_back or r.hget(keys.call(call_sid), "state") == "waiting" else "gone"

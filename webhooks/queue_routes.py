@@ -172,6 +172,9 @@ def dial_result() -> Response:
         return enqueue(resp, svc, sid, state)
     if outcome == "done":
         say(resp, svc.config, svc.config.prompt("goodbye", state.lang), state.lang)
+    # The agent is free (at once with no wrap-up, or after it: the sweep covers that) and the next
+    # caller must not wait for another event to be offered to them.
+    request_dispatch(svc)
     resp.hangup()
     return twiml(resp)
 
@@ -182,6 +185,6 @@ def status() -> Response:
     svc, sid = services(), request.form["CallSid"]
     rec = calls.call_status(db(), svc.redis, sid, request.form.get("CallStatus", ""), svc.clock(), svc.config)
     db().commit()
-    if rec is not None and rec.outcome in ("abandoned", "short_abandoned", "failed"):
-        request_dispatch(svc)  # an agent who was being rung for this caller is free again
+    if rec is not None:
+        request_dispatch(svc)  # the call freed an agent (rung for a caller who left, or after a conversation)
     return twiml(VoiceResponse())
