@@ -65,5 +65,5 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for chatty in ("rq.worker", "rq.scheduler", "rq.cron"):
+    for chatty in ("rq.worker", "rq.scheduler", "rq.cron", "twilio.http_client"):
         logging.getLogger(chatty).setLevel(logging.WARNING)  # a line per job every few seconds drowns ours

@@ -163,6 +163,8 @@ def dial_result() -> Response:
     svc, sid = services(), request.form["CallSid"]
     agent = request.args.get("agent", "")
     status = request.form.get("DialCallStatus", "failed")
+    if request.form.get("CallStatus") in calls.TERMINAL_CALL_STATUSES and status not in calls.ANSWERED_DIAL:
+        status = "canceled"  # the caller's own leg is over: they hung up while the agent rang, whatever Dial says
     outcome = calls.dial_result(db(), svc.redis, sid, agent, status, svc.clock(), svc.config)
     db().commit()
     state = _state(svc, sid)
