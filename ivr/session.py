@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 TTL_S = 6 * 3600  # longer than any call, queue wait included; refreshed on every write
 
@@ -86,6 +87,16 @@ class CallState:
         return cls(**values)
 
 
+_scripts: list[Script] = []
+
+
+def _open_script(r: redis.Redis) -> Script:
+    """The open-session script, built once per process (it runs by EVALSHA on whichever client is given)."""
+    if not _scripts:
+        _scripts.append(r.register_script(_OPEN))
+    return _scripts[0]
+
+
 def key(sid: str) -> str:
     """The Redis key of a call's session."""
     return f"call:{sid}"
@@ -101,7 +112,7 @@ def open_session(r: redis.Redis, sid: str, initial: CallState, ttl_s: int = TTL_
     flat: list[str] = []
     for k, v in initial.to_fields().items():
         flat += [k, v]
-    stored = r.register_script(_OPEN)(keys=[key(sid)], args=[ttl_s, *flat])
+    stored = _open_script(r)(keys=[key(sid)], args=[ttl_s, *flat], client=r)
     pairs = dict(zip(stored[0::2], stored[1::2]))
     return CallState.from_fields(pairs)
 
