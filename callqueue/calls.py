@@ -183,6 +183,16 @@ def queue_result(
     return s
 
 
+def left_for_callback(
+    session: Session, r: redis.Redis, call_sid: str, now: Now, settings: Config | QueueSettings,
+) -> Settled:
+    """The caller booked a callback from the hold loop: out of the order (`to_callback`), before their <Leave>."""
+    pen.release(r, call_sid)
+    s = dsp.caller_left(r, call_sid, now, "callback", settings)
+    _record_left(session, call_sid, s)
+    return s
+
+
 def call_status(
     session: Session, r: redis.Redis, call_sid: str, status: str, now: Now, settings: Config | QueueSettings,
 ) -> records.CallRecord | None:

@@ -31,6 +31,13 @@ for _ = 1, 100 do
   if redis.call('HGET', ak, 'state') ~= 'available' then
     redis.call('ZREM', AVAIL, login)  -- a stale entry: drop it and look again
   else
+    -- Callbacks ringing a member with a better score than the best waiting caller each hold an agent:
+    -- the member was promised that place, and answers into the queue seconds from now.
+    if redis.call('EXISTS', CBRING) == 1 then
+      local best = redis.call('ZRANGE', ORDER, 0, 0, 'WITHSCORES')
+      if #best == 0 then return false end
+      if redis.call('ZCARD', AVAIL) <= redis.call('ZCOUNT', CBRING, '-inf', best[2]) then return false end
+    end
     local c = redis.call('ZPOPMIN', ORDER)
     if #c == 0 then return false end
     local sid = c[1]

@@ -13,6 +13,7 @@ Layout (prefix `hl:`):
 | `hl:agents:wrapup` | ZSET | agents in wrap-up, score = epoch ms the wrap-up ends |
 | `hl:agents:in:{state}` | SET | logins per presence state (counts by SCARD) |
 | `hl:pen` | HASH | Twilio queue (shard) name → callers we put there |
+| `hl:cb:ringing` | ZSET | callback tickets ringing the member (`t{id}`), score = the ticket's queue score: an agent is held for each |
 | `hl:st:d:{YYYY-MM-DD}` | HASH | counters of one hotline-local day, fields `{tier}:{counter}` (TTL 8 days) |
 | `hl:st:m:{epoch minute}` | HASH | counters of one minute, same fields (TTL 2 hours) |
 
@@ -27,6 +28,7 @@ OFFERS = PREFIX + "q:offers"
 AVAILABLE = PREFIX + "agents:available"
 WRAPUP = PREFIX + "agents:wrapup"
 PEN = PREFIX + "pen"
+CB_RINGING = PREFIX + "cb:ringing"
 
 CALL_TTL_S = 2 * 86400  # a call hash outlives any wait and the callbacks about it
 DAY_TTL_S = 8 * 86400  # today's live figures; history comes from SQL
@@ -80,6 +82,7 @@ local OFFERS = '{OFFERS}'
 local AVAIL = '{AVAILABLE}'
 local WRAP = '{WRAPUP}'
 local PEN = '{PEN}'
+local CBRING = '{CB_RINGING}'
 local CALL_TTL = {CALL_TTL_S}
 local function callkey(sid) return '{PREFIX}call:' .. sid end
 local function tierkey(tier) return '{PREFIX}q:tier:' .. tier end

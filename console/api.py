@@ -5,13 +5,19 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from callqueue import ordering, presence, stats
+import logging
+
+from callqueue import clock, ordering, presence, stats, tickets
 from callqueue.presence import PresenceError
+from callqueue.settings import queue_settings
 from console.auth import current_identity, json_error, require_role
 from console.openapi import OPENAPI
 from console.views import agent_view, queue_view, save_wrapup
 from hotline.context import db, services
+from hotline.logs import log_event, mask_phone
 from webhooks.dispatcher import request_dispatch
+
+log = logging.getLogger("hotline.api")
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -104,7 +110,49 @@ def statistics() -> Response:
     if window not in ("today", "15m"):
         return json_error(400, "window: must be today or 15m")
     svc = services()
-    return jsonify(stats.live(svc.redis, svc.clock(), svc.config, window))
+    now = svc.clock()
+    figures = stats.live(svc.redis, now, svc.config, window)
+    day_start = clock.from_ms(clock.day_start_ms(clock.to_ms(now), queue_settings(svc.config).tz))
+    figures["callbacks"] = tickets.counts(db(), now, day_start, svc.config["callbacks"]["overdue_after_s"])
+    return jsonify(figures)
+
+
+def _ticket_json(t: tickets.Ticket, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    out = t.as_json(history)
+    out["phone"] = mask_phone(t.phone)  # supervisors see tickets, not whole numbers
+    return out
+
+
+@bp.get("/callbacks")
+@require_role("supervisor")
+def callback_list() -> Response:
+    """Callback tickets, optionally of one status (open ones in dialling order), with their attempts."""
+    status = request.args.get("status") or None
+    if status is not None and status not in tickets.STATUSES:
+        return json_error(400, f"status: must be one of {', '.join(tickets.STATUSES)}")
+    limit = request.args.get("limit", "200")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        return json_error(400, "limit: must be a whole number from 1 to 1000")
+    rows = tickets.list_tickets(db(), status, int(limit))
+    return jsonify([_ticket_json(t, tickets.history(db(), t.id)) for t in rows])
+
+
+@bp.post("/callbacks/<number>/cancel")
+@require_role("supervisor")
+def callback_cancel(number: str) -> Response:
+    """Cancel a scheduled (or ringing) ticket: 404 unknown, 409 when connected or already closed."""
+    if not number.isdigit() or len(number) > 12:
+        return json_error(404, "no such ticket")
+    svc, ident = services(), current_identity()
+    t = tickets.cancel(db(), number, svc.clock(), by=ident.login)
+    if t is None:
+        return json_error(404, "no such ticket")
+    if t.status != "cancelled" or t.note != f"cancelled by {ident.login}":
+        db().rollback()
+        return json_error(409, f"ticket {number} is {t.status}: only a scheduled or ringing ticket can be cancelled")
+    db().commit()
+    log_event(log, "callback cancelled", ticket=number, by=ident.login)
+    return jsonify(_ticket_json(t))
 
 
 @bp.errorhandler(404)

@@ -45,6 +45,13 @@ def _ok(schema: dict[str, Any], desc: str = "OK") -> dict[str, Any]:
 
 _AUTH_ERRORS = {"401": _err("not logged in"), "403": _err("role not allowed"), "429": _err("locked after failed logins")}
 
+_CALLBACK_FIGURES = ("scheduled", "due", "overdue", "completed", "failed")
+_TICKET_STATUSES = ("scheduled", "dialing", "connected", "completed", "failed", "cancelled")
+_TICKET = {"type": "object", "properties": {
+    "number": {"type": "string"}, "status": {"type": "string", "enum": list(_TICKET_STATUSES)}, "tier": {"type": "string"},
+    "phone": {"type": "string"}, "reason": {"type": "string"}, "due": {"type": "string"}, "attempts": {"type": "integer"},
+    "max_attempts": {"type": "integer"}, "note": {"type": ["string", "null"]}, "history": {"type": "array"}}}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Hotline API", "version": "1.0.0",
@@ -78,11 +85,25 @@ OPENAPI: dict[str, Any] = {
         "/api/stats": {"get": {
             "summary": "Live figures per tier and overall (supervisors)",
             "parameters": [{"name": "window", "in": "query", "schema": {"type": "string", "enum": ["today", "15m"]}}],
-            "responses": {"200": _ok({"type": "object", "required": ["window", "as_of", "tiers", "overall", "agents"], "properties": {
+            "responses": {"200": _ok({"type": "object", "required": ["window", "as_of", "tiers", "overall", "agents", "callbacks"], "properties": {
                 "window": {"type": "string"}, "as_of": {"type": "string"},
                 "tiers": {"type": "object", "additionalProperties": _FIGURES}, "overall": _FIGURES,
-                "agents": {"type": "object", "additionalProperties": {"type": "integer"}}}}),
+                "agents": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "callbacks": {"type": "object", "required": list(_CALLBACK_FIGURES),
+                              "properties": {k: {"type": "integer"} for k in _CALLBACK_FIGURES}}}}),
                 "400": _err("unknown window"), **_AUTH_ERRORS},
+        }},
+        "/api/callbacks": {"get": {
+            "summary": "Callback tickets with their attempts, optionally of one status (supervisors)",
+            "parameters": [{"name": "status", "in": "query", "schema": {"type": "string", "enum": list(_TICKET_STATUSES)}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+            "responses": {"200": _ok({"type": "array", "items": _TICKET}), "400": _err("bad status or limit"), **_AUTH_ERRORS},
+        }},
+        "/api/callbacks/{number}/cancel": {"post": {
+            "summary": "Cancel a scheduled or ringing callback ticket (supervisors)",
+            "parameters": [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _ok(_TICKET), "404": _err("no such ticket"),
+                          "409": _err("connected or already closed"), **_AUTH_ERRORS},
         }},
         "/api/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     },

@@ -232,9 +232,11 @@ def agents_list() -> None:
         click.echo(f"{row['login']:<16} {row['role']:<10} {row['endpoint'] or '':<24} {row['name']}")
 
 
-from hotline.cli_members import members  # noqa: E402 (a group defined in its own module)
+from hotline.cli_callbacks import callbacks  # noqa: E402 (groups defined in their own modules)
+from hotline.cli_members import members  # noqa: E402
 
 main.add_command(members)
+main.add_command(callbacks)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

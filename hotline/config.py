@@ -110,6 +110,19 @@ def root_spec(extra_sections: Mapping[str, Spec] | None = None) -> Table:
                 }
             ),
             "hours": HOURS,
+            "callbacks": Table(
+                fields={
+                    "max_attempts": Num(min=1, max=10, integer=True),
+                    "retry_delay_s": Num(min=0),
+                    "ring_timeout_s": Num(min=5, max=600, integer=True),
+                    "stale_dialing_s": Num(min=30),
+                    "overdue_after_s": Num(min=0),
+                    "offer_in_queue": Bool(),
+                    "allow_foreign_numbers": Bool(),
+                    "allow_premium_rate": Bool(),
+                    "sms_confirmation": Bool(),
+                }
+            ),
             "prompts": Table(each=LABEL),
             **(extra_sections or {}),
         }

@@ -25,18 +25,37 @@ def job_services() -> Services:
 
 
 def dispatch() -> int:
-    """RQ job: pair waiting callers with available agents and move them (see webhooks.dispatcher)."""
+    """RQ job: pair waiting callers with available agents and move them, then ring the callbacks whose turn came."""
+    from webhooks.callback_dialer import dial_due
     from webhooks.dispatcher import dispatch_all
 
-    return dispatch_all(job_services())
+    svc = job_services()
+    dial_due(svc)  # first: a callback whose turn has come holds its agent before a later caller takes it
+    return dispatch_all(svc)
 
 
 def sweep() -> dict[str, int]:
-    """RQ job: end due wrap-ups, return stale offers, then dispatch whoever can be paired now."""
+    """RQ job: end due wrap-ups, return stale offers, dispatch whoever can be paired, then callbacks (recover, dial)."""
     from callqueue.dispatch import sweep as sweep_queue
+    from webhooks import callback_dialer
     from webhooks.dispatcher import dispatch_all
 
     svc = job_services()
     result = sweep_queue(svc.redis, svc.clock(), svc.config)
+    result.update(callback_dialer.sweep(svc))
     result["moved"] = dispatch_all(svc)
     return result
+
+
+def callback(ticket_id: int) -> int:
+    """RQ job, scheduled at a ticket's due time: dial the due tickets whose turn has come (this one among them)."""
+    from webhooks.callback_dialer import dial_due
+
+    return dial_due(job_services())
+
+
+def ticket_sms(ticket_id: int) -> str:
+    """RQ job: text the member their ticket number (after the booking's commit; a failure is retried by rq)."""
+    from webhooks.callback_sms import send_ticket_sms
+
+    return send_ticket_sms(job_services(), ticket_id)

@@ -5,5 +5,6 @@ from hotline.db import Base
 from members.models import Member, MemberPhone
 from callqueue.agents import Agent
 from callqueue.records import CallRecord
+from callqueue.tickets import CallbackAttempt, CallbackTicket
 
-__all__ = ["Base", "Member", "MemberPhone", "Agent", "CallRecord"]
+__all__ = ["Base", "Member", "MemberPhone", "Agent", "CallRecord", "CallbackTicket", "CallbackAttempt"]

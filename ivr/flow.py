@@ -7,100 +7,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping
 
+from callqueue.hours import Calendar
 from hotline.config import Config
+from ivr.callback_steps import CallbackSteps, NumberRules, closed_notice
+from ivr.replies import (  # noqa: F401  (re-exported: the flow's vocabulary)
+    CALLBACK_STEPS, CB_CONFIRM, CB_ENTER, CB_NUMBER, CLOSED, END, GUEST, HOLD_REASONS, MENU, OFFER, OFFER_KEY, PIN, QUEUE,
+    SKIP_KEY, UID, Ask, Deps, Input, Reply, Say, ToQueue, say,
+)
 from ivr.session import CallState
 from ivr.tree import Node, Option, Tree, build_tree, match
-from members.verification import UID_MAX_LENGTH, MemberRef, Outcome, Rules, Verification, uid_format_ok
-
-MENU, PIN, UID, OFFER, QUEUE, END = "menu", "pin", "uid", "offer", "queue", "end"
-SKIP_KEY = "*"        # at the PIN and member-number prompts: go on without verifying
-OFFER_KEY = "1"       # at the goodbye offer: text me the help-centre link
-GUEST = "guest"
-
-
-@dataclass(frozen=True)
-class Say:
-    """Prompt `prompt` spoken in `lang`, its {placeholders} filled from `params`."""
-
-    prompt: str
-    lang: str
-    params: tuple[tuple[str, Any], ...] = ()
-
-
-def say(prompt: str, lang: str, **params: Any) -> Say:
-    return Say(prompt, lang, tuple(sorted(params.items())))
-
-
-@dataclass(frozen=True)
-class Ask:
-    """A question (a <Gather>): its prompts, and how the answer is collected."""
-
-    step: str
-    prompts: tuple[Say, ...]
-    lang: str
-    digits: int | None = None      # keys to collect; None: any number, ended by "#"
-    speech: bool = False
-    hints: tuple[str, ...] = ()
-    end_on_silence: bool = False   # silence ends the call politely instead of asking again
-
-
-@dataclass(frozen=True)
-class ToQueue:
-    """The hand-off to the agent queue."""
-
-    tier: str
-    category: str
-    verified: bool
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What the caller hears next: `says`, then one of ask / queue / hangup (with goodbye)."""
-
-    says: tuple[Say, ...] = ()
-    ask: Ask | None = None
-    queue: ToQueue | None = None
-    hangup: bool = False
-    sms: str = ""         # first text the caller this prompt (the edge sends it and says whether it went)
-    ticket: bool = False  # first read out the caller's callback ticket
-
-
-@dataclass(frozen=True)
-class Input:
-    """What the caller keyed (`Digits`) or said (`SpeechResult`)."""
-
-    digits: str = ""
-    speech: str = ""
-
-    @property
-    def empty(self) -> bool:
-        return not self.digits and not self.speech.strip()
-
-
-class Deps(Protocol):
-    """The stores, as the flow needs them (bound to a SQL session, a calling number and `now` by the edge)."""
-
-    def find_uid(self, uid: str) -> MemberRef | None: ...
-
-    def verify_pin(self, member_id: int, pin: str) -> Verification: ...
-
+from members.verification import UID_MAX_LENGTH, MemberRef, Outcome, Rules, uid_format_ok
 
 class Flow:
     """The rules of one configuration: build once per process with `Flow.from_config`."""
 
-    def __init__(self, tree: Tree, rules: Rules, tiers: Mapping[str, Any], default_lang: str) -> None:
+    def __init__(self, tree: Tree, rules: Rules, tiers: Mapping[str, Any], default_lang: str, hours: Calendar,
+                 numbers: NumberRules) -> None:
         self.tree, self.rules, self.tiers, self.default_lang = tree, rules, tiers, default_lang
+        self.hours, self.numbers = hours, numbers
+        self.callbacks = CallbackSteps(self)
 
     @classmethod
     def from_config(cls, config: Config) -> "Flow":
-        return cls(build_tree(config), Rules.from_config(config), config.tiers, config["hotline"]["default_language"])
+        """The flow of a validated configuration."""
+        return cls(build_tree(config), Rules.from_config(config), config.tiers, config["hotline"]["default_language"],
+                   Calendar.from_config(config), NumberRules.from_config(config))
 
     # --- the start of a call -------------------------------------------------------------------
     def start(self, caller: str, member: MemberRef | None, number_blocked: bool, now: datetime) -> CallState:
         """The new call's session: a known caller ID is asked for the PIN unless the member or the number is locked."""
+        claimed = member.tier if member is not None and member.tier in self.tiers else GUEST
         state = CallState(caller=caller, lang=self.default_lang, step=MENU, node=self.tree.root, started_at=now.isoformat())
+        if not self.hours.is_open(now, claimed):
+            opens = self.hours.next_opening(now, claimed)
+            state = replace(state, step=CLOSED, closed=True, opens=opens.isoformat() if opens else "")
         if member is None:
             return state  # unknown callers verify (member number, then PIN) only when they ask for an agent
         state = replace(state, member_id=member.id, uid=member.uid)
@@ -110,10 +52,12 @@ class Flow:
             return replace(state, locked="number")
         return replace(state, step=PIN, after=MENU)
 
-    def opening(self, state: CallState) -> Reply:
-        """The answer to /voice/incoming (the same for a retried webhook): greeting, any lock notice, the first question."""
-        notice = (self._lock_notice(state),) if state.locked and state.step == MENU else ()
-        return replace(self.render(state), says=(say("greeting", state.lang), *notice))
+    def opening(self, state: CallState, extra: tuple[Say, ...] = ()) -> Reply:
+        """The answer to /voice/incoming (the same for a retried webhook): greeting, closed and lock notices, `extra`
+        (e.g. the caller's open ticket), the first question."""
+        closed = (closed_notice(state.lang, state.opens),) if state.closed else ()
+        notice = (self._lock_notice(state),) if state.locked and state.step in (MENU, CLOSED) else ()
+        return replace(self.render(state), says=(say("greeting", state.lang), *closed, *notice, *extra))
 
     def render(self, state: CallState) -> Reply:
         """Ask the current step's question again (a repeated or stale request changes nothing)."""
@@ -126,7 +70,9 @@ class Flow:
     # --- one step --------------------------------------------------------------------------------
     def advance(self, state: CallState, inp: Input, now: datetime, deps: Deps) -> tuple[CallState, Reply]:
         """The caller answered the current question with `inp`: the new session and what to say."""
-        handler = {MENU: self._menu, PIN: self._pin, UID: self._uid, OFFER: self._offer}.get(state.step)
+        handler = {MENU: self._menu, PIN: self._pin, UID: self._uid, OFFER: self._offer, CLOSED: self.callbacks.closed,
+                   CB_NUMBER: self.callbacks.number, CB_ENTER: self.callbacks.enter, CB_CONFIRM: self.callbacks.confirm,
+                   }.get(state.step)
         if handler is None:
             new, reply = state, self.render(state)
         else:
@@ -136,10 +82,10 @@ class Flow:
     def _menu(self, state: CallState, inp: Input, now: datetime, deps: Deps) -> tuple[CallState, Reply]:
         node = self._node(state)
         if inp.empty:
-            return self._fail(state, "retry_no_input")
+            return self._fail(now, state, "retry_no_input")
         opt = match(node, inp.digits, inp.speech, state.lang)
         if opt is None:
-            return self._fail(state, "retry_invalid")
+            return self._fail(now, state, "retry_invalid")
         state = replace(state, node=node.name, tries=0)
         if opt.goto is not None:
             new = replace(state, node=opt.goto)
@@ -154,12 +100,12 @@ class Flow:
         if opt.do == "ticket":
             return state, Reply(ticket=True, ask=self._ask(state, reprompt=True))
         if opt.do == "agent":
-            return self._agent(replace(state, category=node.category or ""))
+            return self._agent(now, replace(state, category=node.category or ""))
         return state, Reply(ask=self._ask(state))  # "repeat"
 
-    def _agent(self, state: CallState) -> tuple[CallState, Reply]:
+    def _agent(self, now: datetime, state: CallState) -> tuple[CallState, Reply]:
         if state.verified or state.locked:  # verified, or verification refused in this call: queue (the latter as guest)
-            return self._to_queue(state)
+            return self._to_queue(now, state)
         new = replace(state, step=PIN if state.member_id else UID, after=QUEUE, tries=0)
         return new, Reply(ask=self._ask(new))
 
@@ -167,41 +113,41 @@ class Flow:
         pin = inp.digits
         lang_opt = self.tree.language_option()
         if not pin:
-            return self._fail(state, "retry_no_input")
+            return self._fail(now, state, "retry_no_input")
         if state.after == MENU and lang_opt is not None and pin == lang_opt.key:
             new = replace(state, lang=self._target_lang(state, lang_opt))
             return new, Reply(ask=self._ask(new))
         if pin == SKIP_KEY:
-            return self._continue(state, (say("as_guest", state.lang),))
+            return self._continue(now, state, (say("as_guest", state.lang),))
         if not self.rules.pin_format_ok(pin):
-            return self._fail(state, "pin_format", min=self.rules.pin_min, max=self.rules.pin_max)
+            return self._fail(now, state, "pin_format", min=self.rules.pin_min, max=self.rules.pin_max)
         if state.member_id is None:
-            return self._continue(state, (say("as_guest", state.lang),))
+            return self._continue(now, state, (say("as_guest", state.lang),))
         v = deps.verify_pin(state.member_id, pin)
         if v.outcome is Outcome.OK:
             tier = v.tier if v.tier in self.tiers and v.tier != GUEST else GUEST
             new = replace(state, verified=True, tier=tier, tries=0)
             label = self.tiers[tier]["label"].get(state.lang) or self.tiers[tier]["label"][self.default_lang]
-            return self._continue(new, (say("verified", state.lang, tier=label),))
+            return self._continue(now, new, (say("verified", state.lang, tier=label),))
         if v.outcome is Outcome.WRONG:
-            return self._fail(state, "pin_wrong", left=v.left)
+            return self._fail(now, state, "pin_wrong", left=v.left)
         if v.outcome is Outcome.LOCKED:
             return self._refused(replace(state, locked="member", lock_minutes=v.minutes))
         if v.outcome is Outcome.NUMBER_BLOCKED:
             return self._refused(replace(state, locked="number"))
-        return self._continue(replace(state, member_id=None, uid=""), (say("as_guest", state.lang),))
+        return self._continue(now, replace(state, member_id=None, uid=""), (say("as_guest", state.lang),))
 
     def _uid(self, state: CallState, inp: Input, now: datetime, deps: Deps) -> tuple[CallState, Reply]:
         uid = inp.digits
         if not uid:
-            return self._fail(state, "retry_no_input")
+            return self._fail(now, state, "retry_no_input")
         if uid == SKIP_KEY:
-            return self._continue(state, (say("as_guest", state.lang),))
+            return self._continue(now, state, (say("as_guest", state.lang),))
         if not uid_format_ok(uid):
-            return self._fail(state, "uid_format", max=UID_MAX_LENGTH)
+            return self._fail(now, state, "uid_format", max=UID_MAX_LENGTH)
         ref = deps.find_uid(uid)
         if ref is None:
-            return self._fail(state, "uid_unknown")
+            return self._fail(now, state, "uid_unknown")
         new = replace(state, member_id=ref.id, uid=ref.uid)
         if ref.minutes_locked(now):
             return self._refused(replace(new, locked="member", lock_minutes=ref.minutes_locked(now)))
@@ -213,34 +159,47 @@ class Flow:
         return new, Reply(sms=self.tree.help_sms if inp.digits == OFFER_KEY else "", hangup=True)
 
     # --- shared moves ----------------------------------------------------------------------------
-    def _fail(self, state: CallState, reason: str, **params: Any) -> tuple[CallState, Reply]:
+    def _fail(self, now: datetime, state: CallState, reason: str, **params: Any) -> tuple[CallState, Reply]:
         """A silence or an answer that leads nowhere: say sorry and ask again, up to max_tries, then fall back politely."""
         sorry = (say(reason, state.lang, **params),)
         tries = state.tries + 1
         if tries < self.tree.max_tries:
             new = replace(state, tries=tries)
             return new, Reply(says=sorry, ask=self._ask(new, reprompt=True))
-        if state.verified:
-            return self._to_queue(state, sorry)
+        if state.step in CALLBACK_STEPS and state.cb_reason in HOLD_REASONS:
+            return replace(state, step=QUEUE, tries=0, cb_reason=""), Reply(says=sorry, resume_hold=True)
+        if state.verified and state.step not in CALLBACK_STEPS:
+            return self._to_queue(now, state, sorry)
         new = replace(state, step=OFFER, tries=0)
         return new, Reply(says=sorry, ask=self._ask(new))
 
-    def _continue(self, state: CallState, says: tuple[Say, ...]) -> tuple[CallState, Reply]:
+    def _continue(self, now: datetime, state: CallState, says: tuple[Say, ...]) -> tuple[CallState, Reply]:
         """Verification is over (passed or skipped): go where it was leading."""
         if state.after == QUEUE:
-            return self._to_queue(state, says)
-        new = replace(state, step=MENU, node=self.tree.root, tries=0)
+            return self._to_queue(now, state, says)
+        new = self._home(state)
         return new, Reply(says=says, ask=self._ask(new))
+
+    def _home(self, state: CallState) -> CallState:
+        """The first question: the main menu, or after hours the callback offer."""
+        return replace(state, step=CLOSED if state.closed else MENU, node=self.tree.root, tries=0)
 
     def _refused(self, state: CallState) -> tuple[CallState, Reply]:
         """Locked member or number: say so, then the self-service menu (no queue as a member)."""
-        new = replace(state, step=MENU, node=self.tree.root, tries=0, verified=False, tier=GUEST)
+        new = replace(self._home(state), verified=False, tier=GUEST)
         return new, Reply(says=(self._lock_notice(new),), ask=self._ask(new))
 
-    def _to_queue(self, state: CallState, says: tuple[Say, ...] = ()) -> tuple[CallState, Reply]:
+    def _to_queue(self, now: datetime, state: CallState, says: tuple[Say, ...] = ()) -> tuple[CallState, Reply]:
+        """Hand over to the agent queue, or, when the line is closed for the caller's tier, to booking a callback."""
         tier = state.tier if state.verified else GUEST
         category = state.category or self.tree.nodes[self.tree.root].category or ""
-        new = replace(state, step=QUEUE, tier=tier, category=category, tries=0)
+        new = replace(state, tier=tier, category=category, tries=0)
+        if not self.hours.is_open(now, tier):
+            opens = self.hours.next_opening(now, tier)
+            new = replace(new, opens=opens.isoformat() if opens else "")
+            notice = () if state.closed else (closed_notice(state.lang, new.opens),)
+            return self.callbacks.start(new, "after_hours", (*says, *notice))
+        new = replace(new, step=QUEUE)
         return new, Reply(says=(*says, say("to_agent", state.lang)), queue=ToQueue(tier, category, state.verified))
 
     def _lock_notice(self, state: CallState) -> Say:
@@ -265,8 +224,17 @@ class Flow:
                     offers.append(say("language_offer", target, key=opt.key))
         return tuple(offers)
 
+    def hold_offer(self, state: CallState, inp: Input, long_wait: bool) -> tuple[CallState, Reply]:
+        """A key pressed in the hold loop: 1 starts booking a callback that keeps the place; anything else holds on."""
+        if inp.digits != "1":
+            return state, Reply(resume_hold=True)
+        new, reply = self.callbacks.start(state, "long_wait" if long_wait else "caller_request")
+        return replace(new, seq=state.seq + 1), reply
+
     def _ask(self, state: CallState, reprompt: bool = False) -> Ask:
         lang = state.lang
+        if state.step in (CLOSED, *CALLBACK_STEPS):
+            return self.callbacks.ask(state, reprompt)
         if state.step == MENU:
             node = self._node(state)
             prompts = (say(node.reprompt if reprompt else node.prompt, lang), *self._language_offers(state, node.options))

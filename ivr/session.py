@@ -17,6 +17,11 @@ Fields (all strings in Redis), read by the queue and the agent screen too:
   lock_minutes  minutes the member stays locked (as said to the caller)
   sms           prompt names of the text messages already sent in this call (space-separated)
   started_at    ISO time the session was opened
+  closed        "1" when the line was closed for the caller at the start (the after-hours flow)
+  opens         ISO time the line opens next for the caller (said after hours)
+  cb_reason     why a callback is being booked: "" | after_hours | long_wait | caller_request
+  cb_phone      the number to call back, once chosen (E.164)
+  cb_ticket     the ticket number this call is a callback for, or the one it booked
 """
 from __future__ import annotations
 
@@ -58,6 +63,11 @@ class CallState:
     lock_minutes: int = 0
     sms: str = ""
     started_at: str = ""
+    closed: bool = False
+    opens: str = ""
+    cb_reason: str = ""
+    cb_phone: str = ""
+    cb_ticket: str = ""
 
     def to_fields(self) -> dict[str, str]:
         """The Redis hash fields."""
@@ -80,7 +90,7 @@ class CallState:
                     values[f.name] = int(raw)
             elif f.name == "member_id":
                 values[f.name] = int(raw) if raw.isdigit() else None
-            elif f.name == "verified":
+            elif f.name in ("verified", "closed"):
                 values[f.name] = raw == "1"
             else:
                 values[f.name] = raw

@@ -25,3 +25,17 @@ def can_text(e164: str) -> bool:
     except phonenumbers.NumberParseException:
         return False
     return kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def callback_number(raw: str | None, region: str, *, allow_foreign: bool, allow_premium_rate: bool) -> str | None:
+    """A keyed-in number we may call back, as E.164; None when invalid, foreign or premium-rate (as configured)."""
+    e164 = normalize_phone(raw, region)
+    if e164 is None:
+        return None
+    number = phonenumbers.parse(e164, None)
+    if not allow_foreign and phonenumbers.region_code_for_number(number) != region:
+        return None
+    kind = phonenumbers.number_type(number)
+    if not allow_premium_rate and kind in (phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.SHARED_COST):
+        return None
+    return e164

@@ -75,7 +75,7 @@ def create_rest_app(sim: Simulator) -> Flask:
     def list_calls(account: str) -> Any:
         """Calls.json GET, filtered by Status, To, From."""
         wanted = {k: request.args[p] for k, p in (("status", "Status"), ("to", "To"), ("from_", "From")) if p in request.args}
-        calls = [c for c in net.calls.all() if all(getattr(c, k) == v for k, v in wanted.items())]
+        calls = [c for c in reversed(net.calls.all()) if all(getattr(c, k) == v for k, v in wanted.items())]  # newest first, as Twilio
         return page("calls", [call_json(account, c) for c in calls], f"{base(account)}/Calls.json", _page_size())
 
     @app.post(f"{ACCOUNT}/Calls.json")

@@ -31,6 +31,10 @@ class Script:
     hangup_after_queue_seconds: float | None = None  # simulated seconds spent in one queue
     hangup_after_hold_loops: int | None = None  # waitUrl documents heard in one queue
     hangup_after_talk_seconds: float | None = None  # simulated seconds into a bridged <Dial>
+    # Keys pressed at <Gather>s heard while holding in a queue (waitUrl documents and the documents their
+    # actions chain to). People on hold mostly listen: when these run out, the caller is silent there,
+    # whatever `when_answers_run_out` says (hanging up on hold is `hangup_after_queue_seconds`' business).
+    hold_answers: Sequence[Answer] = ()
 
 
 def normalise(answer: Answer) -> str | Speech | None:
@@ -52,7 +56,9 @@ class ScriptCursor:
     def __init__(self, script: Script) -> None:
         self.script = script
         self._answers = [normalise(a) for a in script.answers]  # fail on a bad script before dialling
+        self._hold = [normalise(a) for a in script.hold_answers]
         self._next = 0
+        self._next_hold = 0
 
     def next_answer(self) -> str | Speech | None:
         """The answer for the next <Gather>."""
@@ -60,3 +66,10 @@ class ScriptCursor:
             self._next += 1
             return self._answers[self._next - 1]
         return HANGUP if self.script.when_answers_run_out == "hangup" else None
+
+    def next_hold_answer(self) -> str | Speech | None:
+        """The answer for the next <Gather> heard while holding in a queue (silence once they run out)."""
+        if self._next_hold < len(self._hold):
+            self._next_hold += 1
+            return self._hold[self._next_hold - 1]
+        return None

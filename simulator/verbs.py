@@ -78,7 +78,7 @@ def gather(call: SimulatedCall, el: ET.Element, doc_url: str, ctx: Context) -> O
     timeout = number_attr(el, "timeout", 5)
     for child in el:
         PROMPTS[child.tag](call, child, doc_url, ctx)
-    answer = call.cursor.next_answer()
+    answer = call.cursor.next_hold_answer() if ctx.kind == "wait" else call.cursor.next_answer()
     if answer == HANGUP:
         raise HungUp("completed", by="caller")
     extra: dict[str, str] = {}

@@ -19,6 +19,7 @@ from simulator.schema import schema_available, schema_path, validate_twiml
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://hotline.test"
+ALWAYS_OPEN = Path(__file__).with_name("always_open.toml")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -63,7 +64,7 @@ def overrides(data_dir: Path, redis_url: str, database_url: str) -> dict[str, An
         "data_dir": data_dir,
         "database_url": database_url,
         "redis_url": redis_url,
-        "config_path": "",
+        "config_path": str(ALWAYS_OPEN),
         "public_url": PUBLIC_URL,
         "trusted_proxies": 0,
         "secret_key": "test-secret-key",

@@ -38,7 +38,7 @@ from hotline.services import Services
 from hotline.setup import full_config
 from members.importer import PinHasher, import_members, read_csv
 from simulator import CallHandle, Event, Script, Simulator
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL
+from tests.conftest import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL
 from webhooks.gateway import TwilioGateway
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +49,27 @@ FINAL = ("answered", "abandoned", "short_abandoned")
 
 
 # --- time ---------------------------------------------------------------------------------------
+
+class RunningClock:
+    """A clock that starts at a fixed instant and runs with real time; `advance` jumps it (opening hours, retries)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._lock = threading.Lock()
+        self._base, self._t0 = start, time.monotonic()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._base + timedelta(seconds=time.monotonic() - self._t0)
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._base += timedelta(seconds=seconds)
+
+    def set(self, at: datetime) -> None:
+        """Jump to `at` (never backwards in a test: it only moves on)."""
+        with self._lock:
+            self._base, self._t0 = at, time.monotonic()
+
 
 class FakeClock:
     """The wall clock plus an offset the test moves forward: time still flows (arrivals stay distinct),
@@ -76,11 +97,11 @@ class FakeClock:
 
 # --- configuration ------------------------------------------------------------------------------
 
-def write_config(folder: Path, **queue: Any) -> tuple[Path, Config]:
+def write_config(folder: Path, extra: str = "", **queue: Any) -> tuple[Path, Config]:
     """A HOTLINE_CONFIG file with a [queue] section: no wrap-up (agents free at once), a long hold
     between announcements (few waitUrl requests at the simulator's fast time), and `queue` overrides."""
     values = {"wrap_up_s": 0, "announce_every_s": 120, "ring_timeout_s": 15, **queue}
-    lines = ["[queue]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    lines = [extra or ALWAYS_OPEN.read_text(encoding="utf-8"), "[queue]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
     path = folder / "flow.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path, full_config(path)
@@ -378,11 +399,14 @@ class Flow:
 
 
 @contextmanager
-def in_process_flow(services: Services, folder: Path, *, workers: int = 1, scale: float = 0.005,
-                    **queue: Any) -> Iterator[Flow]:
-    """Everything a queue-flow test needs; on exit the workers are stopped, then the simulator."""
-    config_path, config = write_config(folder, **queue)
-    clock = FakeClock(config["hotline"]["timezone"])
+def in_process_flow(services: Services, folder: Path, *, workers: int = 1, scale: float = 0.005, extra: str = "",
+                    clock: Any = None, **queue: Any) -> Iterator[Flow]:
+    """Everything a queue-flow test needs; on exit the workers are stopped, then the simulator.
+
+    `extra`: TOML in place of the always-open hours (e.g. hours and [callbacks]); `clock`: the app's clock.
+    """
+    config_path, config = write_config(folder, extra, **queue)
+    clock = clock or FakeClock(config["hotline"]["timezone"])
     svc = replace(services, config=config, clock=clock, extras={})
     app = create_app(services=svc)
     procs = Processes(folder)

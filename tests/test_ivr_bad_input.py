@@ -28,7 +28,7 @@ def test_a_pin_that_cannot_be_a_pin_is_explained_and_not_counted(voice, redis, s
     call.start()
     call.press(pin)
     assert "4到8位数字" in call.said and call.state.step == "pin"
-    assert db.get(Member, members["premium"]).failed_pins == 0
+    assert db.get(Member, members["premium"], populate_existing=True).failed_pins == 0
 
 
 def test_star_at_the_pin_prompt_continues_as_guest(voice, redis, services, members):
@@ -65,7 +65,7 @@ def test_a_pin_of_another_member_is_a_wrong_pin(voice, redis, services, members,
     call.start()
     call.press(STANDARD_PIN)
     assert call.state.step == "pin" and not call.state.verified
-    assert db.get(Member, members["premium"]).failed_pins == 1 and db.get(Member, members["standard"]).failed_pins == 0
+    assert db.get(Member, members["premium"], populate_existing=True).failed_pins == 1 and db.get(Member, members["standard"], populate_existing=True).failed_pins == 0
 
 
 def test_failing_the_member_number_three_times_ends_with_the_offer(voice, redis, services, members):
@@ -90,7 +90,7 @@ def test_a_repeated_answer_is_not_counted_twice(voice, redis, members, db):
     action = call.gather.get("action", "")
     call.post(action, Digits="1111")
     call.post(action, Digits="1111")  # Twilio retrying the same request
-    assert db.get(Member, members["premium"]).failed_pins == 1 and call.state.seq == 1
+    assert db.get(Member, members["premium"], populate_existing=True).failed_pins == 1 and call.state.seq == 1
     assert call.gather.get("action") == "/voice/ivr/pin?s=1"
 
 
@@ -129,7 +129,7 @@ def test_wrong_pins_count_against_the_calling_number_across_members(voice, redis
     redis.set(number_key(UNKNOWN_PHONE), limit)
     call.press(PREMIUM_PIN)  # even the right PIN is refused now
     assert call.state.locked == "number" and not call.state.verified
-    assert db.get(Member, members["premium"]).failed_pins == 1  # the member was not charged for the refusal
+    assert db.get(Member, members["premium"], populate_existing=True).failed_pins == 1  # the member was not charged for the refusal
 
 
 def test_a_store_failure_is_an_apology_not_a_500(voice, redis, services, members, monkeypatch):

@@ -152,7 +152,7 @@ def test_three_wrong_pins_lock_the_member_and_a_fourth_call_is_refused(voice, re
     call.press("3333")
     assert "15" in call.said and call.state.locked == "member"  # "locked … try again in 15 minutes"
     assert call.state.step == "menu" and not call.state.verified  # the self-service menu, not the queue
-    member = db.get(Member, members["premium"])
+    member = db.get(Member, members["premium"], populate_existing=True)
     assert member.locked_until is not None and member.locked_until > datetime.now(timezone.utc)
 
     fourth = Call(voice, redis, sid="CA" + "b" * 32)
@@ -164,7 +164,7 @@ def test_three_wrong_pins_lock_the_member_and_a_fourth_call_is_refused(voice, re
 
 
 def test_locked_member_from_another_number_is_refused_at_the_member_number(voice, redis, services, members, db):
-    member = db.get(Member, members["premium"])
+    member = db.get(Member, members["premium"], populate_existing=True)
     member.locked_until = datetime(2999, 1, 1, tzinfo=timezone.utc)
     db.commit()
     call = Call(voice, redis, caller=UNKNOWN_PHONE)

@@ -28,7 +28,7 @@ def premium(services, db):
 
 
 def test_add_member_normalises_phones_and_hashes_the_pin(services, db, premium):
-    member = db.get(Member, premium)
+    member = db.get(Member, premium, populate_existing=True)
     assert sorted(p.e164 for p in member.phones) == ["+14155550100", "+8613800000001"]
     assert member.pin_hash.startswith("scrypt$") and "2468" not in member.pin_hash
     assert find_by_phone(db, "+8613800000001").uid == "10001" and find_by_uid(db, "10001").tier == "premium"
@@ -62,10 +62,10 @@ def test_add_refuses_a_taken_uid_or_phone_and_a_bad_pin(services, db, premium):
 
 def test_right_pin_verifies_and_clears_failures(services, db, premium, rules):
     assert verify_pin(db, premium, "1111", 0, NOW, rules).outcome is Outcome.WRONG
-    assert db.get(Member, premium).failed_pins == 1
+    assert db.get(Member, premium, populate_existing=True).failed_pins == 1
     v = verify_pin(db, premium, "2468", 0, NOW, rules)
     assert (v.outcome, v.tier, v.count_failure) == (Outcome.OK, "premium", False)
-    assert db.get(Member, premium).failed_pins == 0
+    assert db.get(Member, premium, populate_existing=True).failed_pins == 0
 
 
 def test_three_wrong_pins_lock_for_the_configured_minutes_then_it_opens_again(services, db, premium, rules):
@@ -73,11 +73,11 @@ def test_three_wrong_pins_lock_for_the_configured_minutes_then_it_opens_again(se
     v = verify_pin(db, premium, "0000", 0, NOW, rules)
     assert (v.outcome, v.minutes, v.count_failure) == (Outcome.LOCKED, 15, True)
     db.commit()
-    assert db.get(Member, premium).locked_until == NOW + timedelta(minutes=15)
+    assert db.get(Member, premium, populate_existing=True).locked_until == NOW + timedelta(minutes=15)
     during = verify_pin(db, premium, "2468", 0, NOW + timedelta(minutes=14, seconds=1), rules)
     assert (during.outcome, during.minutes) == (Outcome.LOCKED, 1)  # even the right PIN is not checked
     after = verify_pin(db, premium, "2468", 0, NOW + timedelta(minutes=15), rules)
-    assert after.outcome is Outcome.OK and db.get(Member, premium).locked_until is None
+    assert after.outcome is Outcome.OK and db.get(Member, premium, populate_existing=True).locked_until is None
 
 
 def test_the_lock_survives_a_restart(services, db, premium, rules):
@@ -94,7 +94,7 @@ def test_the_lock_survives_a_restart(services, db, premium, rules):
 
 def test_a_blocked_number_is_refused_before_the_member_is_touched(services, db, premium, rules):
     v = verify_pin(db, premium, "2468", rules.number_failures_per_hour, NOW, rules)
-    assert v.outcome is Outcome.NUMBER_BLOCKED and db.get(Member, premium).failed_pins == 0
+    assert v.outcome is Outcome.NUMBER_BLOCKED and db.get(Member, premium, populate_existing=True).failed_pins == 0
 
 
 def test_number_failures_count_in_a_one_hour_window(redis):
@@ -116,7 +116,7 @@ def test_unlock_and_list(services, db, premium, rules):
     assert list(list_members(db, tier="standard", now=NOW)) == []
     assert unlock_member(db, "10001") and not unlock_member(db, "404")
     db.commit()
-    assert db.get(Member, premium).locked_until is None
+    assert db.get(Member, premium, populate_existing=True).locked_until is None
 
 
 def test_pre_hashed_pins_are_checked_for_shape(services):

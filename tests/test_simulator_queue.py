@@ -90,13 +90,21 @@ def test_leave_posts_the_action_and_follows_it(sim_for):
         **{"/voice/wait-key": doc("<Leave/>"), "/voice/queue-done": doc("<Say>we will call you back</Say>")},
     )
     sim = sim_for(hotline)
-    result = sim.place_call(CALLER, script=[None, None, "1"])
+    result = sim.place_call(CALLER, script=Script(hold_answers=(None, None, "1")))
     waits, key = hotline.to("/voice/wait"), hotline.to("/voice/wait-key")
     assert len(waits) == 3 and key[0].params["Digits"] == "1"
     assert key[0].params["QueueSid"] == waits[0].params["QueueSid"]  # still in the queue while choosing
     done = hotline.to("/voice/queue-done")[0].params
     assert done["QueueResult"] == "leave" and int(done["QueueTime"]) >= 10
     assert result.said()[-1] == "we will call you back" and result.status == "completed"
+
+
+def test_menu_answers_are_not_spent_on_hold(sim_for):
+    # A caller whose menu answers ran out ("hangup") still holds: hold <Gather>s hear silence.
+    hotline = queued_app(wait=doc('<Gather numDigits="1" action="/voice/wait-key" timeout="1"><Pause length="10"/></Gather>'))
+    result = sim_for(hotline).place_call(CALLER, script=Script(when_answers_run_out="hangup", hangup_after_hold_loops=3))
+    assert len(hotline.to("/voice/wait")) == 3 and hotline.to("/voice/wait-key") == []
+    assert result.queue_results[0]["QueueResult"] == "hangup"
 
 
 def test_caller_hangs_up_after_hold_loops(sim_for):

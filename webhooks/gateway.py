@@ -81,6 +81,11 @@ class TwilioGateway:
         )
         return str(call.sid)
 
+    def live_call_to(self, to: str) -> bool:
+        """True if a call to `to` is queued, ringing or in progress (Twilio lists the newest first)."""
+        calls = self._call("calls.list", lambda: self.client.calls.list(to=to, limit=20), to=mask_phone(to))
+        return any(c.status in ("queued", "ringing", "in-progress") for c in calls)
+
     def redirect_call(self, call_sid: str, url: str) -> None:
         """Make a live call fetch and run the TwiML at `url`."""
         self._call("calls.update", lambda: self.client.calls(call_sid).update(url=url, method="POST"), call_sid=call_sid)

@@ -20,15 +20,16 @@ from hotline.context import db, services
 from hotline.logs import log_event, mask_phone
 from hotline.services import Services
 from ivr import session as calls
-from ivr.flow import Flow, Input, Reply, Say, say
+from ivr.flow import HOLD_REASONS, QUEUE, Flow, Input, Reply, Say, say
 from ivr.session import CallState
 from ivr.tickets import ticket_status
 from members.phones import can_text, normalize_phone
 from members.verification import (
     MemberRef, Outcome, Rules, Verification, find_by_phone, find_by_uid, number_blocked, number_key, record_number_failure, verify_pin,
 )
+from webhooks.booking import book, open_ticket_notice
 from webhooks.gateway import GatewayError
-from webhooks.queue_routes import enqueue
+from webhooks.queue_routes import WAIT_URL, enqueue
 from webhooks.twiml import say as say_twiml, twiml
 from webhooks.voice import bp
 
@@ -94,21 +95,54 @@ def incoming() -> Response:
         queue_calls.arrived(db(), sid, from_number=caller or None, now=now)  # every call gets its record
         db().commit()
         log_event(log, "call opened", call_sid=sid, caller=mask_phone(caller), known=state.member_id is not None,
-                  step=state.step, locked=state.locked)
-    return _render(svc, flow, sid, state, flow.opening(state))
+                  step=state.step, locked=state.locked, closed=state.closed)
+    extra = open_ticket_notice(svc, state) if state.closed else ()  # after hours: "you already have ticket N"
+    return _render(svc, flow, sid, state, flow.opening(state, extra))
 
 
 @bp.post("/ivr/<step>")
 def ivr_step(step: str) -> Response:
     """The answer to a question (or the silence after it): move the call on by one step."""
+    return _step(step, hold=False)
+
+
+@bp.post("/hold/offer")
+def hold_offer() -> Response:
+    """A key pressed in the queue's hold loop (waitUrl <Gather>): 1 starts booking a callback that keeps the place."""
+    svc, flow, sid = services(), flow_of(services()), request.form["CallSid"]
+    state = calls.parse(svc.redis.hgetall(calls.key(sid)))
+    if state is None or state.step != QUEUE or request.args.get("s") != str(state.seq):
+        return _render(svc, flow, sid, state or CallState(), Reply(resume_hold=True), hold=True)
+    waited = queue_calls.waiting(svc.redis, sid, svc.clock(), svc.config)
+    inp = Input(digits=request.form.get("Digits", "")[:64])
+    new, reply = flow.hold_offer(state, inp, long_wait=waited.max_wait_exceeded)
+    if new != state:
+        pipe = svc.redis.pipeline(transaction=False)
+        calls.save(pipe, sid, state, new)
+        pipe.execute()
+    return _render(svc, flow, sid, new, reply, hold=True)
+
+
+@bp.post("/hold/<step>")
+def hold_step(step: str) -> Response:
+    """A callback step inside the hold loop (the waitUrl's <Gather> chain): same rules, ending in <Leave>."""
+    return _step(step, hold=True)
+
+
+def _step(step: str, hold: bool) -> Response:
     svc, flow, sid = services(), flow_of(services()), request.form["CallSid"]
     caller = _caller(svc)
     state, failures = _read(svc, sid, caller)
     if state is None:  # session expired or lost: start the call again rather than fail
         log_event(log, "call session missing", logging.WARNING, call_sid=sid, step=step)
+        if hold:
+            return _render(svc, flow, sid, CallState(), Reply(resume_hold=True), hold=True)
         return incoming()
     if step != state.step or request.args.get("s") != str(state.seq):
-        return _render(svc, flow, sid, state, flow.render(state))  # repeated or stale request: ask again, change nothing
+        # repeated or stale request: ask again, change nothing (in the hold loop, a finished booking holds on)
+        if hold and state.step == QUEUE:
+            return _render(svc, flow, sid, state, Reply(resume_hold=True), hold=True)
+        return _render(svc, flow, sid, state, flow.render(state), hold=hold)
     now = svc.clock()
     stores = _Stores(failures, now, flow.rules)
     inp = Input(digits=request.form.get("Digits", "")[:64], speech=request.form.get("SpeechResult", "")[:500])
@@ -118,8 +152,9 @@ def ivr_step(step: str) -> Response:
         new, said = _send_sms(svc, new, reply.sms)
         extra.append(said)
     if reply.ticket:
-        found = ticket_status(db(), new.caller, new.lang, now)
-        extra.append(say("ticket_open", new.lang, number=found.number, status=found.status) if found else say("ticket_none", new.lang))
+        found = ticket_status(db(), new.caller, new.lang, now, svc.config["hours"]["timezone"])
+        extra.append(say("ticket_open", new.lang, number=found.number, status=text(svc.config, found.status))
+                     if found else say("ticket_none", new.lang))
     v = stores.verification
     if v is not None and v.outcome is Outcome.OK:
         queue_calls.verified(db(), sid, tier=new.tier, member_uid=new.uid or None, now=now)
@@ -132,7 +167,10 @@ def ivr_step(step: str) -> Response:
     pipe.execute()
     if v is not None:
         log_event(log, "pin checked", call_sid=sid, caller=mask_phone(caller), uid=new.uid, outcome=v.outcome.value)
-    return _render(svc, flow, sid, new, replace(reply, says=(*extra, *reply.says)))
+    if reply.callback:
+        # The ticket is committed before its number is said; from the hold loop the caller then leaves the queue.
+        extra.extend(book(svc, sid, state, reply.callback, now))
+    return _render(svc, flow, sid, new, replace(reply, says=(*extra, *reply.says)), hold=hold or state.cb_reason in HOLD_REASONS)
 
 
 def _send_sms(svc: Services, state: CallState, prompt: str) -> tuple[CallState, Say]:
@@ -157,17 +195,28 @@ def _say(target: Any, config: Config, s: Say) -> None:
     say_twiml(target, config, text(config, s), s.lang)
 
 
-def _render(svc: Services, flow: Flow, sid: str, state: CallState, reply: Reply) -> Response:
-    """The Reply as TwiML: says, then a <Gather> (followed by the retry <Redirect>), the queue hand-off, or goodbye."""
+def _render(svc: Services, flow: Flow, sid: str, state: CallState, reply: Reply, hold: bool = False) -> Response:
+    """The Reply as TwiML: says, then a <Gather> (followed by the retry <Redirect>), the queue hand-off, or goodbye.
+
+    `hold`: the document runs in the queue's hold loop (a waitUrl chain), where only Say, Play, Pause,
+    Gather, Redirect, Leave and Hangup may appear: a booked callback ends with <Leave>, and going back
+    to holding is a <Redirect> to the waitUrl.
+    """
     cfg = svc.config
     resp = VoiceResponse()
     for s in reply.says:
         _say(resp, cfg, s)
+    if hold and (reply.resume_hold or reply.callback):
+        if reply.callback:
+            resp.leave()
+        else:
+            resp.redirect(WAIT_URL, method="POST")
+        return twiml(resp)
     if reply.queue is not None:
         return to_queue(resp, svc, sid, state)
     ask = reply.ask
     if ask is not None:
-        url = f"/voice/ivr/{ask.step}?s={state.seq}"
+        url = f"/voice/{'hold' if hold else 'ivr'}/{ask.step}?s={state.seq}"
         attrs: dict[str, Any] = {"action": url, "method": "POST", "timeout": flow.tree.timeout_s}
         if ask.digits:
             attrs["num_digits"] = ask.digits

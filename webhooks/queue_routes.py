@@ -34,17 +34,17 @@ def _state(svc: Services, sid: str) -> CallState:
     return ivr_session.parse(svc.redis.hgetall(ivr_session.key(sid))) or CallState(lang=svc.config["hotline"]["default_language"])
 
 
-def enqueue(resp: VoiceResponse, svc: Services, sid: str, state: CallState) -> Response:
+def enqueue(resp: VoiceResponse, svc: Services, sid: str, state: CallState, score: float | None = None) -> Response:
     """Put the caller in our order and answer with <Enqueue> into the Twilio queue the pen assigns.
 
     The order that counts is ours (Redis); the Twilio queue is only where the caller is held.
-    Commits, then asks a worker to dispatch.
+    `score`: a callback's ticket score (the member keeps their place). Commits, then asks a worker to dispatch.
     """
     now = svc.clock()
     joined = calls.join_queue(
         db(), svc.redis, sid, tier=state.tier or "guest", now=now, settings=svc.config,
         category=state.category, verified=state.verified, member_uid=state.uid or None,
-        from_number=state.caller or None,
+        from_number=state.caller or None, score=score,
     )
     db().commit()
     if joined.queue_name is None:  # the call already ended (a late or retried request)
@@ -71,21 +71,29 @@ def wait() -> Response:
     cfg, state = svc.config, _state(svc, sid)
     info = calls.waiting(svc.redis, sid, svc.clock(), cfg, queue_sid=request.form.get("QueueSid") or None)
     resp = VoiceResponse()
-    if info.state == "waiting" and info.position:
-        lang = state.lang
-        say(resp, cfg, _prompt(cfg, "queue_position", lang, position=info.position), lang)
+    waiting = info.state == "waiting" and bool(info.position)
+    # Everything is said inside one <Gather>, so "1 for a callback" works during the hold audio too; when
+    # it ends without a key the document ends and Twilio asks for the waitUrl again.
+    offer = waiting and cfg["callbacks"]["offer_in_queue"]
+    target: Any = resp.gather(input="dtmf", num_digits=1, timeout=1, action=f"/voice/hold/offer?s={state.seq}",
+                              method="POST") if offer else resp
+    lang = state.lang
+    if waiting:
+        say(target, cfg, _prompt(cfg, "queue_position", lang, position=info.position), lang)
         minutes = info.estimate.minutes()
         if minutes is None:
-            say(resp, cfg, _prompt(cfg, "queue_estimate_unknown", lang), lang)
+            say(target, cfg, _prompt(cfg, "queue_estimate_unknown", lang), lang)
         else:
-            say(resp, cfg, _prompt(cfg, "queue_estimate", lang, minutes=minutes), lang)
+            say(target, cfg, _prompt(cfg, "queue_estimate", lang, minutes=minutes), lang)
         if state.tier != next(iter(cfg.tiers)):
-            say(resp, cfg, _prompt(cfg, "queue_priority_note", lang), lang)
+            say(target, cfg, _prompt(cfg, "queue_priority_note", lang), lang)
+    if offer:
+        say(target, cfg, _prompt(cfg, "long_wait_offer" if info.max_wait_exceeded else "hold_offer", lang), lang)
     hold_url = cfg["queue"]["hold_music_url"]
     if hold_url:
-        resp.play(hold_url)
+        target.play(hold_url)
     else:
-        resp.pause(length=cfg["queue"]["announce_every_s"])
+        target.pause(length=cfg["queue"]["announce_every_s"])
     return twiml(resp)
 
 
@@ -104,6 +112,9 @@ def queue_result() -> Response:
     if result in ("error", "system-error"):
         state = _state(svc, sid)
         say(resp, svc.config, svc.config.prompt("apology", state.lang), state.lang)
+    if result == "leave":  # left for a callback: the ticket's number has been said
+        state = _state(svc, sid)
+        say(resp, svc.config, svc.config.prompt("goodbye", state.lang), state.lang)
     if result not in ("redirected", "bridged", "bridging-in-process", "redirected-from-bridged"):
         resp.hangup()
     return twiml(resp)
@@ -147,6 +158,8 @@ def whisper() -> Response:
     tier = cfg.tiers.get(state.tier, cfg.tiers["guest"])["label"][lang]
     verified = _prompt(cfg, "whisper_verified" if state.verified else "whisper_unverified", lang)
     resp = VoiceResponse()
+    if state.cb_ticket:
+        say(resp, cfg, _prompt(cfg, "whisper_callback", lang), lang)
     say(resp, cfg, _prompt(cfg, "whisper", lang, tier=tier, category=category_label(cfg, state.category, lang), verified=verified), lang)
     return twiml(resp)
 

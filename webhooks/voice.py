@@ -74,4 +74,4 @@ def unknown_step(unknown: str) -> Response:
 
 # The call flow's routes register themselves on `bp`: the IVR (/voice/incoming, /voice/ivr/<step>)
 # and the queue (/voice/queue, /wait, /queue-result, /connect, /whisper, /dial-result, /status).
-from webhooks import ivr_routes, queue_routes  # noqa: E402,F401
+from webhooks import callback_routes, ivr_routes, queue_routes  # noqa: E402,F401
