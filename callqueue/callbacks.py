@@ -94,10 +94,11 @@ def claim(session: Session, ticket_id: int, now: datetime) -> Claimed | None:
 
 def placed(session: Session, ticket_id: int, n: int, call_sid: str) -> None:
     """Twilio accepted attempt n's call: remember its CallSid."""
-    _attempt(session, ticket_id, n).call_sid = call_sid
-    row = session.get(CallbackTicket, ticket_id)
+    # Ticket row first, then the attempt, as everywhere: the answer webhook may be running on them already.
+    row = session.get(CallbackTicket, ticket_id, with_for_update=True)
     if row is not None and row.attempts == n:
         row.call_sid = call_sid
+    _attempt(session, ticket_id, n).call_sid = call_sid
     session.flush()
 
 
