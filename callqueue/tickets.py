@@ -196,15 +196,19 @@ def history(session: Session, ticket_id: int) -> list[dict[str, Any]]:
              "ended": a.ended.isoformat() if a.ended else None, "result": a.result} for a in rows]
 
 
-def cancel(session: Session, number: str, now: datetime, by: str) -> Ticket | None:
-    """Cancel a scheduled (or ringing) ticket; None if there is no such ticket. A connected or closed one is returned unchanged."""
+def cancel(session: Session, number: str, now: datetime, by: str) -> tuple[Ticket, bool] | None:
+    """Cancel a scheduled (or ringing) ticket: the ticket and whether this call cancelled it; None if no such ticket.
+
+    A connected or closed ticket (cancelled before included) comes back unchanged, with False.
+    """
     row = session.scalar(select(CallbackTicket).where(CallbackTicket.number == number).with_for_update())
     if row is None:
         return None
-    if row.status in ("scheduled", "dialing"):
-        row.status, row.closed, row.note = "cancelled", clock.canonical(now), f"cancelled by {by}"
-        session.flush()
-    return view(row)
+    if row.status not in ("scheduled", "dialing"):
+        return view(row), False
+    row.status, row.closed, row.note = "cancelled", clock.canonical(now), f"cancelled by {by}"
+    session.flush()
+    return view(row), True
 
 
 def counts(session: Session, now: datetime, day_start: datetime, overdue_after_s: float) -> dict[str, int]:

@@ -144,10 +144,11 @@ def callback_cancel(number: str) -> Response:
     if not number.isdigit() or len(number) > 12:
         return json_error(404, "no such ticket")
     svc, ident = services(), current_identity()
-    t = tickets.cancel(db(), number, svc.clock(), by=ident.login)
-    if t is None:
+    found = tickets.cancel(db(), number, svc.clock(), by=ident.login)
+    if found is None:
         return json_error(404, "no such ticket")
-    if t.status != "cancelled" or t.note != f"cancelled by {ident.login}":
+    t, changed = found
+    if not changed:
         db().rollback()
         return json_error(409, f"ticket {number} is {t.status}: only a scheduled or ringing ticket can be cancelled")
     db().commit()

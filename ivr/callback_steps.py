@@ -105,7 +105,7 @@ class CallbackSteps:
         if inp.digits == CONFIRM_KEY:
             return self._book(state)
         if inp.digits == OTHER_KEY:
-            new = replace(state, step=CB_ENTER, tries=0)
+            new = replace(state, step=CB_ENTER, cb_phone="", tries=0)
             return new, self._reply(new)
         return self._other(state, inp, now)
 

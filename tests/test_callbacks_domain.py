@@ -28,7 +28,9 @@ def test_one_open_ticket_per_number_and_a_retried_booking_is_the_same_ticket(db:
     other = book(db, sid="CA2")  # another call from the number: told about the open ticket
     assert not other.new and not other.own and other.ticket.number == first.ticket.number
     assert tickets.open_for_phone(db, PHONE) == first.ticket
-    assert tickets.cancel(db, first.ticket.number, T0, by="sam").status == "cancelled"
+    cancelled, changed = tickets.cancel(db, first.ticket.number, T0, by="sam")
+    assert changed and cancelled.status == "cancelled"
+    assert tickets.cancel(db, first.ticket.number, T0, by="sam") == (cancelled, False)  # once only
     db.commit()
     again = book(db, sid="CA3")  # closed tickets do not block a new one
     assert again.new and again.ticket.number != first.ticket.number
