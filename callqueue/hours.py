@@ -245,10 +245,6 @@ class Calendar:
         # A line open around the clock reports the end of the horizon (about two years ahead).
         return end.astimezone(sched.zone) if end is not None else None
 
-    def open_for_any(self, now: datetime) -> bool:
-        """Whether the line is open for at least one tier (or the global schedule) at `now`."""
-        return any(self.is_open(now, t) for t in (None, *self.tiers))
-
 
 def check_hours(data: dict[str, Any]) -> list[str]:
     """Config check: every schedule (global and per tier) is open on some weekday and names real dates."""

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from callqueue import tickets
-from ivr.callback_steps import spell, when_params
+from ivr.callback_steps import when_params
 from ivr.replies import Say, say
 
 
@@ -39,5 +39,3 @@ def status_say(t: tickets.Ticket, lang: str, now: datetime, tz: str) -> Say:
     due = max(t.due, now).astimezone(ZoneInfo(tz)).isoformat()
     return say("ticket_retry" if t.attempts else "ticket_scheduled", lang, **when_params(due))
 
-
-__all__ = ["TicketStatus", "ticket_status", "status_say", "spell"]

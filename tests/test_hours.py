@@ -125,8 +125,6 @@ def test_per_tier_override(tmp_path: Path) -> None:
     assert cal.is_open(at, "annual_premium")
     for tier in ("premium", "standard", "guest", None, "no_such_tier"):
         assert not cal.is_open(at, tier)
-    assert cal.open_for_any(at)
-    assert not cal.open_for_any(sh(2026, 11, 25, 7, 30))
     assert cal.closes_at(at, "annual_premium") == sh(2026, 11, 25, 22, 0)
     assert cal.next_opening(sh(2026, 11, 28, 7, 0), "annual_premium") == sh(2026, 11, 28, 8, 0)
     assert not cal.is_open(sh(2026, 10, 1, 12, 0), "annual_premium")  # holidays are inherited
@@ -217,7 +215,7 @@ def test_berlin_transitions(tmp_path: Path) -> None:
 
 def test_naive_datetimes_are_refused(cn: Calendar) -> None:
     naive = datetime(2026, 11, 25, 12, 0)
-    for call in (cn.is_open, cn.next_opening, cn.closes_at, cn.open_for_any):
+    for call in (cn.is_open, cn.next_opening, cn.closes_at):
         with pytest.raises(ValueError):
             call(naive)
 
