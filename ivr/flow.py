@@ -5,7 +5,7 @@ and the answer is plain values (`Reply`) that webhooks/ renders as TwiML.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Mapping
 

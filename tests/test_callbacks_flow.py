@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from callqueue import tickets
-from callqueue.records import CallRecord
 from callqueue.tickets import CallbackAttempt, CallbackTicket
 from simulator import Script
 from tests.flow_support import (

@@ -10,7 +10,7 @@ from callqueue.settings import queue_settings
 from hotline.context import db
 from hotline.logs import log_event, mask_phone
 from hotline.services import Services
-from ivr.callback_steps import spell, when_params
+from ivr.callback_steps import when_params
 from ivr.flow import GUEST, HOLD_REASONS, Say, say
 from ivr.session import CallState
 from members.phones import can_text

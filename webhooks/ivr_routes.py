@@ -15,6 +15,7 @@ from flask import Response, g, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callqueue import calls as queue_calls
+from callqueue import ordering
 from hotline.config import Config
 from hotline.context import db, services
 from hotline.logs import log_event, mask_phone
@@ -113,7 +114,7 @@ def hold_offer() -> Response:
     state = calls.parse(svc.redis.hgetall(calls.key(sid)))
     if state is None or state.step != QUEUE or request.args.get("s") != str(state.seq):
         return _render(svc, flow, sid, state or CallState(), Reply(resume_hold=True), hold=True)
-    waited = queue_calls.waiting(svc.redis, sid, svc.clock(), svc.config)
+    waited = ordering.status(svc.redis, sid, svc.clock(), svc.config)  # one round trip: no estimate needed here
     inp = Input(digits=request.form.get("Digits", "")[:64])
     new, reply = flow.hold_offer(state, inp, long_wait=waited.max_wait_exceeded)
     if new != state:
