@@ -1,6 +1,7 @@
 """Settings from the environment and the validated TOML configuration."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -57,6 +58,15 @@ HOURS = Table(
         ),
     }
 )
+def _networks(values: list[str]) -> str | None:
+    for v in values:
+        try:
+            ipaddress.ip_network(v, strict=False)
+        except ValueError:
+            return f"{v!r} is not an IP network such as 127.0.0.1/32"
+    return None
+
+
 LABEL = Table(each=Str(nonempty=True))
 TIER = Table(
     fields={
@@ -121,6 +131,20 @@ def root_spec(extra_sections: Mapping[str, Spec] | None = None) -> Table:
                     "allow_foreign_numbers": Bool(),
                     "allow_premium_rate": Bool(),
                     "sms_confirmation": Bool(),
+                }
+            ),
+            "console": Table(
+                fields={
+                    "default_language": Str(choices=("zh", "en")),
+                    "poll_ms": Num(min=250, max=2000, integer=True),
+                    "at_risk_margin": Num(min=0, max=1),
+                    "dispositions": Table(each=LABEL, key_pattern=r"[a-z][a-z0-9_]{0,39}"),
+                }
+            ),
+            "metrics": Table(
+                fields={
+                    "enabled": Bool(),
+                    "allow_networks": Custom(List(Str(nonempty=True)), _networks),
                 }
             ),
             "prompts": Table(each=LABEL),
