@@ -149,6 +149,16 @@ def settle_wrap_ups(r: redis.Redis, now: Now, limit: int = 1000) -> list[str]:
     return [text(x) for x in _SETTLE(r, [], [clock.to_ms(now), limit])]
 
 
+def many(r: redis.Redis, logins: Iterable[str], now: Now) -> list[AgentPresence]:
+    """The presence of each of `logins`, in order (a wrap-up past its due time reads as over). 1 round trip."""
+    logins = list(logins)
+    pipe = r.pipeline(transaction=False)
+    for login in logins:
+        pipe.hgetall(keys.agent(login))
+    ms = clock.to_ms(now)
+    return [_view(login, {text(k): text(v) for k, v in h.items()}, ms) for login, h in zip(logins, pipe.execute())]
+
+
 def counts(r: redis.Redis, now: Now) -> dict[str, int]:
     """Agents per state, after settling due wrap-ups. 1 round trip."""
     reply = _COUNTS(r, [], [clock.to_ms(now), *keys.AGENT_STATES])

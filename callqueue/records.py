@@ -32,15 +32,15 @@ class CallRecord(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
-    from_number: Mapped[str | None] = mapped_column(String(32), default=None)
+    from_number: Mapped[str | None] = mapped_column(String(32), default=None, index=True)  # the agent's "last calls"
     tier: Mapped[str | None] = mapped_column(String(32), default=None)
     category: Mapped[str | None] = mapped_column(String(40), default=None)
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
-    member_uid: Mapped[str | None] = mapped_column(String(32), default=None)
-    agent_login: Mapped[str | None] = mapped_column(String(64), default=None)
+    member_uid: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
+    agent_login: Mapped[str | None] = mapped_column(String(64), default=None, index=True)  # agents' own figures
     score: Mapped[float | None] = mapped_column(Float, default=None)  # queue score: a callback keeps the place
     offers: Mapped[int] = mapped_column(Integer, default=0)  # agents rung for this caller
-    arrived: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    arrived: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)  # a day's export
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     queued: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
     offered: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -54,6 +54,7 @@ class CallRecord(Base):
     call_status: Mapped[str | None] = mapped_column(String(20), default=None)
     disposition: Mapped[str | None] = mapped_column(String(40), default=None)  # the agent's wrap-up
     notes: Mapped[str | None] = mapped_column(Text, default=None)
+    wrapped_up: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)  # first wrap-up saved: handle time
 
 
 def get(session: Session, call_sid: str) -> CallRecord | None:
@@ -231,9 +232,10 @@ def last_answered_by(session: Session, agent: str) -> CallRecord | None:
     )
 
 
-def note_wrapup(session: Session, record: CallRecord, *, disposition: str, notes: str) -> CallRecord:
-    """Keep the agent's disposition and notes on the call (a second wrap-up replaces the first)."""
+def note_wrapup(session: Session, record: CallRecord, *, disposition: str, notes: str, now: Now) -> CallRecord:
+    """Keep the agent's disposition and notes on the call (a second wrap-up replaces the first's text, not its time)."""
     record.disposition = disposition or None
     record.notes = notes or None
+    record.wrapped_up = record.wrapped_up or clock.canonical(now)
     session.flush()
     return record

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -32,10 +32,10 @@ class CallbackTicket(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(12), unique=True)
-    member_uid: Mapped[str | None] = mapped_column(String(32), default=None)
+    member_uid: Mapped[str | None] = mapped_column(String(32), default=None, index=True)  # the agent's view
     tier: Mapped[str] = mapped_column(String(32))
     category: Mapped[str | None] = mapped_column(String(40), default=None)
-    phone: Mapped[str] = mapped_column(String(32))
+    phone: Mapped[str] = mapped_column(String(32), index=True)
     lang: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(String(20))
     score: Mapped[float] = mapped_column(Float)  # the queue score the member keeps
@@ -45,7 +45,7 @@ class CallbackTicket(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), index=True)
-    call_sid: Mapped[str | None] = mapped_column(String(64), default=None)  # the latest callback call
+    call_sid: Mapped[str | None] = mapped_column(String(64), default=None, index=True)  # the latest callback call
     dialing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     closed: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
     note: Mapped[str | None] = mapped_column(Text, default=None)  # why it failed or who cancelled it
@@ -127,6 +127,23 @@ class Created:
 def open_for_phone(session: Session, phone: str) -> Ticket | None:
     """The open ticket of `phone`, if any. One indexed SELECT."""
     row = session.scalar(select(CallbackTicket).where(CallbackTicket.phone == phone, CallbackTicket.status.in_(OPEN)))
+    return view(row) if row else None
+
+
+def for_caller(session: Session, phone: str | None, member_uid: str | None, limit: int = 5) -> list[Ticket]:
+    """A caller's open tickets and then their most recent closed ones (by phone or member), for the agent's screen."""
+    who = [c for c in (CallbackTicket.phone == phone if phone else None,
+                       CallbackTicket.member_uid == member_uid if member_uid else None) if c is not None]
+    if not who:
+        return []
+    rows = session.scalars(select(CallbackTicket).where(or_(*who)).order_by(
+        CallbackTicket.status.in_(OPEN).desc(), CallbackTicket.created.desc(), CallbackTicket.id.desc()).limit(limit))
+    return [view(t) for t in rows]
+
+
+def by_call(session: Session, call_sid: str) -> Ticket | None:
+    """The ticket whose callback call this is, if it is one."""
+    row = session.scalar(select(CallbackTicket).where(CallbackTicket.call_sid == call_sid).limit(1))
     return view(row) if row else None
 
 

@@ -7,12 +7,14 @@ from flask import Blueprint, Response, jsonify, request
 
 import logging
 
-from callqueue import clock, ordering, presence, stats, tickets
+from callqueue import clock, history, ordering, presence, stats, tickets
 from callqueue.presence import PresenceError
 from callqueue.settings import queue_settings
 from console.auth import current_identity, json_error, require_role
 from console.openapi import OPENAPI
-from console.views import agent_view, queue_view, save_wrapup
+from console.agent_screen import agent_view, today_figures
+from console.dashboard import dashboard
+from console.views import agents_table, queue_view, save_wrapup
 from hotline.context import db, services
 from hotline.logs import log_event, mask_phone
 from webhooks.dispatcher import request_dispatch
@@ -77,9 +79,10 @@ def wrapup() -> Response:
     notes, disposition = body.get("notes", ""), body.get("disposition", "")
     if not isinstance(notes, str) or len(notes) > 4000:
         return json_error(400, "notes: must be a string of at most 4000 characters")
-    if not isinstance(disposition, str) or len(disposition) > 40:
-        return json_error(400, "disposition: must be a string of at most 40 characters")
     svc, ident, now = services(), current_identity(), services().clock()
+    choices = svc.config["console"]["dispositions"]
+    if disposition not in choices:
+        return json_error(400, f"disposition: must be one of {', '.join(choices)}")
     try:
         back_available = save_wrapup(db(), svc.redis, ident.login, notes, disposition, now)
     except PresenceError as exc:
@@ -88,6 +91,43 @@ def wrapup() -> Response:
     if back_available:
         request_dispatch(svc)
     return jsonify(agent_view(db(), svc.redis, ident, now, svc.config))
+
+
+@bp.get("/agents/me/today")
+@require_role(*AGENT_ROLES)
+def my_day() -> Response:
+    """The logged-in agent's own figures today: calls taken and mean handle time."""
+    svc = services()
+    return jsonify(today_figures(db(), current_identity().login, svc.clock(), svc.config))
+
+
+@bp.get("/agents")
+@require_role("supervisor")
+def agents() -> Response:
+    """Every agent's state, time in it and current caller's tier."""
+    svc = services()
+    return jsonify(agents_table(db(), svc.redis, svc.clock()))
+
+
+@bp.get("/dashboard")
+@require_role("supervisor")
+def live_dashboard() -> Response:
+    """The supervisor dashboard's whole live picture in one request (what the page polls)."""
+    svc = services()
+    return jsonify(dashboard(db(), svc.redis, svc.clock(), svc.config))
+
+
+@bp.get("/history")
+@require_role("supervisor")
+def day_history() -> Response:
+    """A day's figures per 15-minute interval (today by default), for the history charts."""
+    svc = services()
+    now = svc.clock()
+    try:
+        day = history.parse_day(request.args.get("date"), svc.config, now)
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    return jsonify(history.intervals(db(), day, svc.config, now))
 
 
 @bp.get("/queue")

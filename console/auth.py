@@ -1,9 +1,10 @@
-"""Who is asking: HTTP Basic or the console's session, and role checks on every route."""
+"""Who is asking: HTTP Basic or the console's session, CSRF tokens, and role checks on every route."""
 from __future__ import annotations
 
 import functools
 import hashlib
 import hmac
+import secrets
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
@@ -54,10 +55,32 @@ def current_identity() -> Identity | None:
     """The caller of this request, from Basic credentials or the console session."""
     if "identity" not in g:
         ident = _from_basic()
+        g.via_session = False
         if ident is None and session.get("login"):
             ident = identity_of(db(), session["login"])
+            g.via_session = ident is not None
         g.identity = ident
     return g.identity
+
+
+def csrf_token() -> str:
+    """This browser session's CSRF token (made on first use), for forms and the pages' scripts."""
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_valid() -> bool:
+    """Whether the request carries this session's CSRF token (form field or X-CSRF-Token header)."""
+    expected = session.get("csrf")
+    given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+    return bool(expected) and hmac.compare_digest(expected, given)
+
+
+def needs_csrf() -> bool:
+    """A state-changing request authenticated only by the session cookie, which a browser sends by itself."""
+    return request.method not in ("GET", "HEAD", "OPTIONS") and bool(g.get("via_session"))
 
 
 def json_error(status: int, reason: str) -> Any:
@@ -80,6 +103,8 @@ def require_role(*roles: str) -> Callable[[F], F]:
                 return json_error(401, "log in (HTTP Basic or the console) first")
             if ident.role not in roles:
                 return json_error(403, f"this needs the role {' or '.join(roles)}")
+            if needs_csrf() and not csrf_valid():
+                return json_error(403, "the X-CSRF-Token header is missing or wrong; reload the page")
             return fn(*args, **kwargs)
 
         return inner  # type: ignore[return-value]

@@ -22,6 +22,9 @@ _CALL = {
         "category": {"type": ["string", "null"]},
         "verified": {"type": "boolean"},
         "waited_s": _NUM,
+        "connected": {"type": "boolean"}, "number": {"type": ["string", "null"]},
+        "tier_label": {"type": "object"}, "category_label": {"type": "object"},
+        "callback": {"type": ["string", "null"]}, "tickets": {"type": "array"}, "last_calls": {"type": "array"},
     },
 }
 _AGENT = {
@@ -33,6 +36,10 @@ _AGENT = {
         "call": _CALL, "since": _NUM, "wrap_up_due": _NUM,
     },
 }
+
+_AGENT_ROW = {"type": "object", "properties": {
+    "login": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"},
+    "state": {"type": "string"}, "in_state_s": _NUM, "caller_tier": {"type": ["string", "null"]}, "wrap_up_due": _NUM}}
 
 
 def _err(desc: str) -> dict[str, Any]:
@@ -55,7 +62,7 @@ _TICKET = {"type": "object", "properties": {
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Hotline API", "version": "1.0.0",
-             "description": "Agents' state and calls; supervisors' live queue and statistics. HTTP Basic with the agent's login and password, or the console's session."},
+             "description": "Agents' state and calls; supervisors' live queue and statistics. HTTP Basic with the agent's login and password, or the console's session cookie (writes then need the X-CSRF-Token header of the page)."},
     "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
     "security": [{"basic": []}],
     "paths": {
@@ -71,8 +78,36 @@ OPENAPI: dict[str, Any] = {
             "summary": "Save wrap-up notes for the last call and end the wrap-up",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object",
-                "properties": {"notes": {"type": "string", "maxLength": 4000}, "disposition": {"type": "string", "maxLength": 40}}}}}},
-            "responses": {"200": _ok(_AGENT), "400": _err("bad JSON"), "409": _err("still on the call, or nothing to wrap up"), **_AUTH_ERRORS},
+                "required": ["disposition"],
+                "properties": {"notes": {"type": "string", "maxLength": 4000},
+                               "disposition": {"type": "string", "description": "a key of [console.dispositions]"}}}}}},
+            "responses": {"200": _ok(_AGENT), "400": _err("bad JSON or a disposition not configured"), "409": _err("still on the call, or nothing to wrap up"), **_AUTH_ERRORS},
+        }},
+        "/api/agents/me/today": {"get": {
+            "summary": "The logged-in agent's own figures today",
+            "responses": {"200": _ok({"type": "object", "properties": {
+                "calls_taken": {"type": "integer"}, "handled": {"type": "integer"}, "mean_handle_s": _NUM}}), **_AUTH_ERRORS},
+        }},
+        "/api/agents": {"get": {
+            "summary": "Every agent's state, time in state and current caller's tier (supervisors)",
+            "responses": {"200": _ok({"type": "array", "items": _AGENT_ROW}), **_AUTH_ERRORS},
+        }},
+        "/api/dashboard": {"get": {
+            "summary": "The supervisor dashboard's live picture: figures with target states, agents, queue, callbacks",
+            "responses": {"200": _ok({"type": "object", "required": ["as_of", "stats", "agents", "queue", "callbacks"], "properties": {
+                "as_of": {"type": "string"}, "stats": {"type": "object"}, "agents": {"type": "array", "items": _AGENT_ROW},
+                "queue": {"type": "array"}, "callbacks": {"type": "object"}}}), **_AUTH_ERRORS},
+        }},
+        "/api/history": {"get": {
+            "summary": "A day's figures per 15-minute interval (supervisors)",
+            "parameters": [{"name": "date", "in": "query", "schema": {"type": "string", "format": "date"}}],
+            "responses": {"200": _ok({"type": "object", "required": ["date", "intervals", "day"], "properties": {
+                "date": {"type": "string"}, "timezone": {"type": "string"}, "interval_minutes": {"type": "integer"},
+                "tiers": {"type": "array", "items": {"type": "string"}},
+                "intervals": {"type": "array", "items": {"type": "object", "properties": {
+                    "start": {"type": "string"}, "tiers": {"type": "object", "additionalProperties": _FIGURES},
+                    "overall": _FIGURES}}},
+                "day": {"type": "object"}}}), "400": _err("bad date"), **_AUTH_ERRORS},
         }},
         "/api/queue": {"get": {
             "summary": "Callers waiting, in service order (supervisors)",

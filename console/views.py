@@ -1,4 +1,4 @@
-"""Plain-value views the API and the console pages share: an agent's screen, the queue, wrap-up."""
+"""Plain-value views the API and the console pages share: the queue, the agents table, wrap-up."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,41 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callqueue import presence, records
-from callqueue.logins import Identity
+from callqueue.agents import Agent
 from callqueue.presence import PresenceError
-from hotline.config import Config
 from hotline.logs import mask_phone
-from members.models import Member
-
-
-def _waited_s(rec: records.CallRecord | None, now: datetime) -> float | None:
-    if rec is None or rec.queued is None:
-        return None
-    end = rec.answered or rec.left_queue or now
-    return round((end - rec.queued).total_seconds(), 1)
-
-
-def agent_view(session: Session, r: redis.Redis, ident: Identity, now: datetime, config: Config) -> dict[str, Any]:
-    """What `GET /api/agents/me` returns: state and, when routed a call, who is calling and why."""
-    p = presence.get(r, ident.login, now)
-    call = None
-    if p.state == "on_call" and p.call_sid:
-        rec = records.get(session, p.call_sid)
-        member = None
-        if rec is not None and rec.member_uid:
-            m = session.scalar(select(Member).where(Member.uid == rec.member_uid))
-            if m is not None:
-                member = {"uid": m.uid, "name": m.name, "tier": m.tier}
-        call = {
-            "call_sid": p.call_sid,
-            "member": member,
-            "tier": rec.tier if rec else None,
-            "category": rec.category if rec else None,
-            "verified": bool(rec and rec.verified),
-            "waited_s": _waited_s(rec, now),
-        }
-    return {"login": ident.login, "name": ident.name, "status": p.state, "call": call,
-            "since": p.since, "wrap_up_due": p.wrap_up_due}
 
 
 def queue_view(session: Session, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
@@ -75,7 +43,25 @@ def save_wrapup(session: Session, r: redis.Redis, login: str, notes: str, dispos
     rec = records.last_answered_by(session, login)
     if rec is None:
         raise PresenceError("there is no answered call to wrap up")
-    records.note_wrapup(session, rec, disposition=disposition, notes=notes)
+    records.note_wrapup(session, rec, disposition=disposition, notes=notes, now=now)
     if p.state == "wrap_up":
         p = presence.set_state(r, login, p.after or "available", now)
     return p.state == "available"
+
+
+def agents_table(session: Session, r: redis.Redis, now: datetime) -> list[dict[str, Any]]:
+    """Every agent: state, seconds in it, and the tier of the caller they are on (1 Redis + 2 SQL round trips)."""
+    people = session.execute(select(Agent.login, Agent.name, Agent.role).order_by(Agent.login)).all()
+    states = presence.many(r, [login for login, _, _ in people], now)
+    sids = [p.call_sid for p in states if p.state == "on_call" and p.call_sid]
+    tiers = dict(session.execute(
+        select(records.CallRecord.call_sid, records.CallRecord.tier).where(records.CallRecord.call_sid.in_(sids))
+    ).all()) if sids else {}
+    now_s = now.timestamp()
+    return [
+        {"login": login, "name": name, "role": role, "state": p.state,
+         "in_state_s": round(max(0.0, now_s - p.since), 1) if p.since else None,
+         "caller_tier": (tiers.get(p.call_sid) or "guest") if p.state == "on_call" and p.call_sid else None,
+         "wrap_up_due": p.wrap_up_due}
+        for (login, name, role), p in zip(people, states)
+    ]

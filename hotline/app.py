@@ -1,6 +1,7 @@
 """The app factory: settings, stores and blueprints wired together."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Mapping
 
 from flask import Flask, Response, jsonify
@@ -12,6 +13,9 @@ from hotline.context import close_db
 from hotline.services import Services, build_services
 from hotline.setup import full_config
 from webhooks.gateway import TwilioGateway
+
+
+SHIFT = timedelta(hours=12)  # a console session lasts one long shift, then asks for the password again
 
 
 def make_gateway(settings: Settings) -> TwilioGateway:
@@ -37,12 +41,18 @@ def create_services(overrides: Mapping[str, Any] | None = None) -> Services:
 def create_app(overrides: Mapping[str, Any] | None = None, services: Services | None = None) -> Flask:
     """Build the hotline's Flask app; `overrides` replace Settings fields (tests, CLI flags)."""
     svc = services or create_services(overrides)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the console blueprint serves its own files
     app.config.update(
         SECRET_KEY=svc.settings.secret_key,
         TESTING=svc.settings.testing,
         MAX_CONTENT_LENGTH=256 * 1024,  # Twilio's requests are small; anything bigger is not Twilio
         JSON_SORT_KEYS=False,
+        # The console's session cookie: signed, not readable by scripts, not sent on cross-site posts.
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=svc.settings.public_url.startswith("https://") and not svc.settings.testing,
+        SESSION_COOKIE_NAME="hotline_session",
+        PERMANENT_SESSION_LIFETIME=SHIFT,
     )
     app.extensions["hotline"] = svc
     if svc.settings.trusted_proxies:
@@ -51,10 +61,14 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     app.teardown_appcontext(close_db)
 
     from console.api import bp as api_bp
+    from console.metrics import init_metrics
+    from console.pages import bp as pages_bp
     from webhooks.voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)
+    init_metrics(app, svc)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

@@ -138,6 +138,7 @@ def root_spec(extra_sections: Mapping[str, Spec] | None = None) -> Table:
                     "default_language": Str(choices=("zh", "en")),
                     "poll_ms": Num(min=250, max=2000, integer=True),
                     "at_risk_margin": Num(min=0, max=1),
+                    "abandon_rate_target": Num(min=0, max=1),
                     "dispositions": Table(each=LABEL, key_pattern=r"[a-z][a-z0-9_]{0,39}"),
                 }
             ),

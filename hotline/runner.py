@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -92,6 +93,20 @@ def child_env(settings: Settings, redis_url: str, extra: dict[str, str] | None =
     return env
 
 
+def metrics_env(data_dir: Path) -> dict[str, str]:
+    """PROMETHEUS_MULTIPROC_DIR for gunicorn: `<data_dir>/prometheus`, emptied.
+
+    Each gunicorn worker keeps its webhook histogram in a file there and /metrics sums the files
+    (prometheus_client's multiprocess mode), so a scrape sees every worker, not just the one answering.
+    Files left by an earlier run would be summed in too: start from an empty folder.
+    """
+    folder = Path(data_dir) / "prometheus"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    return {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+
+
 def prepare(overrides: dict[str, object] | None = None) -> tuple[Settings, str, EmbeddedRedis | None]:
     """Load and check settings, start the embedded Redis if needed; exit with one line on failure."""
     from hotline.app import load_settings
@@ -119,7 +134,7 @@ def serve_forever(host: str, port: int, workers: int) -> None:
     except SystemExit:
         sup.stop()
         raise
-    sup.spawn(gunicorn_args(host, port, workers), child_env(settings, url))
+    sup.spawn(gunicorn_args(host, port, workers), child_env(settings, url, metrics_env(settings.data_dir)))
     sys.exit(sup.wait())
 
 
@@ -185,7 +200,7 @@ def run_all(host: str, port: int) -> None:
             sup.on_stop.append(sim.stop)
             extra["TWILIO_API_URL"] = sim.api_url
         env = child_env(settings, url, extra)
-        sup.spawn(gunicorn_args(host, port, 2), env)
+        sup.spawn(gunicorn_args(host, port, 2), {**env, **metrics_env(settings.data_dir)})
         sup.spawn([sys.executable, "-m", "hotline.cli", "worker"], env)
         sup.spawn([sys.executable, "-m", "hotline.cli", "cron"], env)
         wait_ready(f"{public_url}/healthz", sup)
@@ -200,7 +215,10 @@ def run_all(host: str, port: int) -> None:
     click.echo(f"""
 Hotline is running (Ctrl-C stops everything):
   Twilio voice webhook   POST {public_url}/voice/incoming   (status: /voice/status, fallback: /voice/fallback)
+  Agent console          {public_url}/agent   (log in at {public_url}/login with a login printed above)
+  Supervisor dashboard   {public_url}/supervisor   (history and CSV: {public_url}/supervisor/history)
   Agent/supervisor API   {public_url}/api   (OpenAPI: {public_url}/api/openapi.json)
+  Prometheus metrics     {public_url}/metrics
   Health                 {public_url}/healthz
   Twilio                 {'offline: the simulator answers REST at ' + extra['TWILIO_API_URL'] if settings.offline else settings.twilio_api_url}
   Stores                 {settings.database_url} and redis at {url}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,10 +26,15 @@ def people(db: Any) -> dict[str, dict[str, str]]:
     return {"agent": basic("ann", "ann-pass-1"), "supervisor": basic("sam", "sam-pass-1")}
 
 
-def test_openapi_document_lists_every_route(client: Any) -> None:
+def test_openapi_document_lists_every_route(app: Any, client: Any) -> None:
     doc = client.get("/api/openapi.json").json
     assert doc["openapi"].startswith("3.")
-    assert {"/api/agents/me", "/api/agents/me/status", "/api/agents/me/wrapup", "/api/queue", "/api/stats"} <= set(doc["paths"])
+    routes = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", r.rule) for r in app.url_map.iter_rules() if r.rule.startswith("/api/")}
+    assert len(routes) >= 12 and routes == set(doc["paths"]), routes ^ set(doc["paths"])
+    for path, item in doc["paths"].items():
+        rule_methods = {m.lower() for r in app.url_map.iter_rules() if re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", r.rule) == path
+                        for m in r.methods - {"HEAD", "OPTIONS"}}
+        assert set(item) == rule_methods, path
 
 
 def test_no_credentials_is_401_with_a_challenge(client: Any, people: Any) -> None:
@@ -96,7 +102,7 @@ def test_wrapup_saves_notes_and_ends_wrap_up(client: Any, people: Any, db: Any, 
 
 
 def test_wrapup_with_nothing_to_wrap_is_409(client: Any, people: Any) -> None:
-    resp = client.post("/api/agents/me/wrapup", json={"notes": ""}, headers=people["agent"])
+    resp = client.post("/api/agents/me/wrapup", json={"notes": "", "disposition": "resolved"}, headers=people["agent"])
     assert resp.status_code == 409
 
 

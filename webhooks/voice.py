@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, current_app, g, request
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
+from console.metrics import UNMATCHED, observe_webhook
 from hotline.context import services
 from hotline.logs import log_event, mask_phone
 from webhooks.security import signature_valid
@@ -43,8 +44,10 @@ def check_request() -> None:
 
 @bp.after_request
 def log_webhook(response: Response) -> Response:
-    """One structured line per webhook: CallSid, step, status, milliseconds."""
+    """One structured line per webhook: CallSid, step, status, milliseconds; and its latency for /metrics."""
     ms = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
+    # Labelled by URL rule, not path: /voice/ivr/<step> stays one series whatever the step.
+    observe_webhook(request.url_rule.rule if request.url_rule else UNMATCHED, ms / 1000)
     log_event(log, "webhook", call_sid=_field("CallSid"), step=request.path.removeprefix("/voice/"),
               status=response.status_code, ms=round(ms, 2), caller=mask_phone(_field("From")))
     return response

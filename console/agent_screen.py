@@ -1,0 +1,109 @@
+"""What an agent's screen shows: their state, the routed caller's context, and their own figures today."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from callqueue import clock, presence, records, tickets
+from callqueue.logins import Identity
+from callqueue.records import CallRecord
+from callqueue.settings import queue_settings
+from hotline.config import Config
+from hotline.logs import mask_phone
+from members.models import Member
+
+RECENT_CALLS = 5
+
+
+def _waited_s(rec: CallRecord | None, now: datetime) -> float | None:
+    if rec is None or rec.queued is None:
+        return None
+    end = rec.answered or rec.left_queue or now
+    return round((end - rec.queued).total_seconds(), 1)
+
+
+def _ticket(t: tickets.Ticket) -> dict[str, Any]:
+    return {"number": t.number, "status": t.status, "reason": t.reason, "category": t.category,
+            "created": t.created.isoformat(), "due": t.due.isoformat(), "attempts": t.attempts,
+            "closed": t.closed.isoformat() if t.closed else None}
+
+
+def _last_calls(session: Session, rec: CallRecord) -> list[dict[str, Any]]:
+    """Earlier calls from the same member or number, newest first (indexed on both)."""
+    who = [c for c in (CallRecord.member_uid == rec.member_uid if rec.member_uid else None,
+                       CallRecord.from_number == rec.from_number if rec.from_number else None) if c is not None]
+    if not who:
+        return []
+    rows = session.scalars(select(CallRecord).where(or_(*who), CallRecord.call_sid != rec.call_sid)
+                           .order_by(CallRecord.arrived.desc(), CallRecord.id.desc()).limit(RECENT_CALLS))
+    return [{"arrived": r.arrived.isoformat() if r.arrived else None, "category": r.category, "outcome": r.outcome,
+             "agent": r.agent_login, "disposition": r.disposition, "notes": r.notes} for r in rows]
+
+
+def caller_context(session: Session, call_sid: str, now: datetime, config: Config) -> dict[str, Any]:
+    """Who the routed caller is and why they call: shown while the agent's phone rings and during the call."""
+    rec = records.get(session, call_sid)
+    member = None
+    if rec is not None and rec.member_uid:
+        m = session.scalar(select(Member).where(Member.uid == rec.member_uid))
+        if m is not None:
+            member = {"uid": m.uid, "name": m.name, "tier": m.tier}
+    tier = (rec.tier if rec else None) or (member["tier"] if member else "guest")
+    category = rec.category if rec else None
+    callback = tickets.by_call(session, call_sid)
+    phone = callback.phone if callback else (rec.from_number if rec else None)
+    return {
+        "call_sid": call_sid,
+        "connected": bool(rec and rec.answered),
+        "member": member,
+        "number": mask_phone(phone) or None,
+        "tier": tier,
+        "tier_label": config.tiers.get(tier, {}).get("label", {}),
+        "category": category,
+        "category_label": config["categories"].get(category or "", {}),
+        "verified": bool(rec and rec.verified),
+        "waited_s": _waited_s(rec, now),
+        "callback": callback.number if callback else None,
+        "tickets": [_ticket(t) for t in tickets.for_caller(session, phone, member["uid"] if member else None)],
+        "last_calls": _last_calls(session, rec) if rec else [],
+    }
+
+
+def agent_view(session: Session, r: redis.Redis, ident: Identity, now: datetime, config: Config) -> dict[str, Any]:
+    """What `GET /api/agents/me` returns: state, since when, and the routed caller's context."""
+    p = presence.get(r, ident.login, now)
+    call = None
+    if p.state == "on_call" and p.call_sid:
+        call = caller_context(session, p.call_sid, now, config)
+    return {"login": ident.login, "name": ident.name, "role": ident.role, "status": p.state, "call": call,
+            "since": p.since, "wrap_up_due": p.wrap_up_due, "as_of": now.isoformat()}
+
+
+def handle_seconds(rec: CallRecord, wrap_up_s: float) -> float | None:
+    """Talk time plus after-call work: answered → the wrap-up's end (saved early, or its time limit)."""
+    if rec.answered is None or rec.ended is None:
+        return None
+    limit = rec.ended + timedelta(seconds=wrap_up_s)
+    done = min(rec.wrapped_up, limit) if rec.wrapped_up else limit
+    return max(done, rec.ended).timestamp() - rec.answered.timestamp()
+
+
+def today_figures(session: Session, login: str, now: datetime, config: Config) -> dict[str, Any]:
+    """The agent's own day (in the hotline's time zone): calls taken and mean handle time."""
+    qs = queue_settings(config)
+    start = clock.from_ms(clock.day_start_ms(clock.to_ms(now), qs.tz))
+    rows = session.scalars(select(CallRecord).where(
+        CallRecord.agent_login == login, CallRecord.answered >= start, CallRecord.answered <= clock.canonical(now)))
+    wrap_s = float(config["queue"]["wrap_up_s"])
+    taken, handled = 0, []
+    for rec in rows:
+        taken += 1
+        h = handle_seconds(rec, wrap_s)
+        if h is not None:
+            handled.append(h)
+    return {"calls_taken": taken, "handled": len(handled),
+            "mean_handle_s": round(sum(handled) / len(handled), 1) if handled else None}

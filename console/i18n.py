@@ -1,0 +1,135 @@
+"""The console's interface text in Chinese and English, and which language this request uses."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request, session
+
+from hotline.context import services
+
+LANGUAGES = ("zh", "en")
+
+# One entry per piece of interface text; the pages and their scripts read the same catalogue.
+TEXT: dict[str, dict[str, str]] = {
+    "app_name": {"zh": "会员服务热线", "en": "Member hotline"},
+    "console": {"zh": "坐席工作台", "en": "Agent console"},
+    "dashboard": {"zh": "主管看板", "en": "Supervisor dashboard"},
+    "history": {"zh": "历史报表", "en": "History"},
+    "login": {"zh": "登录", "en": "Log in"},
+    "logout": {"zh": "退出登录", "en": "Log out"},
+    "login_name": {"zh": "账号", "en": "Login"},
+    "password": {"zh": "密码", "en": "Password"},
+    "login_bad": {"zh": "账号或密码不正确。", "en": "The login or password is not correct."},
+    "login_locked": {"zh": "失败次数过多，账号已锁定，请于 {until} 后再试。",
+                     "en": "Too many failed attempts: the account is locked until {until}."},
+    "login_missing": {"zh": "请输入账号和密码。", "en": "Enter your login and password."},
+    "csrf_failed": {"zh": "页面已过期，请刷新后重试。", "en": "This page has expired; reload it and try again."},
+    "forbidden": {"zh": "您没有权限打开此页面。", "en": "You are not allowed to open this page."},
+    "not_found": {"zh": "页面不存在。", "en": "There is no such page."},
+    "logged_out": {"zh": "您已退出登录。", "en": "You have logged out."},
+    "language": {"zh": "English", "en": "中文"},
+    "state": {"zh": "状态", "en": "State"},
+    "state_available": {"zh": "空闲", "en": "Available"},
+    "state_away": {"zh": "暂离", "en": "Away"},
+    "state_offline": {"zh": "离线", "en": "Offline"},
+    "state_on_call": {"zh": "通话中", "en": "On a call"},
+    "state_wrap_up": {"zh": "话后整理", "en": "Wrap-up"},
+    "go_available": {"zh": "就绪", "en": "Available"},
+    "go_away": {"zh": "暂离", "en": "Away"},
+    "go_offline": {"zh": "离线", "en": "Offline"},
+    "in_state_for": {"zh": "已持续", "en": "for"},
+    "no_call": {"zh": "暂无来电。", "en": "No call right now."},
+    "incoming_call": {"zh": "来电接入中", "en": "Call coming in"},
+    "connected": {"zh": "通话中", "en": "Connected"},
+    "caller": {"zh": "来电者", "en": "Caller"},
+    "member": {"zh": "会员", "en": "Member"},
+    "guest": {"zh": "未识别的来电者", "en": "Unidentified caller"},
+    "number": {"zh": "号码", "en": "Number"},
+    "tier": {"zh": "会员等级", "en": "Tier"},
+    "category": {"zh": "业务类别", "en": "Category"},
+    "verified": {"zh": "身份验证", "en": "Verified"},
+    "yes_verified": {"zh": "已验证", "en": "verified"},
+    "not_verified": {"zh": "未验证", "en": "not verified"},
+    "waited": {"zh": "等待时长", "en": "Waited"},
+    "callback_call": {"zh": "回拨", "en": "Callback"},
+    "tickets": {"zh": "回拨工单", "en": "Callback tickets"},
+    "no_tickets": {"zh": "无回拨工单。", "en": "No callback tickets."},
+    "last_calls": {"zh": "最近来电", "en": "Recent calls"},
+    "no_last_calls": {"zh": "无以往来电。", "en": "No earlier calls."},
+    "wrap_up": {"zh": "话后整理", "en": "Wrap-up"},
+    "wrap_up_left": {"zh": "剩余 {s} 秒", "en": "{s} s left"},
+    "disposition": {"zh": "处理结果", "en": "Disposition"},
+    "notes": {"zh": "备注", "en": "Notes"},
+    "save_wrapup": {"zh": "提交并结束整理", "en": "Save and finish wrap-up"},
+    "wrapup_saved": {"zh": "已保存。", "en": "Saved."},
+    "choose": {"zh": "请选择", "en": "Choose"},
+    "today": {"zh": "今日", "en": "Today"},
+    "calls_taken": {"zh": "接听量", "en": "Calls taken"},
+    "mean_handle": {"zh": "平均处理时长", "en": "Mean handle time"},
+    "overall": {"zh": "合计", "en": "All tiers"},
+    "waiting": {"zh": "排队中", "en": "Waiting"},
+    "longest_wait": {"zh": "最长等待", "en": "Longest wait"},
+    "offered": {"zh": "进线量", "en": "Offered"},
+    "answered": {"zh": "接通量", "en": "Answered"},
+    "abandoned": {"zh": "放弃量", "en": "Abandoned"},
+    "asa": {"zh": "平均应答时间", "en": "ASA"},
+    "service_level": {"zh": "服务水平", "en": "Service level"},
+    "abandon_rate": {"zh": "放弃率", "en": "Abandon rate"},
+    "target": {"zh": "目标", "en": "target"},
+    "agents": {"zh": "坐席", "en": "Agents"},
+    "agent": {"zh": "坐席", "en": "Agent"},
+    "time_in_state": {"zh": "状态时长", "en": "Time in state"},
+    "caller_tier": {"zh": "当前来电等级", "en": "Caller's tier"},
+    "queue": {"zh": "排队来电（服务顺序）", "en": "Waiting callers (service order)"},
+    "position": {"zh": "顺位", "en": "Position"},
+    "nobody_waiting": {"zh": "当前无人排队。", "en": "Nobody is waiting."},
+    "callbacks": {"zh": "回拨", "en": "Callbacks"},
+    "cb_scheduled": {"zh": "已预约", "en": "Scheduled"},
+    "cb_due": {"zh": "待回拨", "en": "Due"},
+    "cb_overdue": {"zh": "已逾期", "en": "Overdue"},
+    "cb_completed": {"zh": "今日完成", "en": "Completed today"},
+    "cb_failed": {"zh": "今日失败", "en": "Failed today"},
+    "updated": {"zh": "更新于", "en": "Updated"},
+    "stale": {"zh": "数据未能更新，正在重试…", "en": "Could not update; retrying…"},
+    "date": {"zh": "日期", "en": "Date"},
+    "show": {"zh": "查看", "en": "Show"},
+    "export_csv": {"zh": "导出 CSV（每通电话一行）", "en": "Export CSV (one row per call)"},
+    "interval": {"zh": "时段", "en": "Interval"},
+    "per_15_min": {"zh": "每 15 分钟", "en": "per 15 minutes"},
+    "no_data": {"zh": "当日无数据。", "en": "No calls that day."},
+    "seconds": {"zh": "秒", "en": "s"},
+}
+
+
+def lang() -> str:
+    """The language of this request: the person's choice, else the configured default."""
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    return services().config["console"]["default_language"]
+
+
+def t(key: str, **params: Any) -> str:
+    """The interface text `key` in this request's language, with `{name}` parameters filled."""
+    entry = TEXT[key]
+    text = entry.get(lang()) or entry["zh"]
+    return text.format(**params) if params else text
+
+
+def catalogue() -> dict[str, str]:
+    """Every interface text in this request's language (handed to the pages' scripts)."""
+    code = lang()
+    return {key: entry.get(code) or entry["zh"] for key, entry in TEXT.items()}
+
+
+def label(labels: dict[str, str] | None, fallback: str = "") -> str:
+    """A configured {zh, en} label in this request's language."""
+    if not labels:
+        return fallback
+    return labels.get(lang()) or next(iter(labels.values()), fallback)
+
+
+def wants_language() -> str | None:
+    """A language asked for with ?lang= (used once, then remembered in the session)."""
+    code = request.args.get("lang")
+    return code if code in LANGUAGES else None

@@ -1,0 +1,54 @@
+/* The supervisor dashboard: polls /api/dashboard and redraws figures, agents, the queue and callbacks. */
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const LABELS = H.PAGE.tier_labels;
+  const tierName = (tier) => tier === "overall" ? H.t("overall") : (LABELS[tier] || tier);
+
+  function cell(tier, fig, text, status) {
+    return H.el("td", {"data-tier": tier, "data-fig": fig, class: status ? "st-" + status : null}, text);
+  }
+
+  function figureRow(tier, f) {
+    const st = f.status || {};
+    const sl = H.pct(f.service_level) + (f.targets ? " / " + H.pct(f.targets.service_level_goal) : "");
+    return H.el("tr", {"data-tier": tier, class: tier === "overall" ? "total" : null}, [
+      H.el("th", {scope: "row"}, tierName(tier)),
+      cell(tier, "waiting", f.waiting),
+      cell(tier, "longest_wait_s", H.seconds(f.longest_wait_s), st.longest_wait_s),
+      cell(tier, "offered", f.offered),
+      cell(tier, "answered", f.answered),
+      cell(tier, "abandoned", f.abandoned),
+      cell(tier, "asa_s", H.seconds(f.asa_s)),
+      cell(tier, "service_level", sl, st.service_level),
+      cell(tier, "abandon_rate", H.pct(f.abandon_rate), st.abandon_rate),
+    ]);
+  }
+
+  function draw(d) {
+    const tiers = Object.keys(d.stats.tiers);
+    $("figures-body").replaceChildren(...tiers.map((t) => figureRow(t, d.stats.tiers[t])), figureRow("overall", d.stats.overall));
+    $("agents-body").replaceChildren(...d.agents.map((a) => H.el("tr", {"data-agent": a.login}, [
+      H.el("td", {}, a.name + " (" + a.login + ")"),
+      H.el("td", {}, H.el("span", {class: "badge state-" + a.state, "data-state": a.state}, H.t("state_" + a.state))),
+      H.el("td", {}, H.seconds(a.in_state_s)),
+      H.el("td", {}, a.caller_tier ? tierName(a.caller_tier) : "–"),
+    ])));
+    $("queue-body").replaceChildren(...d.queue.map((q) => H.el("tr", {"data-call": q.call_sid}, [
+      H.el("td", {}, q.position), H.el("td", {}, tierName(q.tier)), H.el("td", {}, q.number || "–"),
+      H.el("td", {}, (q.category && H.PAGE.categories[q.category]) || q.category || "–"), H.el("td", {}, q.verified ? "✓" : "–"), H.el("td", {}, H.seconds(q.waited_s)),
+    ])));
+    $("queue-empty").hidden = d.queue.length > 0;
+    for (const node of document.querySelectorAll("[data-cb]")) {
+      const v = d.callbacks[node.dataset.cb];
+      node.textContent = v;
+      node.className = node.dataset.cb === "overdue" && v > 0 ? "st-bad" : node.dataset.cb === "failed" && v > 0 ? "st-warn" : "";
+    }
+    $("as-of").textContent = H.time(d.as_of);
+  }
+
+  H.poll(async () => {
+    draw(await H.api("GET", "/api/dashboard"));
+    $("stale").hidden = true;
+  }, H.PAGE.poll_ms, () => { $("stale").hidden = false; });
+})();
