@@ -83,13 +83,16 @@ def agent_view(session: Session, r: redis.Redis, ident: Identity, now: datetime,
             "since": p.since, "wrap_up_due": p.wrap_up_due, "as_of": now.isoformat()}
 
 
-def handle_seconds(rec: CallRecord, wrap_up_s: float) -> float | None:
-    """Talk time plus after-call work: answered → the wrap-up's end (saved early, or its time limit)."""
+def handle_seconds(rec: CallRecord, wrap_up_s: float, now: datetime) -> float | None:
+    """Talk time plus after-call work: answered → the wrap-up's end (saved early, or its time limit);
+    None while the call or its wrap-up is still going."""
     if rec.answered is None or rec.ended is None:
         return None
     limit = rec.ended + timedelta(seconds=wrap_up_s)
-    done = min(rec.wrapped_up, limit) if rec.wrapped_up else limit
-    return max(done, rec.ended).timestamp() - rec.answered.timestamp()
+    done = max(min(rec.wrapped_up, limit) if rec.wrapped_up else limit, rec.ended)
+    if done > now:
+        return None
+    return done.timestamp() - rec.answered.timestamp()
 
 
 def today_figures(session: Session, login: str, now: datetime, config: Config) -> dict[str, Any]:
@@ -102,7 +105,7 @@ def today_figures(session: Session, login: str, now: datetime, config: Config) -
     taken, handled = 0, []
     for rec in rows:
         taken += 1
-        h = handle_seconds(rec, wrap_s)
+        h = handle_seconds(rec, wrap_s, clock.canonical(now))
         if h is not None:
             handled.append(h)
     return {"calls_taken": taken, "handled": len(handled),

@@ -46,7 +46,6 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
         SECRET_KEY=svc.settings.secret_key,
         TESTING=svc.settings.testing,
         MAX_CONTENT_LENGTH=256 * 1024,  # Twilio's requests are small; anything bigger is not Twilio
-        JSON_SORT_KEYS=False,
         # The console's session cookie: signed, not readable by scripts, not sent on cross-site posts.
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -54,6 +53,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
         SESSION_COOKIE_NAME="hotline_session",
         PERMANENT_SESSION_LIFETIME=SHIFT,
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # tiers stay in their configured order (premium first)
     app.extensions["hotline"] = svc
     if svc.settings.trusted_proxies:
         n = svc.settings.trusted_proxies

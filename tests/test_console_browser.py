@@ -81,6 +81,8 @@ def test_supervisor_sees_a_premium_call_join_and_be_answered_through_the_agent_c
         expect(agent.locator("#wrapup-card")).to_be_visible(timeout=WAIT_MS)
         expect(agent.locator("#wrapup-left")).to_have_text(re.compile(r"剩余 \d+ 秒"))
         expect(agent.locator("#state")).to_have_attribute("data-state", "wrap_up")
+        expect(agent.locator("#call-phase")).to_be_hidden()
+        expect(agent.locator("#today-handle")).to_have_text("–")  # no handle time while the wrap-up still runs
         shot(agent, "agent-wrap-up")
         agent.select_option("#wrapup-disposition", "resolved")
         agent.fill("#wrapup-notes", "解释了会员权益")
@@ -151,3 +153,9 @@ def test_login_errors_language_and_tablet_layout(services: Services, tmp_path: P
         shot(page, "agent-tablet-en")
         page.click("#logout")
         expect(page.locator("#login-info")).to_have_text("You have logged out.")
+
+        # The dashboard fits a tablet too: its wide tables scroll inside their cards, the page does not.
+        log_in(page, base, SUPERVISOR, password(SUPERVISOR))
+        expect(page.locator('#figures-body td[data-tier="overall"][data-fig="waiting"]')).to_have_text("0", timeout=WAIT_MS)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        shot(page, "supervisor-tablet-en")

@@ -219,13 +219,16 @@ def test_wrapup_needs_a_configured_disposition(client: Any, people: Any) -> None
 
 
 def test_handle_time_is_talk_plus_wrap_up_until_saved_or_its_limit() -> None:
+    later = NOW + timedelta(hours=1)
     rec = records.CallRecord(call_sid="CA1", answered=NOW, ended=NOW + timedelta(seconds=100))
-    assert handle_seconds(rec, 30) == 130, "never saved: the wrap-up ran its full time"
+    assert handle_seconds(rec, 30, later) == 130, "never saved: the wrap-up ran its full time"
+    assert handle_seconds(rec, 30, NOW + timedelta(seconds=120)) is None, "the wrap-up is still going"
     rec.wrapped_up = NOW + timedelta(seconds=110)
-    assert handle_seconds(rec, 30) == 110, "saved early"
+    assert handle_seconds(rec, 30, later) == 110, "saved early"
+    assert handle_seconds(rec, 30, NOW + timedelta(seconds=120)) == 110, "saved early: done before its limit"
     rec.wrapped_up = NOW + timedelta(seconds=500)
-    assert handle_seconds(rec, 30) == 130, "saved after the limit: the limit ended it"
-    assert handle_seconds(records.CallRecord(call_sid="CA2", answered=NOW), 30) is None, "still talking"
+    assert handle_seconds(rec, 30, later) == 130, "saved after the limit: the limit ended it"
+    assert handle_seconds(records.CallRecord(call_sid="CA2", answered=NOW), 30, later) is None, "still talking"
 
 
 def test_today_counts_only_this_agents_calls_of_today(client: Any, people: Any, db: Any, services: Any) -> None:
