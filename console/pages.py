@@ -26,7 +26,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 HOME = {"agent": "pages.agent", "supervisor": "pages.supervisor"}
 
 
-@bp.before_app_request
+@bp.before_request
 def remember_language() -> None:
     """?lang=zh|en on any page sets the interface language for the rest of the session."""
     code = i18n.wants_language()
