@@ -234,9 +234,12 @@ def agents_list() -> None:
 
 from hotline.cli_callbacks import callbacks  # noqa: E402 (groups defined in their own modules)
 from hotline.cli_members import members  # noqa: E402
+from hotline.cli_phone import agent_cmd, call_cmd  # noqa: E402
 
 main.add_command(members)
 main.add_command(callbacks)
+main.add_command(call_cmd)
+main.add_command(agent_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -159,16 +159,28 @@ def wait_ready(url: str, sup: Supervisor, timeout_s: float = 60.0) -> None:
     raise RuntimeError(f"the web server did not answer {url} within {timeout_s:.0f} s")
 
 
+def sim_scale(env: dict[str, str] | None = None) -> float:
+    """HOTLINE_SIM_SCALE: real seconds per simulated second (default 1.0, real time; tests run faster)."""
+    raw = (os.environ if env is None else env).get("HOTLINE_SIM_SCALE", "1.0")
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = -1.0
+    if not 0 < scale <= 10:
+        raise RuntimeError(f"HOTLINE_SIM_SCALE: must be a number above 0 and at most 10, not {raw!r}")
+    return scale
+
+
 def start_offline_twilio(settings: Settings, public_url: str) -> Any:
     """The simulator's REST API on 127.0.0.1, with the demo agents reachable as Twilio Client identities.
 
-    In real time (scale 1.0): a simulated agent answers after 3 s and talks for 60 s.
+    In real time (scale 1.0, or HOTLINE_SIM_SCALE): a simulated agent answers after 3 s and talks for 60 s.
     """
     from hotline.demo import DEMO_AGENTS
     from simulator import Simulator
 
     sim = Simulator.over_http(public_url, settings.twilio_auth_token, account_sid=settings.twilio_account_sid,
-                              number=settings.twilio_number, scale=1.0)
+                              number=settings.twilio_number, scale=sim_scale())
     for _login, _name, _role, identity, _password in DEMO_AGENTS:
         sim.add_agent(identity, answer_after=3, talk_seconds=60)
     sim.start()
@@ -182,6 +194,7 @@ def run_all(host: str, port: int) -> None:
     from hotline.cli import fail, open_services
     from hotline.demo import seed_demo
     from hotline.migrate import upgrade
+    from hotline.phone_client import remove_discovery, write_discovery
 
     public_url = f"http://{host}:{port}"
     settings, url, embedded = prepare({"public_url": public_url})
@@ -199,6 +212,9 @@ def run_all(host: str, port: int) -> None:
             sim = start_offline_twilio(settings, public_url)
             sup.on_stop.append(sim.stop)
             extra["TWILIO_API_URL"] = sim.api_url
+            # `hotline call` / `hotline agent` find this simulator (the one the worker dispatches through) here.
+            found = write_discovery(settings.data_dir, sim.api_url, sim.account_sid, public_url)
+            sup.on_stop.append(lambda: remove_discovery(found))
         env = child_env(settings, url, extra)
         sup.spawn(gunicorn_args(host, port, 2), {**env, **metrics_env(settings.data_dir)})
         sup.spawn([sys.executable, "-m", "hotline.cli", "worker"], env)
@@ -212,6 +228,8 @@ def run_all(host: str, port: int) -> None:
         raise
     for line in lines:
         click.echo(line)
+    phone = ("\n  Terminal phone         hotline call   (answered by: hotline agent --login agent1 --password agent1-pass)"
+             if settings.offline else "")
     click.echo(f"""
 Hotline is running (Ctrl-C stops everything):
   Twilio voice webhook   POST {public_url}/voice/incoming   (status: /voice/status, fallback: /voice/fallback)
@@ -220,7 +238,7 @@ Hotline is running (Ctrl-C stops everything):
   Agent/supervisor API   {public_url}/api   (OpenAPI: {public_url}/api/openapi.json)
   Prometheus metrics     {public_url}/metrics
   Health                 {public_url}/healthz
-  Twilio                 {'offline: the simulator answers REST at ' + extra['TWILIO_API_URL'] if settings.offline else settings.twilio_api_url}
+  Twilio                 {'offline: the simulator answers REST at ' + extra['TWILIO_API_URL'] if settings.offline else settings.twilio_api_url}{phone}
   Stores                 {settings.database_url} and redis at {url}
 """)
     sys.exit(sup.wait())

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import Callable
 
 from simulator.errors import SimulationError
 
@@ -73,11 +74,18 @@ class CallControl:
         else:
             self._patience[reason] = self.now + seconds
 
-    def wait(self, seconds: float | None) -> None:
+    def poke(self) -> None:
+        """Wake a wait() whose `until` condition may have become true (the softphone's remote input)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait(self, seconds: float | None, until: Callable[[], bool] | None = None) -> None:
         """Spend `seconds` of simulated time (None: until interrupted).
 
         Raises the interrupt that cuts the wait short, HungUp when the caller's patience runs
-        out first, and SimulationError past the call's maximum duration.
+        out first, and SimulationError past the call's maximum duration. With `until` (checked
+        under the lock; whoever makes it true calls poke()), the wait also ends, quietly, as soon
+        as it holds: a remote caller's keys end a <Gather>'s listening (simulator/softphone.py).
         """
         self.check()
         target = math.inf if seconds is None else self.now + max(0.0, seconds)
@@ -85,20 +93,24 @@ class CallControl:
         # An open-ended wait is event-driven: it ends on an interrupt or the caller's patience, never by itself.
         limit = math.inf if seconds is None else self.max_seconds
         end = max(self.now, min(target, patience, limit))
+        ready = until or (lambda: False)
         started = time.monotonic()
         with self._cond:
             if end == math.inf:
-                while self._pending is None:
+                while self._pending is None and not ready():
                     self._cond.wait()
             else:
                 deadline = started + (end - self.now) * self.scale
-                while self._pending is None and (remaining := deadline - time.monotonic()) > 0:
+                while self._pending is None and not ready() and (remaining := deadline - time.monotonic()) > 0:
                     self._cond.wait(remaining)
             interrupted = self._pending is not None
-        if interrupted:
+            satisfied = not interrupted and until is not None and until()
+        if interrupted or satisfied:
             if self.scale > 0:
                 self.now = min(end, self.now + (time.monotonic() - started) / self.scale)
             self.check()
+            if satisfied:
+                return
         self.now = end
         if end >= limit:
             raise SimulationError(f"the call passed its maximum of {self.max_seconds:g} simulated seconds")

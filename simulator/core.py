@@ -173,6 +173,10 @@ class Simulator:
         self._track(CallHandle(call)).start()
         return call
 
+    def run_call(self, call: SimulatedCall) -> CallHandle:
+        """Start a call built elsewhere (the softphone's remote-controlled ones) on its own thread, tracked like the rest."""
+        return self._track(CallHandle(call)).start()
+
     def handle(self, sid: str) -> CallHandle:
         """The handle of a call started here (by start_call or Calls.create)."""
         with self._lock:

@@ -29,7 +29,8 @@ class EventLog:
     Kinds: call.started, call.answered, call.ended (status), heard (party: main, wait or whisper;
     verb; text; emitted before the time it takes passes), queue.joined (queue, queue_sid,
     position), queue.left (queue, result), dial.ringing / dial.answered / dial.connected /
-    dial.ended (endpoint, dial_call_sid, status), sms.sent (to, body), rest (method, path).
+    dial.ended (endpoint, dial_call_sid, status), sms.sent (to, body), rest (method, path);
+    for remote-controlled calls only (softphone.py): gather (party, timeout), input (party; digits, speech or silence).
     """
 
     def __init__(self) -> None:
@@ -51,6 +52,21 @@ class EventLog:
         if found is None:
             raise AssertionError(f"no {kind} event matching {match} within {timeout:g} s; events: {self.kinds()}")
         return found
+
+    def since(self, after: int, timeout: float, **match: Any) -> tuple[list[Event], int]:
+        """Every event later than seq `after` whose fields equal `match`, waiting up to `timeout` real seconds
+        for the first one (the softphone's long poll), and the last seq looked at (the next `after`)."""
+        def found() -> list[Event]:
+            new = self._events[max(0, after):]  # seq n is at index n - 1
+            return [e for e in new if all({"call_sid": e.call_sid, **e.data}.get(k) == v for k, v in match.items())]
+
+        with self._cond:
+            return self._cond.wait_for(found, timeout) or [], len(self._events)
+
+    def last_seq(self) -> int:
+        """The seq of the latest event (0 before any)."""
+        with self._cond:
+            return len(self._events)
 
     def _find(self, kind: str, after: int, match: dict[str, Any]) -> Event | None:
         return next((e for e in self._events if e.matches(kind, after, match)), None)

@@ -13,6 +13,7 @@ from simulator.network import API_VERSION
 from simulator.resources import (
     PAGE_SIZE, RestRequest, base, call_json, error, member_json, message_json, page, queue_json,
 )
+from simulator.softphone import CONTROL_PREFIX, control_api
 
 if TYPE_CHECKING:
     from simulator.core import Simulator
@@ -43,7 +44,8 @@ def create_rest_app(sim: Simulator) -> Flask:
         auth = request.authorization
         ok = bool(auth and auth.username == net.account_sid
                     and hmac.compare_digest((auth.password or "").encode(), sim.auth_token.encode()))
-        sim.record_rest(RestRequest(request.method, request.path, _params(), request.values.to_dict(flat=False), ok))
+        if not request.path.startswith(CONTROL_PREFIX):  # the record is what the hotline asked Twilio, not our controls
+            sim.record_rest(RestRequest(request.method, request.path, _params(), request.values.to_dict(flat=False), ok))
         if not ok:
             body, status = _fail(401, 20003, "Authenticate")
             body.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
@@ -184,6 +186,7 @@ def create_rest_app(sim: Simulator) -> Flask:
             return _fail(400, 21602, "Message body is required.")
         return message_json(account, sim.send_message(p["To"], p.get("From", ""), p.get("Body", ""))), 201
 
+    app.register_blueprint(control_api(sim))  # /_sim/…: remote calls and agents (not Twilio's), same credentials
     return app
 
 

@@ -60,14 +60,14 @@ class ScriptCursor:
         self._next = 0
         self._next_hold = 0
 
-    def next_answer(self) -> str | Speech | None:
-        """The answer for the next <Gather>."""
+    def next_answer(self, listen_s: float = 0.0) -> str | Speech | None:
+        """The answer for the next <Gather> (a script answers at once; a live caller may take up to `listen_s`)."""
         if self._next < len(self._answers):
             self._next += 1
             return self._answers[self._next - 1]
         return HANGUP if self.script.when_answers_run_out == "hangup" else None
 
-    def next_hold_answer(self) -> str | Speech | None:
+    def next_hold_answer(self, listen_s: float = 0.0) -> str | Speech | None:
         """The answer for the next <Gather> heard while holding in a queue (silence once they run out)."""
         if self._next_hold < len(self._hold):
             self._next_hold += 1

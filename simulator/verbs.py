@@ -78,7 +78,9 @@ def gather(call: SimulatedCall, el: ET.Element, doc_url: str, ctx: Context) -> O
     timeout = number_attr(el, "timeout", 5)
     for child in el:
         PROMPTS[child.tag](call, child, doc_url, ctx)
-    answer = call.cursor.next_hold_answer() if ctx.kind == "wait" else call.cursor.next_answer()
+    started = call.control.now
+    answer = call.cursor.next_hold_answer(timeout) if ctx.kind == "wait" else call.cursor.next_answer(timeout)
+    listened = call.control.now - started  # a live caller (simulator/softphone.py) may take time to answer; a script none
     if answer == HANGUP:
         raise HungUp("completed", by="caller")
     extra: dict[str, str] = {}
@@ -92,7 +94,7 @@ def gather(call: SimulatedCall, el: ET.Element, doc_url: str, ctx: Context) -> O
         if digits:
             extra = {"Digits": digits}
     else:  # silence, or input of a kind this <Gather> does not listen for
-        call.control.wait(timeout)
+        call.control.wait(max(0.0, timeout - listened))
     if extra:
         return Goto(action, "gather", extra)
     if el.get("actionOnEmptyResult") == "true":
