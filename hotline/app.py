@@ -69,6 +69,10 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
     init_metrics(app, svc)
+    if svc.settings.bench:
+        from hotline.benchmode import install  # only here: without bench mode nothing of it is loaded or hooked
+
+        install(app, svc)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

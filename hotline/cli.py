@@ -137,9 +137,9 @@ def demo() -> None:
         click.echo(line)
 
 
-@main.group()
-def bench() -> None:
-    """Benchmarks (figures for the README; never asserted by tests)."""
+from hotline.cli_bench import bench  # noqa: E402 (`hotline bench` itself runs whole calls; `queue` is below)
+
+main.add_command(bench)
 
 
 @bench.command("queue")

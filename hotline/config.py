@@ -248,6 +248,7 @@ class Settings:
     twilio_number: str = ""
     redis_timeout_s: float = 2.0
     testing: bool = False
+    bench: bool = False  # HOTLINE_BENCH=1: `hotline bench` counts store round trips per request (hotline/benchmode.py)
     config: Config | None = field(default=None, compare=False)
 
     @property
@@ -289,6 +290,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         twilio_api_url=env.get("TWILIO_API_URL", "https://api.twilio.com").rstrip("/"),
         twilio_number=env.get("TWILIO_NUMBER", ""),
         redis_timeout_s=redis_timeout,
+        bench=env.get("HOTLINE_BENCH", "") == "1",
     )
 
 

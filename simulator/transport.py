@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 import urllib.parse
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 from twilio.request_validator import RequestValidator
 
@@ -50,17 +51,24 @@ class FlaskTransport:
         return Reply(resp.status_code, resp.get_data(as_text=True), resp.content_type or "")
 
 
+# Told of every answered request: path (with query), seconds from send to the whole answer read, status, headers.
+Observer = Callable[[str, float, int, http.client.HTTPMessage], None]
+
+
 class HttpTransport:
     """Posts over real HTTP with keep-alive, one connection per thread and origin.
 
     `connect_to` (e.g. "http://127.0.0.1:8000") sends every request to that server while
     signing the public URL, as a TLS-terminating proxy in front of the hotline would.
+    `observe` (set by `hotline bench`) is called from the posting thread after each answer.
     """
 
-    def __init__(self, auth_token: str, connect_to: str | None = None, timeout_s: float = 15.0) -> None:
+    def __init__(self, auth_token: str, connect_to: str | None = None, timeout_s: float = 15.0,
+                 observe: Observer | None = None) -> None:
         self.auth_token = auth_token
         self.connect_to = urllib.parse.urlsplit(connect_to) if connect_to else None
         self.timeout_s = timeout_s  # Twilio's own webhook limit
+        self.observe = observe
         self._local = threading.local()
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
@@ -90,14 +98,17 @@ class HttpTransport:
 
     def _send(self, target: urllib.parse.SplitResult, path: str, body: str, headers: dict[str, str]) -> Reply:
         conn = self._connection(target.scheme, target.netloc)
+        t0 = time.perf_counter()
         try:
             conn.request("POST", path, body=body, headers=headers)
             resp = conn.getresponse()
-            data = resp.read().decode(resp.headers.get_content_charset() or "utf-8")
+            raw = resp.read()
         except Exception:
             self._drop(target.scheme, target.netloc)  # a half-used connection cannot be reused
             raise
-        return Reply(resp.status, data, resp.headers.get("Content-Type", ""))
+        if self.observe is not None:
+            self.observe(path, time.perf_counter() - t0, resp.status, resp.headers)
+        return Reply(resp.status, raw.decode(resp.headers.get_content_charset() or "utf-8"), resp.headers.get("Content-Type", ""))
 
     def _drop(self, scheme: str, netloc: str) -> None:
         conn = self._local.__dict__.get("pool", {}).pop((scheme, netloc), None)
