@@ -20,13 +20,13 @@ record settles the outcome from its own timestamps (records.close_call).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from sqlalchemy.orm import Session
 
 from callqueue import dispatch as dsp
-from callqueue import estimate, keys, ordering, pen, records
+from callqueue import clock, estimate, keys, ordering, pen, records
 from callqueue.clock import Now
 from callqueue.dispatch import Offer, Settled
 from callqueue.settings import QueueSettings, queue_settings
@@ -60,6 +60,7 @@ class WaitInfo:
     waited_s: float
     max_wait_exceeded: bool
     estimate: estimate.Estimate
+    extra: dict[str, str] = field(default_factory=dict)  # the hash the edge asked to read along (its IVR session)
 
 
 def arrived(session: Session, call_sid: str, *, from_number: str | None, now: Now) -> None:
@@ -92,14 +93,13 @@ def join_queue(
 
 def waiting(
     r: redis.Redis, call_sid: str, now: Now, settings: Config | QueueSettings, *,
-    queue_sid: str | None = None,
+    queue_sid: str | None = None, extra_hash: str = "",
 ) -> WaitInfo:
-    """waitUrl: position in our order, time waited, estimate, and whether to offer a callback. 2-3 round trips."""
-    if queue_sid:
-        ordering.note_queue_sid(r, call_sid, queue_sid)
-    st = ordering.status(r, call_sid, now, settings)
-    est = estimate.estimate_wait(r, st.position or 1, now, settings)
-    return WaitInfo(st.state, st.position, st.waited_s, st.max_wait_exceeded, est)
+    """waitUrl: position in our order, time waited, estimate, whether to offer a callback, and `extra_hash`. 1 round trip."""
+    w = ordering.wait_status(r, call_sid, now, settings, queue_sid=queue_sid, extra_hash=extra_hash)
+    st = w.caller
+    est = estimate.from_rate(st.position or 1, w.answered, estimate.span_s(w.oldest_minute, clock.to_ms(now)))
+    return WaitInfo(st.state, st.position, st.waited_s, st.max_wait_exceeded, est, w.extra)
 
 
 def dispatch(session: Session, r: redis.Redis, now: Now) -> Offer | None:

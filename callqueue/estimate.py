@@ -54,14 +54,22 @@ def answer_rate(r: redis.Redis, now: Now, settings: Config | QueueSettings) -> t
         if n and oldest is None:
             oldest = m
         total += n
-    if oldest is None:
-        return 0, 0.0
-    return total, max(60.0, (ms - oldest * 60000) / 1000)
+    return total, span_s(oldest, ms)
+
+
+def span_s(oldest_minute: int | None, now_ms: int) -> float:
+    """Seconds the measured answers span: from the start of the oldest minute with one, at least a minute."""
+    return 0.0 if oldest_minute is None else max(60.0, (now_ms - oldest_minute * 60000) / 1000)
 
 
 def estimate_wait(r: redis.Redis, position: int, now: Now, settings: Config | QueueSettings) -> Estimate:
     """Seconds until the caller at `position` (1-based) is likely answered, at the measured rate. 1 round trip."""
     answered, span = answer_rate(r, now, settings)
+    return from_rate(position, answered, span)
+
+
+def from_rate(position: int, answered: int, span: float) -> Estimate:
+    """The estimate for `position` from `answered` answers measured over `span` seconds."""
     if answered == 0:
         return Estimate(seconds=None, answered=0, span_s=0.0)
     per_answer = span / answered

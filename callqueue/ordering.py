@@ -53,6 +53,31 @@ return n
 """)
 
 
+# The waitUrl's whole read in one script (it is three quarters of all webhook requests): the call hash
+# (noting the Twilio QueueSid when given), the caller's rank, the answers per minute over the estimate's
+# window, and one more hash the edge names (the IVR session), so a hold-loop request costs 1 round trip.
+_WAIT_STATUS = Lua("""
+local sid, qsid, extra = ARGV[1], ARGV[2], ARGV[3]
+local first, last = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ck = callkey(sid)
+if qsid ~= '' and redis.call('EXISTS', ck) == 1 then redis.call('HSET', ck, 'queue_sid', qsid) end
+local rank = redis.call('ZRANK', ORDER, sid)
+local total, oldest = 0, -1
+for m = first, last do
+  for _, v in ipairs(redis.call('HMGET', MINUTEKEY .. m, unpack(ARGV, 6))) do
+    if v then
+      local n = tonumber(v)
+      if n > 0 and oldest < 0 then oldest = m end
+      total = total + n
+    end
+  end
+end
+local more = {}
+if extra ~= '' then more = redis.call('HGETALL', extra) end
+return {redis.call('HGETALL', ck), rank or -1, total, oldest, more}
+""".replace("MINUTEKEY", repr(keys.stats_minute(0)[:-1])))
+
+
 @dataclass(frozen=True)
 class Enqueued:
     """The caller's place after `enqueue`; `new` is False when the call was already known."""
@@ -164,13 +189,51 @@ def status(r: redis.Redis, call_sid: str, now: Now, settings: Config | QueueSett
     pipe.hgetall(keys.call(call_sid))
     pipe.zrank(keys.ORDER, call_sid)
     h, rank = pipe.execute()
-    h = {text(k): text(v) for k, v in h.items()}
+    return _caller_status(call_sid, {text(k): text(v) for k, v in h.items()}, -1 if rank is None else int(rank),
+                          clock.to_ms(now), qs)
+
+
+@dataclass(frozen=True)
+class WaitStatus:
+    """`status` plus the answers measured in the estimate's window and the extra hash asked for."""
+
+    caller: CallerStatus
+    answered: int  # answers in the window
+    oldest_minute: int | None  # the first minute (epoch s // 60) with an answer, None with none
+    extra: dict[str, str]
+
+
+def wait_status(
+    r: redis.Redis, call_sid: str, now: Now, settings: Config | QueueSettings, *,
+    queue_sid: str | None = None, window_minutes: int = clock.WINDOW_MINUTES, extra_hash: str = "",
+) -> WaitStatus:
+    """The waitUrl's read: caller status, answers over the last `window_minutes`, and `extra_hash`. 1 round trip.
+
+    Notes `queue_sid` on a known call (the REST move needs it); never creates a call hash.
+    """
+    qs = queue_settings(settings)
+    ms = clock.to_ms(now)
+    last = ms // 60000
+    fields = [keys.counter_field(t, "answered") for t in qs.tiers]
+    h, rank, total, oldest, more = _WAIT_STATUS(
+        r, [], [call_sid, queue_sid or "", extra_hash, last - (window_minutes - 1), last, *fields])
+    return WaitStatus(
+        caller=_caller_status(call_sid, _pairs(h), int(rank), ms, qs), answered=int(total),
+        oldest_minute=None if int(oldest) < 0 else int(oldest), extra=_pairs(more),
+    )
+
+
+def _pairs(flat: list[Any]) -> dict[str, str]:
+    return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def _caller_status(call_sid: str, h: dict[str, str], rank: int, now_ms: int, qs: QueueSettings) -> CallerStatus:
     tier = h.get("tier")
-    waited = max(0, clock.to_ms(now) - int(h["queued"])) / 1000 if "queued" in h else 0.0
+    waited = max(0, now_ms - int(h["queued"])) / 1000 if "queued" in h else 0.0
     limit = qs.max_wait_s.get(tier or "")
     return CallerStatus(
         call_sid=call_sid, state=h.get("state"), tier=tier,
-        position=None if rank is None else int(rank) + 1, waited_s=waited,
+        position=None if rank < 0 else rank + 1, waited_s=waited,
         max_wait_exceeded=limit is not None and h.get("state") == "waiting" and waited >= float(limit),
         score=float(h["score"]) if "score" in h else None, pen=h.get("pen"), queue_sid=h.get("queue_sid"),
     )

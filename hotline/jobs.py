@@ -1,4 +1,4 @@
-"""What RQ jobs run with: the worker process's services, rebuilt after a fork."""
+"""What RQ jobs run with: the worker process's services (built once; rebuilt only in a forked child)."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,13 @@ from hotline.services import Services
 _cache: dict[int, Services] = {}
 
 
+def adopt(svc: Services) -> None:
+    """Make `svc` the services of jobs run in this process (the worker built them at start-up)."""
+    _cache[os.getpid()] = svc
+
+
 def job_services() -> Services:
-    """The services for the current process (RQ forks a work horse per job: never share a pool across a fork)."""
+    """The services for the current process; a forked child never shares its parent's pools."""
     pid = os.getpid()
     svc = _cache.get(pid)
     if svc is None:

@@ -67,6 +67,27 @@ def test_estimate_forgets_answers_older_than_fifteen_minutes(redis, qs):
     assert not estimate.estimate_wait(redis, 1, at(60 + 15 * 60), qs).known
 
 
+@pytest.mark.parametrize("minutes_later", [7, 20, 21])
+def test_the_waiturls_single_read_agrees_with_status_and_estimate(redis, qs, minutes_later):
+    answer_calls(redis, qs, [60, 120, 180, 240, 300, 360])
+    ordering.enqueue(redis, "CAw", tier="premium", now=at(400), settings=qs)
+    redis.hset("ivr:CAw", mapping={"lang": "en", "seq": "4"})
+    now = at(60 * minutes_later)
+    info = calls.waiting(redis, "CAw", now, qs, queue_sid="QU1", extra_hash="ivr:CAw")
+    st = ordering.status(redis, "CAw", now, qs)
+    assert (info.state, info.position, info.waited_s, info.max_wait_exceeded) == (
+        st.state, st.position, st.waited_s, st.max_wait_exceeded)
+    assert info.estimate == estimate.estimate_wait(redis, st.position, now, qs)
+    assert info.estimate.known is (minutes_later <= 20)  # the last answer, at 10:06, leaves the window at 10:21
+    assert info.extra == {"lang": "en", "seq": "4"} and st.queue_sid == "QU1"
+
+
+def test_the_waiturl_read_never_creates_a_call_hash(redis, qs):
+    info = calls.waiting(redis, "CAgone", at(0), qs, queue_sid="QU1")
+    assert (info.state, info.position, info.extra) == (None, None, {})
+    assert not redis.exists("hl:call:CAgone")
+
+
 def test_bench_reports_latency_and_memory(redis, qs):
     result = bench.bench_queue(redis, qs, sizes=(200, 1000), samples=50)
     assert [run["waiting"] for run in result["runs"]] == [200, 1000]

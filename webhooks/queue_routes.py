@@ -31,7 +31,12 @@ def _prompt(config: Config, name: str, lang: str, **values: Any) -> str:
 
 def _state(svc: Services, sid: str) -> CallState:
     """The caller's IVR session (a guest in the default language if it was lost)."""
-    return ivr_session.parse(svc.redis.hgetall(ivr_session.key(sid))) or CallState(lang=svc.config["hotline"]["default_language"])
+    return _session(svc, svc.redis.hgetall(ivr_session.key(sid)))
+
+
+def _session(svc: Services, fields: dict[Any, Any]) -> CallState:
+    """A session from its hash fields (a guest in the default language when there are none)."""
+    return ivr_session.parse(fields) or CallState(lang=svc.config["hotline"]["default_language"])
 
 
 def enqueue(resp: VoiceResponse, svc: Services, sid: str, state: CallState, score: float | None = None) -> Response:
@@ -68,8 +73,10 @@ def queue() -> Response:
 def wait() -> Response:
     """waitUrl: our position and an honest estimate, then hold; Twilio asks again when this document ends."""
     svc, sid = services(), request.form["CallSid"]
-    cfg, state = svc.config, _state(svc, sid)
-    info = calls.waiting(svc.redis, sid, svc.clock(), cfg, queue_sid=request.form.get("QueueSid") or None)
+    cfg = svc.config
+    info = calls.waiting(svc.redis, sid, svc.clock(), cfg, queue_sid=request.form.get("QueueSid") or None,
+                         extra_hash=ivr_session.key(sid))
+    state = _session(svc, info.extra)
     resp = VoiceResponse()
     waiting = info.state == "waiting" and bool(info.position)
     # Everything is said inside one <Gather>, so "1 for a callback" works during the hold audio too; when
