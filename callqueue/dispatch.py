@@ -198,6 +198,22 @@ def _settled(reply: list[object]) -> Settled:
     return Settled(bool(changed), outcome, None if wait < 0 else wait / 1000, None if at < 0 else at / 1000, agent)
 
 
+_WANT_RUN = Lua("""
+if redis.call('ZCARD', AVAIL) == 0 then return 0 end
+if redis.call('SET', ARGV[1], '1', 'NX', 'EX', ARGV[2]) then return 1 end
+return 0
+""")
+
+
+def want_run(r: redis.Redis, pending_key: str, ttl_s: int = 60) -> bool:
+    """True when a dispatch run is worth queueing: an agent is available and no run is pending (then marked). 1 round trip.
+
+    With no agent available a run could neither pair a caller nor ring a callback; the agent who
+    becomes available asks for one.
+    """
+    return bool(_WANT_RUN(r, [], [pending_key, ttl_s]))
+
+
 def claim_next(r: redis.Redis, now: Now) -> Offer | None:
     """Atomically pair the best caller with the longest-idle available agent; None if either is missing.
 

@@ -159,3 +159,14 @@ def test_sweep_returns_stale_offers_and_settles_wrap_ups(busy_queue, qs):
     assert dispatch.sweep(r, at(90), qs) == {"wrap_ups_ended": 0, "offers_returned": 0}  # ring 20 + grace 30
     assert dispatch.sweep(r, at(101), qs) == {"wrap_ups_ended": 0, "offers_returned": 1}
     assert order(r) == before and agents(r)[0] == offer.agent
+
+
+def test_a_dispatch_run_is_wanted_only_with_an_agent_available_and_none_pending(redis):
+    from callqueue.dispatch import want_run
+
+    assert not want_run(redis, "hl:test:pending") and not redis.exists("hl:test:pending")  # nobody could answer
+    presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
+    assert want_run(redis, "hl:test:pending") and redis.ttl("hl:test:pending") > 0
+    assert not want_run(redis, "hl:test:pending")  # one run pending at a time
+    redis.delete("hl:test:pending")  # the run started
+    assert want_run(redis, "hl:test:pending")

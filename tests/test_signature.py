@@ -89,3 +89,28 @@ def test_behind_trusted_proxy_forwarded_headers(services: Any) -> None:
 def test_empty_token_never_validates() -> None:
     params = {"CallSid": "CA1"}
     assert not _check("https://h.test/voice/incoming", params, "", "")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if isinstance(c.get("params"), dict)], ids=lambda c: c["name"])
+def test_fast_path_is_twilios_own_computation(case: dict[str, Any]) -> None:
+    """The one-HMAC fast path signs exactly what the library signs for the URL as given."""
+    from twilio.request_validator import RequestValidator
+    from werkzeug.datastructures import MultiDict
+
+    from webhooks.security import form_signature
+
+    token = DATA["auth_token"]
+    form = MultiDict(case["params"])
+    assert form_signature(token, case["url"], form) == RequestValidator(token).compute_signature(case["url"], form)
+
+
+def test_fast_path_signs_repeated_fields_like_twilio() -> None:
+    from twilio.request_validator import RequestValidator
+    from werkzeug.datastructures import MultiDict
+
+    from webhooks.security import form_signature
+
+    form = MultiDict([("b", "2"), ("a", "z"), ("a", "y"), ("a", "z"), ("ü", "值")])
+    url = "https://example.com/voice/wait?x=1"
+    assert form_signature("tok", url, form) == RequestValidator("tok").compute_signature(url, form)
+    assert form_signature("tok", url, form) != form_signature("tok2", url, form)

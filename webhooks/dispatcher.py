@@ -5,7 +5,7 @@ import logging
 from urllib.parse import urlencode
 
 from callqueue import calls
-from callqueue.dispatch import Offer
+from callqueue.dispatch import Offer, want_run
 from hotline.logs import log_event
 from hotline.services import Services
 from webhooks.gateway import GatewayError
@@ -20,9 +20,10 @@ CALLER_GONE_CODES = {20404, 21220}
 def request_dispatch(svc: Services) -> bool:
     """Ask a worker to pair waiting callers with available agents; at most one run pending at a time.
 
-    Call after the commit that made a caller wait or an agent available. Returns True if a job was queued.
+    Call after the commit that made a caller wait or an agent available. Returns True if a job was queued
+    (not when nobody is available: nothing could be paired or rung).
     """
-    if not svc.redis.set(PENDING_KEY, "1", nx=True, ex=60):
+    if not want_run(svc.redis, PENDING_KEY):
         return False
     svc.job_queue().enqueue("hotline.jobs.dispatch", job_timeout=120, result_ttl=0, failure_ttl=3600)
     return True
