@@ -147,6 +147,12 @@ def by_call(session: Session, call_sid: str) -> Ticket | None:
     return view(row) if row else None
 
 
+def booked_by(session: Session, call_sid: str) -> Ticket | None:
+    """The ticket call `call_sid` booked (from the hold loop or after hours), if any."""
+    row = session.scalar(select(CallbackTicket).where(CallbackTicket.source_call_sid == call_sid).limit(1))
+    return view(row) if row else None
+
+
 def by_number(session: Session, number: str) -> Ticket | None:
     """The ticket with this number, if any."""
     row = session.scalar(select(CallbackTicket).where(CallbackTicket.number == number))

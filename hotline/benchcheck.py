@@ -167,12 +167,18 @@ def end_state(stack: Any, pairs: Sequence[tuple[Any, Any]], logins: Sequence[str
         failures.append(f"{web_errors} webhooks failed inside the hotline (answered with an apology)")
 
     warnings = []
+    # A caller who confirmed a callback while a dispatch moved them must still hear their ticket's number
+    # (the stale move to /voice/connect reads it out again); not hearing it is a failure.
+    handles = {h.sid: h for _, h in pairs}
     raced = [sid for sid, o in outcome.items() if o == "called_back_raced"]
+    unheard = [sid for sid in raced if sid in by_source
+               and not any(" ".join(by_source[sid].number) in line for line in handles[sid].result.said())]
+    if unheard:
+        failures.append(f"{len(unheard)} callers confirmed a callback while a dispatch claimed them and never heard "
+                        f"their ticket number; e.g. " + story(unheard[0], "called_back_raced", handles[unheard[0]].result))
     if raced:
-        handles = {h.sid: h for _, h in pairs}
-        warnings.append(f"{len(raced)} callers confirmed a callback while a dispatch claimed them: moved to /voice/connect, "
-                        f"hung up there without hearing their ticket number, called back all the same; e.g. "
-                        + story(raced[0], "called_back_raced", handles[raced[0]].result))
+        warnings.append(f"{len(raced)} callers confirmed a callback while a dispatch moved them to an agent: "
+                        f"{len(raced) - len(unheard)} heard their ticket number at /voice/connect and were called back")
     counts = Counter(outcome.values())
     per_tier: dict[str, Counter[str]] = {}
     for sid, o in outcome.items():

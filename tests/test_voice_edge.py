@@ -90,3 +90,42 @@ def test_get_is_not_allowed(client):
 def test_healthz_reports_both_stores(client):
     resp = client.get("/healthz")
     assert resp.status_code == 200 and resp.json == {"status": "ok", "problems": []}
+
+
+def test_a_move_to_an_agent_that_races_a_callback_booking_reads_the_ticket_out(voice, db, redis, services):
+    """The caller confirmed a callback from the hold loop while a dispatch claimed them: Twilio follows the
+    dispatcher's redirect to /voice/connect, which must say the ticket's number, not hang up silently."""
+    from datetime import datetime, timezone
+
+    from callqueue import calls, presence, tickets
+    from webhooks.booking import spell_ticket
+
+    sid, now = "CA" + "7" * 32, datetime.now(timezone.utc)
+    presence.set_state(redis, "ann", "available", now, endpoint="client:ann")
+    calls.join_queue(db, redis, sid, tier="premium", now=now, settings=services.config)
+    offer = calls.dispatch(db, redis, now)
+    assert offer is not None and offer.call_sid == sid
+    t = tickets.create(db, phone="+8613800000001", tier="premium", lang="zh", reason="caller_request", score=1.0,
+                       due=now, now=now, max_attempts=3, source_call_sid=sid).ticket
+    calls.left_for_callback(db, redis, sid, now, services.config)
+    db.commit()
+
+    body = voice(f"/voice/connect?agent=ann&offer={offer.attempt}", {"CallSid": sid}).get_data(as_text=True)
+    assert spell_ticket(t.number) in body and "<Hangup" in body
+    assert "<Dial" not in body and "<Enqueue" not in body
+    assert calls.records.get(db, sid).outcome == "to_callback"
+
+
+def test_a_stale_move_without_a_booking_puts_the_caller_back_in_line(voice, db, redis, services):
+    from datetime import datetime, timezone
+
+    from callqueue import calls, dispatch, presence
+
+    sid, now = "CA" + "8" * 32, datetime.now(timezone.utc)
+    presence.set_state(redis, "ann", "available", now, endpoint="client:ann")
+    calls.join_queue(db, redis, sid, tier="premium", now=now, settings=services.config)
+    offer = calls.dispatch(db, redis, now)
+    dispatch.undo_claim(redis, sid, "ann", now)  # the offer was returned before Twilio followed the move
+    db.commit()
+    body = voice(f"/voice/connect?agent=ann&offer={offer.attempt}", {"CallSid": sid}).get_data(as_text=True)
+    assert "<Enqueue" in body and "<Dial" not in body

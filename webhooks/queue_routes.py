@@ -8,13 +8,14 @@ from urllib.parse import urlencode
 from flask import Response, request
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from callqueue import calls, keys, presence
+from callqueue import calls, keys, presence, tickets
 from hotline.config import Config
 from hotline.context import db, services
 from hotline.logs import log_event
 from hotline.services import Services
 from ivr import session as ivr_session
 from ivr.session import CallState
+from webhooks.booking import spell_ticket
 from webhooks.dispatcher import request_dispatch
 from webhooks.twiml import say, twiml
 from webhooks.voice import bp
@@ -133,12 +134,16 @@ def connect() -> Response:
     svc, sid = services(), request.form["CallSid"]
     agent = request.args.get("agent", "")
     cfg, state = svc.config, _state(svc, sid)
-    call = svc.redis.hmget(keys.call(sid), "state", "agent")
+    call = svc.redis.hmget(keys.call(sid), "state", "agent", "outcome")
     endpoint = presence.get(svc.redis, agent, svc.clock()).endpoint if agent else None
     resp = VoiceResponse()
     if call[0] != "offered" or call[1] != agent or not endpoint:
-        # A stale move (the offer was returned meanwhile): back to holding, at the same place.
         log_event(log, "stale connect", logging.WARNING, call_sid=sid, agent=agent, state=call[0])
+        if call[2] == "to_callback":
+            # The caller booked a callback while a dispatch was moving them: the move cut the ticket's
+            # number short, so it is said again here rather than lost with a bare hang-up.
+            return ticket_goodbye(resp, svc, sid, state)
+        # The offer was returned meanwhile: back to holding, at the same place.
         return enqueue(resp, svc, sid, state)
     say(resp, cfg, _prompt(cfg, "connecting", state.lang), state.lang)
     dial = Dial(action="/voice/dial-result?" + urlencode({"agent": agent}), method="POST",
@@ -149,6 +154,17 @@ def connect() -> Response:
     else:
         dial.number(endpoint, url=whisper, method="POST")
     resp.append(dial)
+    return twiml(resp)
+
+
+def ticket_goodbye(resp: VoiceResponse, svc: Services, sid: str, state: CallState) -> Response:
+    """The ticket this call booked, read out again, then goodbye and hang up."""
+    booked = tickets.booked_by(db(), sid)
+    if booked is not None:
+        say(resp, svc.config, _prompt(svc.config, "ticket_created_queue", state.lang, number=spell_ticket(booked.number)),
+            state.lang)
+    say(resp, svc.config, svc.config.prompt("goodbye", state.lang), state.lang)
+    resp.hangup()
     return twiml(resp)
 
 
