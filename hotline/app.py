@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Mapping
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Request, Response, jsonify
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hotline import logs
@@ -38,6 +39,16 @@ def create_services(overrides: Mapping[str, Any] | None = None) -> Services:
     return build_services(settings, config, make_gateway)
 
 
+class ConsoleOnlySessions(SecureCookieSessionInterface):
+    """The signed session cookie, for people only: Twilio's webhooks never carry one, so they skip it."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """No session work on /voice/* (the hot path); the usual cookie session elsewhere."""
+        if request.path.startswith("/voice/"):
+            return self.null_session_class()
+        return super().open_session(app, request)
+
+
 def create_app(overrides: Mapping[str, Any] | None = None, services: Services | None = None) -> Flask:
     """Build the hotline's Flask app; `overrides` replace Settings fields (tests, CLI flags)."""
     svc = services or create_services(overrides)
@@ -53,6 +64,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
         SESSION_COOKIE_NAME="hotline_session",
         PERMANENT_SESSION_LIFETIME=SHIFT,
     )
+    app.session_interface = ConsoleOnlySessions()
     app.json.sort_keys = False  # type: ignore[attr-defined]  # tiers stay in their configured order (premium first)
     app.extensions["hotline"] = svc
     if svc.settings.trusted_proxies:

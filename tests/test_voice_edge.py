@@ -129,3 +129,15 @@ def test_a_stale_move_without_a_booking_puts_the_caller_back_in_line(voice, db, 
     db.commit()
     body = voice(f"/voice/connect?agent=ann&offer={offer.attempt}", {"CallSid": sid}).get_data(as_text=True)
     assert "<Enqueue" in body and "<Dial" not in body
+
+
+def test_webhooks_skip_the_cookie_session_and_console_pages_keep_it(voice, client):
+    from flask import request
+    from flask.sessions import NullSession
+
+    app = client.application
+    with app.test_request_context("/voice/wait", method="POST"):
+        assert isinstance(app.session_interface.open_session(app, request), NullSession)
+    with app.test_request_context("/login"):
+        assert not isinstance(app.session_interface.open_session(app, request), NullSession)
+    assert "Set-Cookie" not in voice("/voice/incoming").headers
