@@ -9,6 +9,7 @@ settles how the call left the queue wins, later ones only add what they alone kn
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, Float, Integer, String, Text, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -185,20 +186,28 @@ def note_left(session: Session, call_sid: str, *, outcome: str, now: Now, waited
     return rec
 
 
-def note_queue_result(session: Session, call_sid: str, result: str) -> CallRecord:
-    """Keep Twilio's QueueResult of the Enqueue action (the first one reported)."""
-    rec = _record(session, call_sid)
-    rec.queue_result = rec.queue_result or result
-    session.flush()
-    return rec
+def note_queue_result(session: Session, call_sid: str, result: str) -> None:
+    """Keep Twilio's QueueResult of the Enqueue action (the first one reported): one UPDATE."""
+    if not _update(session, call_sid, queue_result=func.coalesce(CallRecord.queue_result, result)):
+        rec = _record(session, call_sid)
+        rec.queue_result = rec.queue_result or result
+        session.flush()
 
 
-def note_dial_status(session: Session, call_sid: str, status: str) -> CallRecord:
-    """Keep the latest DialCallStatus (a caller may be dialled to several agents in turn)."""
-    rec = _record(session, call_sid)
-    rec.dial_status = status
-    session.flush()
-    return rec
+def note_dial_status(session: Session, call_sid: str, status: str) -> None:
+    """Keep the latest DialCallStatus (a caller may be dialled to several agents in turn): one UPDATE."""
+    if not _update(session, call_sid, dial_status=status):
+        _record(session, call_sid).dial_status = status
+        session.flush()
+
+
+def _update(session: Session, call_sid: str, **values: Any) -> bool:
+    """UPDATE the record's `values` in one statement; False when there is no record yet (then find-or-create)."""
+    done = session.execute(
+        update(CallRecord).where(CallRecord.call_sid == call_sid).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(done.rowcount)
 
 
 def close_call(session: Session, call_sid: str, *, call_status: str, now: Now, short_abandon_s: float) -> CallRecord:

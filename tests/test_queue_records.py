@@ -187,3 +187,16 @@ def test_arrival_insert_is_idempotent_and_verification_is_one_update(db):
     assert rows(db) == 2
     assert (rec.arrived, rec.from_number, rec.tier, rec.member_uid, rec.verified_at) == (at(0), "+8613800000001", "premium", "42", at(9))
     assert records.get(db, "CAy").verified is True
+
+
+def test_dial_status_and_queue_result_are_one_update_each_and_create_a_missing_record(db):
+    records.open_call(db, "CAr", from_number=None, now=at(0))
+    db.commit()
+    records.note_queue_result(db, "CAr", "redirected")
+    records.note_queue_result(db, "CAr", "hangup")  # the first result reported is kept
+    records.note_dial_status(db, "CAr", "no-answer")
+    records.note_dial_status(db, "CAr", "completed")  # the latest dial is kept
+    records.note_dial_status(db, "CAnew", "busy")  # no record yet (its incoming was lost): one is made
+    db.commit()
+    got = {r.call_sid: (r.queue_result, r.dial_status) for r in db.scalars(select(CallRecord).execution_options(populate_existing=True))}
+    assert got == {"CAr": ("redirected", "completed"), "CAnew": (None, "busy")}
