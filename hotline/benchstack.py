@@ -183,10 +183,11 @@ class Stack:
 
     def add_members(self, numbers: dict[str, list[str]]) -> None:
         """Members of each tier with these phones and the PIN `PIN`, hashed once (the import's fast path)."""
-        from hotline.passwords import hash_secret
+        from hotline.passwords import hash_pin
         from members.importer import PinHasher, import_members, read_csv
 
-        pin_hash, out = hash_secret(PIN), io.StringIO()
+        key = self.svc.settings.pin_key_bytes  # the web server's too: same data dir, same local `pin_key` file
+        pin_hash, out = hash_pin(PIN, key), io.StringIO()
         w = csv.writer(out)
         w.writerow(["uid", "name", "tier", "phone", "pin_hash"])
         uid = 10_000_000
@@ -198,7 +199,7 @@ class Stack:
         try:
             with PinHasher(1) as hasher:
                 for chunk in import_members(session, read_csv(out.getvalue().encode()), config=self.svc.config,
-                                            now=datetime.now(timezone.utc), hasher=hasher):
+                                            now=datetime.now(timezone.utc), hasher=hasher, pin_key=key):
                     if chunk.rejected:
                         raise BenchError(f"member import rejected rows: {chunk.rejected[:3]}")
                     session.commit()

@@ -130,7 +130,7 @@ def demo() -> None:
     svc = open_services()
     try:
         with svc.unit_of_work() as session:
-            lines = seed_demo(session, svc.config, now=datetime.now(timezone.utc))
+            lines = seed_demo(session, svc.config, now=datetime.now(timezone.utc), pin_key=svc.settings.pin_key_bytes)
     finally:
         svc.close()
     for line in lines:

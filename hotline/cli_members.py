@@ -31,7 +31,7 @@ def add_command(svc: Services, uid: str, name: str, tier: str, phones: tuple[str
     if fields is None:
         raise MemberError(errors)
     with svc.unit_of_work() as session:
-        add_member(session, fields, pin, svc.config, datetime.now(timezone.utc))
+        add_member(session, fields, pin, svc.config, datetime.now(timezone.utc), pin_key=svc.settings.pin_key_bytes)
     return f"added member {fields.uid} ({fields.tier}) {fields.name}: {' '.join(fields.phones)}"
 
 
@@ -49,7 +49,8 @@ def import_command(svc: Services, data: bytes, *, encoding: str = "utf-8", worke
             length=total, label=f"importing {total} rows", file=out or sys.stderr, show_pos=True, show_eta=True,
             hidden=not progress,
         ) as bar:
-            for chunk in import_members(session, csv_file, config=svc.config, now=datetime.now(timezone.utc), hasher=hasher):
+            for chunk in import_members(session, csv_file, config=svc.config, now=datetime.now(timezone.utc), hasher=hasher,
+                                        pin_key=svc.settings.pin_key_bytes):
                 session.commit()
                 created, updated, unchanged = created + chunk.created, updated + chunk.updated, unchanged + chunk.unchanged
                 rejected += chunk.rejected

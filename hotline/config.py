@@ -242,6 +242,7 @@ class Settings:
     public_url: str = ""
     trusted_proxies: int = 0
     secret_key: str = ""
+    pin_key: str = field(default="", repr=False)  # HOTLINE_PIN_KEY: the secret in every PIN hash (env only, never the TOML file)
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_api_url: str = "https://api.twilio.com"
@@ -255,6 +256,11 @@ class Settings:
     def offline(self) -> bool:
         """True when no real Twilio account is configured: the simulator plays Twilio."""
         return self.twilio_account_sid in ("", OFFLINE_ACCOUNT_SID)
+
+    @property
+    def pin_key_bytes(self) -> bytes:
+        """The PIN key as `hotline.passwords.hash_pin` takes it (filled by `resolve`)."""
+        return self.pin_key.encode("utf-8")
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> "Settings":
         """A copy with the given fields replaced (unknown names are an error)."""
@@ -285,6 +291,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get("HOTLINE_PUBLIC_URL", "").rstrip("/"),
         trusted_proxies=int(trusted),
         secret_key=env.get("HOTLINE_SECRET_KEY", ""),
+        pin_key=env.get("HOTLINE_PIN_KEY", ""),
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
         twilio_api_url=env.get("TWILIO_API_URL", "https://api.twilio.com").rstrip("/"),
@@ -301,15 +308,23 @@ def local_secret(data_dir: Path, name: str) -> str:
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_hex(16)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(4)}.tmp")
     tmp.write_text(value)
     os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    try:
+        os.link(tmp, path)  # never replaces: processes starting together all keep the first one's secret
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
     return path.read_text().strip()
 
 
+MIN_PIN_KEY_CHARS = 32
+
+
 def resolve(settings: Settings) -> Settings:
-    """Fill the blanks: database in the data dir, offline Twilio credentials, secret key."""
+    """Fill the blanks: database in the data dir, offline Twilio credentials, secret key, PIN key."""
     data_dir = settings.data_dir.resolve()
     changes: dict[str, Any] = {"data_dir": data_dir}
     if not settings.database_url:
@@ -328,4 +343,12 @@ def resolve(settings: Settings) -> Settings:
         if not settings.offline:
             raise ConfigError(["HOTLINE_SECRET_KEY: is required with a real Twilio account"])
         changes["secret_key"] = local_secret(data_dir, "secret_key")
+    if not settings.pin_key:
+        if not settings.offline:
+            raise ConfigError(["HOTLINE_PIN_KEY: is required with a real Twilio account"])
+        changes["pin_key"] = local_secret(data_dir, "pin_key")
+    elif len(settings.pin_key) < MIN_PIN_KEY_CHARS:
+        # The key is all that protects 4-8 digit PINs in a leaked database: a short one could be guessed.
+        raise ConfigError([f"HOTLINE_PIN_KEY: must be at least {MIN_PIN_KEY_CHARS} characters "
+                           "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')"])
     return replace(settings, **changes)

@@ -24,7 +24,7 @@ DEMO_AGENTS = (
 )
 
 
-def seed_demo(session: Session, config: Config, now: datetime) -> list[str]:
+def seed_demo(session: Session, config: Config, now: datetime, *, pin_key: bytes) -> list[str]:
     """Add the demo people unless the database already has members or agents; return lines to print."""
     members = session.scalar(select(func.count()).select_from(Member)) or 0
     agents = session.scalar(select(func.count()).select_from(Agent)) or 0
@@ -35,7 +35,7 @@ def seed_demo(session: Session, config: Config, now: datetime) -> list[str]:
         fields, errors = check_member(uid, name, tier, phone, config)
         if fields is None:
             raise ValueError("; ".join(errors))
-        add_member(session, fields, pin, config, now)
+        add_member(session, fields, pin, config, now, pin_key=pin_key)
         lines.append(f"  {tier:<15} uid {uid}  phone {phone}  PIN {pin}  {name}")
     lines.append("demo agents and supervisor (log in at /login; HTTP Basic on /api):")
     for login, name, role, identity, password in DEMO_AGENTS:

@@ -204,7 +204,7 @@ def run_all(host: str, port: int) -> None:
         try:
             upgrade(svc.engine)
             with svc.unit_of_work() as session:
-                lines = seed_demo(session, svc.config, now=datetime.now(timezone.utc))
+                lines = seed_demo(session, svc.config, now=datetime.now(timezone.utc), pin_key=svc.settings.pin_key_bytes)
         finally:
             svc.close()
         extra = {"HOTLINE_PUBLIC_URL": public_url}

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotline.config import Config
-from hotline.passwords import hash_secret
+from hotline.passwords import PIN_SCHEME, hash_pin, pin_key_id
 from members.models import Member, MemberPhone
 from members.phones import normalize_phone
 from members.verification import UID_MAX_LENGTH, Rules, uid_format_ok
@@ -19,6 +19,7 @@ NAME_MAX = 100
 PHONE_SEPARATORS = re.compile(r"[;|]")
 _B64 = r"[A-Za-z0-9_-]"
 _PIN_HASH = re.compile(rf"scrypt\$(\d+)\$(\d+)\$(\d+)\${_B64}{{16,64}}\${_B64}{{32,128}}")
+_HMAC_PIN_HASH = re.compile(rf"{PIN_SCHEME}\$([0-9a-f]{{8}})\${_B64}{{22}}\${_B64}{{43}}")
 
 
 class MemberError(ValueError):
@@ -79,11 +80,23 @@ def check_pin(pin: str, rules: Rules) -> str | None:
     return None
 
 
-def check_pin_hash(value: str) -> str | None:
-    """Why `value` is not a usable pre-hashed PIN (`scrypt$n$r$p$salt$hash`, as hotline.passwords writes), or None."""
-    m = _PIN_HASH.fullmatch(value or "")
+def check_pin_hash(value: str, pin_key: bytes) -> str | None:
+    """Why `value` is not a usable pre-hashed PIN, or None.
+
+    Usable: `hmac-sha256$kid$salt$digest` made with `pin_key` (`hotline.passwords.hash_pin`), or an
+    older `scrypt$n$r$p$salt$hash` (`hash_secret`; it verifies, and becomes HMAC at the first right PIN).
+    """
+    value = value or ""
+    m = _HMAC_PIN_HASH.fullmatch(value)
+    if m:
+        if m[1] != pin_key_id(pin_key):
+            return (f"pin_hash: made with another PIN key (kid {m[1]}; HOTLINE_PIN_KEY is kid {pin_key_id(pin_key)}): "
+                    "it could never be verified")
+        return None
+    m = _PIN_HASH.fullmatch(value)
     if not m:
-        return "pin_hash: must be scrypt$n$r$p$salt$hash (as `hotline.passwords.hash_secret` writes)"
+        return ("pin_hash: must be hmac-sha256$kid$salt$digest (as `hotline.passwords.hash_pin` writes with HOTLINE_PIN_KEY) "
+                "or scrypt$n$r$p$salt$hash")
     n, r, p = (int(x) for x in m.groups())
     if n & (n - 1) or not 2**13 <= n <= 2**16 or not 1 <= r <= 16 or not 1 <= p <= 4 or 128 * n * r > 64 * 1024 * 1024:
         return "pin_hash: scrypt parameters out of range (n a power of two 2^13..2^16, r 1..16, p 1..4, at most 64 MiB)"
@@ -100,8 +113,10 @@ def phone_owners(session: Session, phones: list[str] | tuple[str, ...]) -> dict[
     return {e164: (mid, uid) for e164, mid, uid in rows}
 
 
-def add_member(session: Session, fields: MemberFields, pin: str, config: Config, now: datetime) -> int:
-    """Create a member (not an upsert: the member number must be new); return its id. Does not commit."""
+def add_member(session: Session, fields: MemberFields, pin: str, config: Config, now: datetime, *, pin_key: bytes) -> int:
+    """Create a member (not an upsert: the member number must be new); return its id. Does not commit.
+
+    The PIN is hashed with `pin_key` (the settings' `pin_key_bytes`)."""
     errors = []
     problem = check_pin(pin, Rules.from_config(config))
     if problem:
@@ -112,7 +127,7 @@ def add_member(session: Session, fields: MemberFields, pin: str, config: Config,
         errors.append(f"phone: {e164} already belongs to member {uid}")
     if errors:
         raise MemberError(errors)
-    member = Member(uid=fields.uid, name=fields.name, tier=fields.tier, pin_hash=hash_secret(pin), failed_pins=0,
+    member = Member(uid=fields.uid, name=fields.name, tier=fields.tier, pin_hash=hash_pin(pin, pin_key), failed_pins=0,
                     locked_until=None, created_at=now, phones=[MemberPhone(e164=p) for p in fields.phones])
     session.add(member)
     session.flush()

@@ -1,9 +1,10 @@
-"""Bulk import of members from CSV: every row validated, upserted by member number, PINs hashed in a process pool.
+"""Bulk import of members from CSV: every row validated, upserted by member number, PINs hashed with the PIN key.
 
 Columns (header row, any order, case-insensitive; other columns are ignored):
   uid, name, tier, phone   required; phone holds one number or several separated by ';' or '|'
-  pin                      plaintext PIN (hashed here: ~14 ms a row, spread over every core)
-  pin_hash                 or a PIN already hashed by `hotline.passwords.hash_secret` (no hashing: fast)
+  pin                      plaintext PIN (hashed here with `hotline.passwords.hash_pin`: microseconds a row)
+  pin_hash                 or a PIN already hashed: `hash_pin` with the same HOTLINE_PIN_KEY (one made with another
+                           key is rejected: it could never verify), or an older scrypt hash (`hash_secret`)
 Neither pin nor pin_hash on a row: an existing member keeps their PIN; a new member is rejected.
 
 Rows are applied in chunks; the caller commits after each chunk (domain code does not commit),
@@ -23,7 +24,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from hotline.config import Config
-from hotline.passwords import hash_secret, verify_secret
+from hotline.passwords import hash_pin, pin_needs_rehash, verify_pin_hash
 from members.admin import MemberFields, check_member, check_pin, check_pin_hash, phone_owners
 from members.models import Member, MemberPhone
 from members.verification import Rules
@@ -113,7 +114,7 @@ def read_csv(data: bytes, encoding: str = "utf-8") -> CsvFile:
     return CsvFile(index, len(header), records)
 
 
-def parse_row(line: int, values: list[str], csv_file: CsvFile, config: Config, rules: Rules) -> Row | Rejected:
+def parse_row(line: int, values: list[str], csv_file: CsvFile, config: Config, rules: Rules, pin_key: bytes) -> Row | Rejected:
     """One record checked on its own (references to other rows and the database are checked later)."""
     if len(values) != csv_file.width:
         return Rejected(line, f"has {len(values)} fields, the header has {csv_file.width}")
@@ -129,18 +130,21 @@ def parse_row(line: int, values: list[str], csv_file: CsvFile, config: Config, r
     elif pin:
         errors += [e for e in [check_pin(pin, rules)] if e]
     elif pin_hash:
-        errors += [e for e in [check_pin_hash(pin_hash)] if e]
+        errors += [e for e in [check_pin_hash(pin_hash, pin_key)] if e]
     if errors or fields is None:
         return Rejected(line, "; ".join(errors))
     return Row(line, fields, pin, pin_hash)
 
 
-def _pin_work(task: tuple[str, str | None]) -> str | None:
-    """A new hash for the PIN, or None when the stored hash already matches it (run in a worker process)."""
-    pin, old = task
-    if old and verify_secret(pin, old):
+def _pin_work(task: tuple[str, str | None, bytes]) -> str | None:
+    """A new hash for the PIN, or None when the stored hash already matches it under the key.
+
+    An older scrypt hash is replaced without being checked (that would cost ~15 ms; the new hash is right either way).
+    """
+    pin, old, key = task
+    if old and not pin_needs_rehash(old, key) and verify_pin_hash(pin, old, key):
         return None
-    return hash_secret(pin)
+    return hash_pin(pin, key)
 
 
 class PinHasher:
@@ -150,7 +154,7 @@ class PinHasher:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.pool: ProcessPoolExecutor | None = None
 
-    def run(self, tasks: list[tuple[str, str | None]]) -> list[str | None]:
+    def run(self, tasks: list[tuple[str, str | None, bytes]]) -> list[str | None]:
         if self.workers == 1 or len(tasks) < 4:
             return [_pin_work(t) for t in tasks]
         if self.pool is None:
@@ -170,9 +174,13 @@ class PinHasher:
 
 
 def import_members(
-    session: Session, csv_file: CsvFile, *, config: Config, now: datetime, hasher: PinHasher, chunk_rows: int = CHUNK_ROWS,
+    session: Session, csv_file: CsvFile, *, config: Config, now: datetime, hasher: PinHasher, pin_key: bytes,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[ChunkResult]:
-    """Upsert the records by uid, a chunk at a time; yields after each chunk is written (the caller commits)."""
+    """Upsert the records by uid, a chunk at a time; yields after each chunk is written (the caller commits).
+
+    `pin_key` is the settings' `pin_key_bytes`: plaintext PINs are hashed with it, pre-hashed ones must match it.
+    """
     rules = Rules.from_config(config)
     seen_uid: dict[str, int] = {}
     seen_phone: dict[str, tuple[str, int]] = {}
@@ -181,14 +189,14 @@ def import_members(
         result = ChunkResult(rows=len(records[start:start + chunk_rows]))
         rows: list[Row] = []
         for line, values in records[start:start + chunk_rows]:
-            row = parse_row(line, values, csv_file, config, rules)
+            row = parse_row(line, values, csv_file, config, rules, pin_key)
             if isinstance(row, Row):
                 row = _check_against_file(row, seen_uid, seen_phone)
             if isinstance(row, Row):
                 rows.append(row)
             else:
                 result.rejected.append(row)
-        _apply(session, rows, result, hasher, now)
+        _apply(session, rows, result, hasher, now, pin_key)
         yield result
 
 
@@ -205,7 +213,7 @@ def _check_against_file(row: Row, seen_uid: dict[str, int], seen_phone: dict[str
     return row
 
 
-def _apply(session: Session, rows: list[Row], result: ChunkResult, hasher: PinHasher, now: datetime) -> None:
+def _apply(session: Session, rows: list[Row], result: ChunkResult, hasher: PinHasher, now: datetime, pin_key: bytes) -> None:
     """Write one chunk's valid rows: a few set-based statements, whatever the chunk's size."""
     existing = {uid: (mid, name, tier, pin_hash) for mid, uid, name, tier, pin_hash in session.execute(
         select(Member.id, Member.uid, Member.name, Member.tier, Member.pin_hash).where(Member.uid.in_([r.fields.uid for r in rows])))}
@@ -228,7 +236,8 @@ def _apply(session: Session, rows: list[Row], result: ChunkResult, hasher: PinHa
         if ex is not None:
             released |= set(old_phones.get(ex[0], {})) - set(row.fields.phones)
         accepted.append(row)
-    hashed = iter(hasher.run([(r.pin, existing[r.fields.uid][3] if r.fields.uid in existing else None) for r in accepted if r.pin]))
+    hashed = iter(hasher.run([(r.pin, existing[r.fields.uid][3] if r.fields.uid in existing else None, pin_key)
+                              for r in accepted if r.pin]))
 
     drop_ids: list[int] = []
     new_members: list[dict[str, object]] = []

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
 from hotline.config import Config
-from hotline.passwords import verify_secret
+from hotline.passwords import hash_pin, pin_needs_rehash, verify_pin_hash
 from members.models import Member, MemberPhone
 
 NUMBER_WINDOW_S = 3600
@@ -111,8 +111,13 @@ def record_number_failure(pipe: Any, e164: str) -> None:
     pipe.incr(k)
 
 
-def verify_pin(session: Session, member_id: int, pin: str, number_failures: int, now: datetime, rules: Rules) -> Verification:
-    """Check `pin` for the member, counting failures and locking after `rules.max_failures` (does not commit)."""
+def verify_pin(session: Session, member_id: int, pin: str, number_failures: int, now: datetime, rules: Rules, *,
+               pin_key: bytes) -> Verification:
+    """Check `pin` for the member, counting failures and locking after `rules.max_failures` (does not commit).
+
+    `pin_key` is the settings' PIN key; a right PIN against an older scrypt hash replaces it by `hash_pin`
+    (one slow check per member, then microseconds), in the same UPDATE as the failure count.
+    """
     if number_blocked(number_failures, rules):
         return Verification(Outcome.NUMBER_BLOCKED)
     member = session.execute(
@@ -123,9 +128,11 @@ def verify_pin(session: Session, member_id: int, pin: str, number_failures: int,
     ref = MemberRef(member.id, member.uid, member.tier, member.locked_until)
     if ref.minutes_locked(now):
         return Verification(Outcome.LOCKED, minutes=ref.minutes_locked(now))
-    if verify_secret(pin, member.pin_hash):
+    if verify_pin_hash(pin, member.pin_hash, pin_key):
         if member.failed_pins or member.locked_until is not None:
             member.failed_pins, member.locked_until = 0, None
+        if pin_needs_rehash(member.pin_hash, pin_key):
+            member.pin_hash = hash_pin(pin, pin_key)
         return Verification(Outcome.OK, tier=member.tier)
     member.failed_pins = (member.failed_pins or 0) + 1
     if member.failed_pins >= rules.max_failures:

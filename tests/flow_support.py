@@ -31,7 +31,7 @@ from callqueue.agents import add_agent
 from callqueue.records import CallRecord
 from hotline.app import create_app
 from hotline.config import Config
-from hotline.passwords import hash_secret
+from hotline.passwords import hash_pin
 from hotline.redisconn import make_redis
 from hotline.runner import gunicorn_args
 from hotline.services import Services
@@ -136,7 +136,7 @@ def phone(tier: str, i: int) -> str:
 
 def add_members(services: Services, config: Config, counts: dict[str, int]) -> dict[str, list[str]]:
     """Members per tier, one phone each and the PIN `PIN`, imported in bulk (the PIN hashed once)."""
-    pin_hash = hash_secret(PIN)
+    pin_hash = hash_pin(PIN, services.settings.pin_key_bytes)  # the web and worker processes (hotline_env) read this key from the same data dir
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["uid", "name", "tier", "phone", "pin_hash"])
@@ -148,7 +148,8 @@ def add_members(services: Services, config: Config, counts: dict[str, int]) -> d
             phones.setdefault(tier, []).append(phone(tier, i))
             w.writerow([str(uid), f"member {uid}", tier, phone(tier, i), pin_hash])
     with services.unit_of_work() as db, PinHasher(1) as hasher:
-        for chunk in import_members(db, read_csv(out.getvalue().encode()), config=config, now=datetime.now(timezone.utc), hasher=hasher):
+        for chunk in import_members(db, read_csv(out.getvalue().encode()), config=config, now=datetime.now(timezone.utc), hasher=hasher,
+                                    pin_key=services.settings.pin_key_bytes):
             assert not chunk.rejected, chunk.rejected
     return phones
 

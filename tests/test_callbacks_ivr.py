@@ -64,9 +64,9 @@ def hotline_at(services: Any, twiml_check: Callable[[str], None]) -> Callable[..
 
 
 @pytest.fixture
-def premium(db: Any) -> int:
+def premium(db: Any, services: Any) -> int:
     """A premium member whose phone is the default caller ID."""
-    return make_member(db, SHIPPED, PREMIUM_UID, "premium", PREMIUM_PHONE, PREMIUM_PIN)
+    return make_member(db, SHIPPED, PREMIUM_UID, "premium", PREMIUM_PHONE, PREMIUM_PIN, pin_key=services.settings.pin_key_bytes)
 
 
 def all_tickets(db: Any) -> list[CallbackTicket]:

@@ -93,6 +93,25 @@ def test_real_twilio_needs_token_and_secret(tmp_path: Path) -> None:
         resolve(settings_from_env(real))
     with pytest.raises(ConfigError, match="HOTLINE_SECRET_KEY"):
         resolve(settings_from_env({**real, "HOTLINE_PUBLIC_URL": "https://h.example.com"}))
+    with pytest.raises(ConfigError, match="HOTLINE_PIN_KEY: is required with a real Twilio account"):
+        resolve(settings_from_env({**real, "HOTLINE_PUBLIC_URL": "https://h.example.com", "HOTLINE_SECRET_KEY": "s"}))
+    with pytest.raises(ConfigError, match="HOTLINE_PIN_KEY: must be at least 32 characters"):
+        resolve(settings_from_env({**real, "HOTLINE_PUBLIC_URL": "https://h.example.com", "HOTLINE_SECRET_KEY": "s",
+                                   "HOTLINE_PIN_KEY": "pepper"}))
+    pepper = "pepper-" + "p" * 25
+    s = resolve(settings_from_env({**real, "HOTLINE_PUBLIC_URL": "https://h.example.com", "HOTLINE_SECRET_KEY": "s",
+                                   "HOTLINE_PIN_KEY": pepper}))
+    assert s.pin_key_bytes == pepper.encode() and pepper not in repr(s) and not (tmp_path / "pin_key").exists()
+
+
+def test_offline_pin_key_is_a_local_secret_kept_in_the_data_dir(tmp_path: Path) -> None:
+    s = resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path)}))
+    assert s.pin_key and s.pin_key != s.secret_key and s.pin_key_bytes == (tmp_path / "pin_key").read_text().encode()
+    assert (tmp_path / "pin_key").stat().st_mode & 0o777 == 0o600
+    assert resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path)})).pin_key == s.pin_key  # every process gets the same
+    given = "g" * 32
+    assert resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_PIN_KEY": given})).pin_key == given
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
 
 
 def test_bad_env_numbers_are_named() -> None:

@@ -183,7 +183,8 @@ def test_pages_use_no_external_files() -> None:
 # --- the agent's screen -------------------------------------------------------------------------
 
 def test_agent_sees_the_routed_callers_context_before_answering(client: Any, people: Any, db: Any, redis: Any, services: Any) -> None:
-    add_member(db, MemberFields(uid="10001", name="李雷", tier="premium", phones=["+8613800000001"]), "2468", services.config, NOW)
+    add_member(db, MemberFields(uid="10001", name="李雷", tier="premium", phones=["+8613800000001"]), "2468", services.config, NOW,
+               pin_key=services.settings.pin_key_bytes)
     old = tickets.create(db, phone="+8613800000001", tier="premium", lang="zh", reason="after_hours", score=1.0,
                          due=NOW, now=NOW - timedelta(days=2), member_uid="10001", category="billing", max_attempts=3)
     db.commit()

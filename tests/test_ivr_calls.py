@@ -17,10 +17,10 @@ STANDARD_UID, STANDARD_PIN, STANDARD_PHONE = "20002", "1357", "+8613900000002"
 UNKNOWN_PHONE = "+8613700000003"
 
 
-def make_member(db: Any, config: Config, uid: str, tier: str, phone: str, pin: str, name: str = "测试会员") -> int:
+def make_member(db: Any, config: Config, uid: str, tier: str, phone: str, pin: str, name: str = "测试会员", *, pin_key: bytes) -> int:
     fields, errors = check_member(uid, name, tier, phone, config)
     assert not errors, errors
-    member_id = add_member(db, fields, pin, config, datetime.now(timezone.utc))
+    member_id = add_member(db, fields, pin, config, datetime.now(timezone.utc), pin_key=pin_key)
     db.commit()
     return member_id
 
@@ -28,9 +28,10 @@ def make_member(db: Any, config: Config, uid: str, tier: str, phone: str, pin: s
 @pytest.fixture
 def members(services: Any, db: Any) -> dict[str, int]:
     """A premium and a standard member, each with a phone and a PIN."""
+    key = services.settings.pin_key_bytes
     return {
-        "premium": make_member(db, services.config, PREMIUM_UID, "premium", PREMIUM_PHONE, PREMIUM_PIN),
-        "standard": make_member(db, services.config, STANDARD_UID, "standard", STANDARD_PHONE, STANDARD_PIN),
+        "premium": make_member(db, services.config, PREMIUM_UID, "premium", PREMIUM_PHONE, PREMIUM_PIN, pin_key=key),
+        "standard": make_member(db, services.config, STANDARD_UID, "standard", STANDARD_PHONE, STANDARD_PIN, pin_key=key),
     }
 
 
@@ -118,6 +119,24 @@ def test_premium_member_with_known_caller_id_and_right_pin_reaches_the_queue_as_
     assert call.queued and prompt(services, "to_agent") in call.said
     st = call.state
     assert (st.step, st.tier, st.verified, st.category, st.uid) == ("queue", "premium", True, "general", PREMIUM_UID)
+
+
+def test_a_members_older_scrypt_pin_hash_is_replaced_at_the_first_right_pin(voice, redis, services, members, db, caplog):
+    from hotline.passwords import hash_secret, pin_key_id, verify_pin_hash
+
+    caplog.set_level("INFO")
+    member = db.get(Member, members["premium"])
+    member.pin_hash = hash_secret(PREMIUM_PIN)
+    db.commit()
+    call = Call(voice, redis)
+    call.start()
+    call.press(PREMIUM_PIN)
+    assert call.state.verified and call.state.tier == "premium"
+    db.expire_all()
+    stored = db.get(Member, members["premium"]).pin_hash  # committed by the webhook
+    key = services.settings.pin_key_bytes
+    assert stored.startswith(f"hmac-sha256${pin_key_id(key)}$") and verify_pin_hash(PREMIUM_PIN, stored, key)
+    assert "pin checked" in caplog.text and PREMIUM_PIN not in caplog.text and stored not in caplog.text
 
 
 def test_verified_member_choosing_a_category_then_agent_carries_the_category(voice, redis, members):

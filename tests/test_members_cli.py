@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from hotline.cli_members import members
-from hotline.passwords import hash_secret, verify_secret
+from hotline.passwords import hash_pin, pin_key_id, verify_pin_hash
 from members.models import Member
 
 
@@ -29,7 +29,8 @@ def test_add_then_list(services, db):
 def test_add_asks_for_the_pin_when_not_given(services, db):
     result = cli(services, "add", "--uid", "10002", "--name", "n", "--tier", "standard", "--phone", "+14155550100", stdin="1234\n1234\n")
     assert result.exit_code == 0, result.output
-    assert verify_secret("1234", db.scalar(select(Member.pin_hash).where(Member.uid == "10002")))
+    stored, key = db.scalar(select(Member.pin_hash).where(Member.uid == "10002")), services.settings.pin_key_bytes
+    assert stored.startswith(f"hmac-sha256${pin_key_id(key)}$") and verify_pin_hash("1234", stored, key)
 
 
 def test_add_reports_every_problem_and_changes_nothing(services, db):
@@ -74,8 +75,8 @@ def test_import_of_an_unusable_file_changes_nothing(services, db, tmp_path: Path
 
 
 def test_import_of_100000_rows(services, db, tmp_path: Path):
-    """The size the issue names, with pre-hashed PINs (plaintext PINs cost ~14 ms each: see the import's docstring)."""
-    pin_hashes = [hash_secret(f"{i:04d}") for i in range(4)]
+    """The size the issue names, with pre-hashed PINs (made with the hotline's PIN key)."""
+    pin_hashes = [hash_pin(f"{i:04d}", services.settings.pin_key_bytes) for i in range(4)]
     lines = ["uid,name,tier,phone,pin_hash"]
     tiers = ("annual_premium", "premium", "standard", "standard")
     for i in range(100_000):

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, select
 
-from hotline.passwords import hash_secret, verify_secret
+from hotline.passwords import hash_pin, hash_secret, pin_key_id, verify_pin_hash
 from members.importer import ImportFileError, PinHasher, import_members, read_csv
 from members.models import Member, MemberPhone
 
@@ -19,12 +19,22 @@ GOOD = (
 )
 
 
+def key(services) -> bytes:
+    return services.settings.pin_key_bytes
+
+
+def verifies(services, pin: str, stored: str) -> bool:
+    """`pin` matches `stored`, which is an HMAC hash made with the services' PIN key."""
+    return stored.startswith(f"hmac-sha256${pin_key_id(key(services))}$") and verify_pin_hash(pin, stored, key(services))
+
+
 def run(services, db, text: str | bytes, encoding: str = "utf-8", workers: int = 1, chunk_rows: int = 1000):
     data = text.encode("utf-8") if isinstance(text, str) else text
     totals = {"created": 0, "updated": 0, "unchanged": 0}
     rejected = []
     with PinHasher(workers) as hasher:
-        for chunk in import_members(db, read_csv(data, encoding), config=services.config, now=NOW, hasher=hasher, chunk_rows=chunk_rows):
+        for chunk in import_members(db, read_csv(data, encoding), config=services.config, now=NOW, hasher=hasher,
+                                    pin_key=key(services), chunk_rows=chunk_rows):
             db.commit()
             for k in totals:
                 totals[k] += getattr(chunk, k)
@@ -47,7 +57,7 @@ def test_import_creates_members_with_hashed_pins_and_normalised_phones(services,
     assert run(services, db, GOOD) == ({"created": 3, "updated": 0, "unchanged": 0}, [])
     m = member(db, "10002")
     assert (m.name, m.tier, sorted(p.e164 for p in m.phones)) == ("Li Lei", "premium", ["+8613700000003", "+8613900000002"])
-    assert verify_secret("1357", m.pin_hash) and m.created_at == NOW
+    assert verifies(services, "1357", m.pin_hash) and m.created_at == NOW
 
 
 def test_reimporting_the_same_file_changes_nothing(services, db):
@@ -71,8 +81,8 @@ def test_reimport_updates_changed_rows_and_keeps_lock_state(services, db):
     assert run(services, db, changed) == ({"created": 0, "updated": 2, "unchanged": 1}, [])
     m1, m2 = member(db, "10001"), member(db, "10002")
     assert m1.tier == "premium" and m1.failed_pins == 2 and m1.locked_until is not None
-    assert [p.e164 for p in m2.phones] == ["+8613700000003"] and verify_secret("9999", m2.pin_hash)
-    assert verify_secret("0000", member(db, "10003").pin_hash)
+    assert [p.e164 for p in m2.phones] == ["+8613700000003"] and verifies(services, "9999", m2.pin_hash)
+    assert verifies(services, "0000", member(db, "10003").pin_hash)
 
 
 def test_a_phone_can_move_to_another_member_when_its_owner_drops_it_first(services, db):
@@ -117,10 +127,31 @@ def test_rejected_rows_are_reported_with_line_numbers_and_change_nothing(service
 
 
 def test_pre_hashed_pins_are_stored_as_given(services, db):
-    h = hash_secret("8642")
-    totals, rejected = run(services, db, f"uid,name,tier,phone,pin_hash\n30001,Pre,premium,13800000031,{h}\n30002,Bad,premium,13800000032,md5$abc\n")
-    assert totals["created"] == 1 and rejected == [(3, "pin_hash: must be scrypt$n$r$p$salt$hash (as `hotline.passwords.hash_secret` writes)")]
-    assert member(db, "30001").pin_hash == h
+    h, old = hash_pin("8642", key(services)), hash_secret("8642")
+    text = ("uid,name,tier,phone,pin_hash\n30001,Pre,premium,13800000031,{}\n30002,Bad,premium,13800000032,md5$abc\n"
+            "30003,Old,premium,13800000033,{}\n").format(h, old)
+    totals, rejected = run(services, db, text)
+    assert totals["created"] == 2 and rejected == [(3, "pin_hash: must be hmac-sha256$kid$salt$digest (as `hotline.passwords.hash_pin` "
+                                                      "writes with HOTLINE_PIN_KEY) or scrypt$n$r$p$salt$hash")]
+    assert member(db, "30001").pin_hash == h and member(db, "30003").pin_hash == old
+
+
+def test_a_pin_hash_made_with_another_key_is_rejected(services, db):
+    other = hash_pin("8642", b"another key")
+    totals, rejected = run(services, db, f"uid,name,tier,phone,pin_hash\n30001,Pre,premium,13800000031,{other}\n")
+    assert totals["created"] == 0 and len(rejected) == 1
+    line, reason = rejected[0]
+    assert line == 2 and reason.startswith(f"pin_hash: made with another PIN key (kid {pin_key_id(b'another key')};")
+    assert pin_key_id(key(services)) in reason and count(db) == (0, 0)
+
+
+def test_reimporting_a_pin_replaces_an_older_scrypt_hash(services, db):
+    run(services, db, "uid,name,tier,phone,pin_hash\n30001,Pre,premium,13800000031,{}\n".format(hash_secret("8642")))
+    assert run(services, db, "uid,name,tier,phone,pin\n30001,Pre,premium,13800000031,8642\n")[0]["updated"] == 1
+    upgraded = member(db, "30001").pin_hash
+    assert verifies(services, "8642", upgraded)
+    assert run(services, db, "uid,name,tier,phone,pin\n30001,Pre,premium,13800000031,8642\n")[0]["unchanged"] == 1
+    assert member(db, "30001").pin_hash == upgraded
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ class _Stores:
         return find_by_uid(db(), uid)
 
     def verify_pin(self, member_id: int, pin: str) -> Verification:
-        self.verification = verify_pin(db(), member_id, pin, self.failures, self.now, self.rules)
+        self.verification = verify_pin(db(), member_id, pin, self.failures, self.now, self.rules, pin_key=services().settings.pin_key_bytes)
         return self.verification
 
 
