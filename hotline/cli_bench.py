@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import click
@@ -45,6 +46,9 @@ def bench(ctx: click.Context, calls: int, concurrency: int, workers: int, rq_wor
     opts = Options(calls=calls, concurrency=concurrency, workers=workers, agents=agents, redis_url=redis_url,
                    database_url=database_url, duration=duration, quick=quick, scale=scale, rq_workers=rq_workers,
                    sample_every=sample_every)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the stack's own clean-up stops gunicorn, the
+    # workers and the embedded Redis it started in their own sessions instead of leaving them running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         report = run(opts, progress=lambda m: click.echo(f"bench: {m}", err=True))
     except BenchError as exc:

@@ -161,3 +161,29 @@ def test_the_constant_endpoint_exists_only_in_bench_mode(client: Any, overrides:
         assert int(call.headers["X-Hotline-SQL"]) == 2 and int(call.headers["X-Hotline-Redis-RT"]) >= 1
     finally:
         svc.close()
+
+
+def test_a_terminated_bench_stops_everything_it_started(services: Services) -> None:
+    """SIGTERM mid-run (a CI timeout, `kill`) unwinds: gunicorn, workers, cron and Redis go with the bench."""
+    import select as io_select
+    import signal
+    import time
+
+    marker = f"BENCH_TEST_MARK={uuid.uuid4().hex}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "TWILIO_"))}
+    env[marker.split("=")[0]] = marker.split("=")[1]
+    proc = subprocess.Popen([sys.executable, "-m", "hotline.cli", "bench", "--calls", "100000", "--concurrency", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, seen = time.monotonic() + 120, ""
+        while "bench: calls:" not in seen:  # the stack is up and calls are running
+            assert time.monotonic() < deadline and proc.poll() is None, f"the bench did not start calls: {seen[-2000:]}"
+            if io_select.select([proc.stderr], [], [], 1)[0]:
+                seen += proc.stderr.readline()
+        assert len(processes_with(marker)) > 3  # gunicorn, rq workers, cron, Redis
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert processes_with(marker) == []
