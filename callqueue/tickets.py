@@ -21,7 +21,7 @@ from hotline.db import Base, UTCDateTime
 
 STATUSES = ("scheduled", "dialing", "connected", "completed", "failed", "cancelled")
 OPEN = ("scheduled", "dialing", "connected")
-REASONS = ("after_hours", "long_wait", "caller_request")
+REASONS = ("after_hours", "long_wait", "caller_request", "outage")  # outage: booked while a store was down (webhooks/degraded.py)
 NUMBER_DIGITS = 8
 
 

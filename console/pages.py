@@ -9,12 +9,12 @@ from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, redirect, render_template, request, session, stream_with_context, url_for
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, stream_with_context, url_for
 
 from callqueue import history, presence
 from callqueue.logins import authenticate
 from callqueue.presence import PresenceError
-from console import i18n
+from console import i18n, stores
 from console.auth import csrf_token, csrf_valid, current_identity
 from hotline.context import db, services
 from hotline.logs import log_event
@@ -223,6 +223,22 @@ def export_csv() -> Any:
 
 def _tier_labels() -> dict[str, str]:
     return {name: i18n.label(spec.get("label"), name) for name, spec in services().config.tiers.items()}
+
+
+@bp.get("/stores")
+def store_status() -> Any:
+    """The stores' state and the banner's text, for every console page (polled by static/stores.js).
+
+    Needs a logged-in session but reads only its signed cookie, not the database: it must answer while
+    the database is down.
+    """
+    if not session.get("login"):
+        return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+    status = stores.check(services())
+    count = status.get("captured_callbacks") or 0
+    return jsonify({**status, "ok": not stores.banner_keys(status),
+                    "message": " ".join(i18n.t(k, n=count) if k == "store_captured" else i18n.t(k)
+                                        for k in stores.banner_keys(status))})
 
 
 @bp.errorhandler(404)

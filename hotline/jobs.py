@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hotline.services import Services
 
@@ -29,24 +30,48 @@ def job_services() -> Services:
     return svc
 
 
+def rebuild(svc: Services, full: bool | None = None, counters: bool = True) -> dict[str, Any]:
+    """After a store outage: SQL gets what Redis kept for it (captured callbacks become tickets, whose jobs and
+    texts are queued here), Redis gets the queue back from SQL when its marker is missing (or `full`), and
+    outage tickets are settled. Cheap when there is nothing to do (callqueue/rebuild.py)."""
+    from callqueue import rebuild as rb
+    from members.phones import can_text
+    from webhooks.callback_dialer import schedule
+
+    out = rb.run(svc.unit_of_work, svc.redis, svc.clock(), svc.config, full=full, counters=counters)
+    for t in out.pop("booked", []):
+        schedule(svc, t)
+        if svc.config["callbacks"]["sms_confirmation"] and can_text(t.phone):
+            # The caller never heard this number (the database was down): text it to them.
+            svc.job_queue().enqueue("hotline.jobs.ticket_sms", t.id, job_timeout=30, result_ttl=0, failure_ttl=86400)
+    return out
+
+
 def dispatch() -> int:
     """RQ job: pair waiting callers with available agents and move them, then ring the callbacks whose turn came."""
+    from callqueue import rebuild as rb
     from webhooks.callback_dialer import dial_due
     from webhooks.dispatcher import dispatch_all
 
     svc = job_services()
+    if rb.needed(svc.redis):
+        # Redis came back empty: callers recorded in SQL rejoin before anyone is paired or rung (today's
+        # counters are added back by the periodic sweep alone).
+        rebuild(svc, counters=False)
     dial_due(svc)  # first: a callback whose turn has come holds its agent before a later caller takes it
     return dispatch_all(svc)
 
 
-def sweep() -> dict[str, int]:
-    """RQ job: end due wrap-ups, return stale offers, dispatch whoever can be paired, then callbacks (recover, dial)."""
+def sweep() -> dict[str, Any]:
+    """RQ job: end due wrap-ups, return stale offers, rebuild after an outage, callbacks (recover, dial), then
+    dispatch whoever can be paired."""
     from callqueue.dispatch import sweep as sweep_queue
     from webhooks import callback_dialer
     from webhooks.dispatcher import dispatch_all
 
     svc = job_services()
-    result = sweep_queue(svc.redis, svc.clock(), svc.config)
+    result: dict[str, Any] = dict(sweep_queue(svc.redis, svc.clock(), svc.config))
+    result.update(rebuild(svc))
     result.update(callback_dialer.sweep(svc))
     result["moved"] = dispatch_all(svc)
     return result

@@ -9,16 +9,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def make_redis(url: str, timeout_s: float = 2.0, decode: bool = True) -> redis.Redis:
-    """A client for `url` with short timeouts: a webhook must answer Twilio even when Redis is slow."""
+    """A client for `url` with short timeouts: a webhook must answer Twilio even when Redis is slow.
+
+    Retries are explicit, not the library's default (which has changed between redis-py versions):
+    a connection error is retried once at once, so a pooled connection left dead by a Redis restart
+    reconnects instead of failing a request; a timeout is never retried, so a hung server costs a
+    command `timeout_s` once (and a write that may have run is not sent twice).
+    """
     return redis.Redis.from_url(
         url,
         decode_responses=decode,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
     )
 
 

@@ -132,7 +132,9 @@ def test_wrong_pins_count_against_the_calling_number_across_members(voice, redis
     assert db.get(Member, members["premium"], populate_existing=True).failed_pins == 1  # the member was not charged for the refusal
 
 
-def test_a_store_failure_is_an_apology_not_a_500(voice, redis, services, members, monkeypatch):
+def test_a_store_failure_is_the_degraded_answer_not_a_500(voice, redis, services, members, monkeypatch):
+    """Redis failing mid-request: the premium member is asked for the PIN against SQL (webhooks/degraded.py);
+    an unknown caller hears the notice and the callback offer. Full outages: tests/test_faults_stores.py."""
     def broken(*_a: Any, **_k: Any) -> Any:
         raise redis_lib.ConnectionError("redis is down")
 
@@ -140,7 +142,9 @@ def test_a_store_failure_is_an_apology_not_a_500(voice, redis, services, members
     resp = voice("/voice/incoming", {"From": PREMIUM_PHONE})
     assert resp.status_code == 200
     body = resp.get_data(as_text=True)
-    assert prompt(services, "apology") in body and "<Hangup" in body
+    assert prompt(services, "degraded_notice") in body and "/voice/degraded/pin?" in body
+    body = voice("/voice/incoming", {"From": "+8613900000999", "CallSid": "CA" + "9" * 32}).get_data(as_text=True)
+    assert prompt(services, "degraded_offer") in body and "/voice/degraded/offer" in body
 
 
 def test_withheld_caller_id_is_treated_as_unknown(voice, redis, services, members):

@@ -55,9 +55,17 @@ def log_webhook(response: Response) -> Response:
 
 @bp.errorhandler(Exception)
 def never_a_500(exc: Exception) -> Response:
-    """HTTP errors stay 4xx with a short reason; anything else becomes a spoken apology."""
+    """HTTP errors stay 4xx with a short reason; a store being down gets the answer that does without it
+    (webhooks/degraded.py); anything else becomes a spoken apology."""
     if isinstance(exc, HTTPException):
         return Response(f"{exc.code} {exc.name}: {exc.description}\n", status=exc.code or 400, mimetype="text/plain")
+    try:
+        answer = degraded.answer(exc)
+    except Exception as second:  # noqa: BLE001 - the last resort below must always be reached
+        log.error("degraded answer failed", exc_info=second)
+        answer = None
+    if answer is not None:
+        return answer
     log.error("webhook failed", exc_info=exc, extra={"fields": {"call_sid": _field("CallSid"), "step": request.path}})
     return apology(services().config)
 
@@ -76,5 +84,7 @@ def unknown_step(unknown: str) -> Response:
 
 
 # The call flow's routes register themselves on `bp`: the IVR (/voice/incoming, /voice/ivr/<step>)
-# and the queue (/voice/queue, /wait, /queue-result, /connect, /whisper, /dial-result, /status).
+# and the queue (/voice/queue, /wait, /queue-result, /connect, /whisper, /dial-result, /status); then the
+# answers without a store (/voice/degraded/*, and what the handler above gives when a store is down).
 from webhooks import callback_routes, ivr_routes, queue_routes  # noqa: E402,F401
+from webhooks import degraded, degraded_routes, store_health  # noqa: E402,F401
