@@ -9,13 +9,14 @@ from simulator.core import CallHandle, Simulator
 from simulator.endpoints import Endpoint
 from simulator.errors import NotSimulated, RequestCapExceeded, SimulationError, TwimlRejected
 from simulator.events import Event, EventLog
+from simulator.faults import Fault, Faults
 from simulator.results import CallResult, DialOutcome, Heard, WebhookRequest
 from simulator.script import HANGUP, Script, Speech
 from simulator.server import BackgroundServer
 from simulator.transport import FlaskTransport, HttpTransport, Reply, Transport
 
 __all__ = [
-    "BackgroundServer", "CallHandle", "CallResult", "DialOutcome", "Endpoint", "Event", "EventLog", "FlaskTransport",
-    "HANGUP", "Heard", "HttpTransport", "NotSimulated", "Reply", "RequestCapExceeded", "Script", "SimulationError",
-    "Simulator", "Speech", "Transport", "TwimlRejected", "WebhookRequest",
+    "BackgroundServer", "CallHandle", "CallResult", "DialOutcome", "Endpoint", "Event", "EventLog", "Fault", "Faults",
+    "FlaskTransport", "HANGUP", "Heard", "HttpTransport", "NotSimulated", "Reply", "RequestCapExceeded", "Script",
+    "SimulationError", "Simulator", "Speech", "Transport", "TwimlRejected", "WebhookRequest",
 ]

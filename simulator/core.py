@@ -9,6 +9,7 @@ from simulator.call import SimulatedCall
 from simulator.control import HungUp
 from simulator.endpoints import Behaviour, Endpoint, client_key
 from simulator.events import EventLog
+from simulator.faults import Faults
 from simulator.network import Network, Options, new_sid
 from simulator.queues import DEFAULT_MAX_SIZE, Queue
 from simulator.resources import Message, RestRequest
@@ -81,6 +82,7 @@ class Simulator:
         self.net = Network(transport, account_sid, options)
         self.messages: list[Message] = []
         self.failures: list[BaseException] = []  # errors the REST API answered with a 400 instead of raising
+        self.faults = Faults()  # REST failures played on purpose (simulator/faults.py)
         self._rest_requests: list[RestRequest] = []
         self._handles: list[CallHandle] = []
         self._lock = threading.Lock()

@@ -4,11 +4,12 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from simulator.control import Redirected
 from simulator.errors import SimulationError
+from simulator.faults import Fault
 from simulator.network import API_VERSION
 from simulator.resources import (
     PAGE_SIZE, RestRequest, base, call_json, error, member_json, message_json, page, queue_json,
@@ -27,6 +28,16 @@ def _fail(status: int, code: int, message: str) -> tuple[Response, int]:
 
 def _not_found() -> tuple[Response, int]:
     return _fail(404, 20404, f"The requested resource {request.path} was not found")
+
+
+def _fault_answer(fault: Fault) -> Response:
+    """The error a fault answers with (a Twilio error body; Retry-After when it has one)."""
+    status = fault.status or 500
+    body = jsonify(error(status, fault.code, fault.message))
+    body.status_code = status
+    if fault.retry_after is not None:
+        body.headers["Retry-After"] = fault.retry_after
+    return body
 
 
 def _params() -> dict[str, str]:
@@ -52,7 +63,24 @@ def create_rest_app(sim: Simulator) -> Flask:
             return body, status
         if (request.view_args or {}).get("account", net.account_sid) != net.account_sid:
             return _not_found()
-        return None
+        fault = None if request.path.startswith(CONTROL_PREFIX) else sim.faults.take(request.method, request.path)
+        if fault is None:
+            return None
+        net.events.emit("rest.fault", method=request.method, path=request.path, status=fault.status, applied=fault.applied)
+        if fault.applied:
+            g.fault = fault  # the request takes effect first; its answer fails or is late (after_request)
+            return None
+        fault.wait()
+        return None if fault.status is None else _fault_answer(fault)  # status None: late, then done
+
+    @app.after_request
+    def applied_fault(response: Response) -> Response:
+        """A fault that let its request take effect: hold the answer back, then fail it (or send it late)."""
+        fault = g.pop("fault", None)
+        if fault is None:
+            return response
+        fault.wait()
+        return response if fault.status is None else _fault_answer(fault)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

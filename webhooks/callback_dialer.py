@@ -113,7 +113,13 @@ def _one_pass(svc: Services, limit: int) -> int:
 
 
 def place(svc: Services, ticket_id: int, now: datetime) -> bool:
-    """Claim the ticket and ring the member; False when another worker had it or Twilio refused."""
+    """Claim the ticket and ring the member; False when another worker had it or Twilio refused.
+
+    The gateway retries Calls create only when Twilio provably placed nothing. After an unsure failure
+    (no answer: the call may exist) it is never sent again: the call is looked for among the live calls
+    to the number and recorded if found; if not, the ticket stays dialing for `recover` to settle once
+    stale (a ring that starts late is answered as usual; none means a new attempt, not a lost ticket).
+    """
     with svc.unit_of_work() as session:
         claimed = callbacks.claim(session, ticket_id, now)
     if claimed is None:
@@ -124,20 +130,34 @@ def place(svc: Services, ticket_id: int, now: datetime) -> bool:
     try:
         sid = svc.gateway.create_call(t.phone, answer, status, timeout_s=int(svc.config["callbacks"]["ring_timeout_s"]))
     except GatewayError as exc:
-        release_agent(svc, t.id)
-        permanent = 400 <= exc.status < 500
-        with svc.unit_of_work() as session:
-            after = callbacks.place_failed(session, t.id, n, svc.clock(), svc.config["callbacks"]["retry_delay_s"],
-                                           str(exc), permanent)
-        log_event(log, "callback not placed", logging.WARNING, ticket=t.number, attempt=n, status=exc.status,
-                  code=exc.code)
-        if after is not None and after.status == "scheduled":
-            schedule(svc, after)
-        return False
+        found = _placed_anyway(svc, t) if exc.unsure else None
+        if found is None:
+            release_agent(svc, t.id)
+            if exc.unsure:
+                log_event(log, "callback placing unsure", logging.WARNING, ticket=t.number, attempt=n, status=exc.status)
+                return False  # still dialing: its status callback or `recover` settles it
+            permanent = 400 <= exc.status < 500
+            with svc.unit_of_work() as session:
+                after = callbacks.place_failed(session, t.id, n, svc.clock(), svc.config["callbacks"]["retry_delay_s"],
+                                               str(exc), permanent)
+            log_event(log, "callback not placed", logging.WARNING, ticket=t.number, attempt=n, status=exc.status,
+                      code=exc.code)
+            if after is not None and after.status == "scheduled":
+                schedule(svc, after)
+            return False
+        sid = found
     with svc.unit_of_work() as session:
         callbacks.placed(session, t.id, n, sid)
     log_event(log, "callback placed", ticket=t.number, attempt=n, call_sid=sid, to=mask_phone(t.phone), tier=t.tier)
     return True
+
+
+def _placed_anyway(svc: Services, t: Ticket) -> str | None:
+    """After an unsure Calls create: the CallSid of a live call to the member (Twilio did place it), else None."""
+    try:
+        return svc.gateway.live_call_sid(t.phone)
+    except GatewayError:
+        return None
 
 
 def recover(svc: Services) -> int:

@@ -38,9 +38,13 @@ def connect_url(svc: Services, offer: Offer) -> str:
 def dispatch_all(svc: Services, limit: int = 1000) -> int:
     """Claim and move callers until no pair is left or Twilio fails; return how many were moved.
 
-    A failed move puts the caller back at their place and frees the agent, then stops this run:
-    retrying at once would claim the same caller again while Twilio is failing. The next trigger,
-    or the worker's periodic sweep, tries again.
+    The gateway retries a failed move within its budget (webhooks/gateway.py). A move that finally
+    failed and provably did not happen puts the caller back at their place and frees the agent; one
+    that may have happened (no answer from Twilio, and no telling whether the caller left their queue)
+    is left as offered: undoing it could ring the agent while the caller is given to another one, and
+    if the caller was not moved the sweep returns the offer (ring timeout + grace). Either way the run
+    stops: retrying at once would claim the same caller again while Twilio is failing. The next
+    trigger, or the worker's periodic sweep, tries again.
     """
     svc.redis.delete(PENDING_KEY)  # a trigger from now on queues another run; none is lost
     moved = 0
@@ -50,13 +54,18 @@ def dispatch_all(svc: Services, limit: int = 1000) -> int:
         if offer is None:
             break
         try:
-            svc.gateway.redirect_call(offer.call_sid, connect_url(svc, offer))
+            svc.gateway.redirect_call(offer.call_sid, connect_url(svc, offer), queue_sid=offer.queue_sid,
+                                      queue_name=offer.pen)
         except GatewayError as exc:
             gone = exc.code in CALLER_GONE_CODES or exc.status == 404
+            if exc.unsure and not gone:
+                log_event(log, "move unsure", logging.WARNING, call_sid=offer.call_sid, agent=offer.agent,
+                          status=exc.status, attempts=exc.attempts)
+                break
             with svc.unit_of_work() as session:
                 calls.move_failed(session, svc.redis, offer, svc.clock(), svc.config, caller_gone=gone)
             log_event(log, "move failed", logging.WARNING, call_sid=offer.call_sid, agent=offer.agent,
-                      status=exc.status, caller_gone=gone)
+                      status=exc.status, attempts=exc.attempts, caller_gone=gone)
             if not gone:
                 break
             continue

@@ -28,6 +28,7 @@ from members.phones import can_text, normalize_phone
 from members.verification import (
     MemberRef, Outcome, Rules, Verification, find_by_phone, find_by_uid, number_blocked, number_key, record_number_failure, verify_pin,
 )
+from webhooks import replay
 from webhooks.booking import book, open_ticket_notice
 from webhooks.gateway import GatewayError
 from webhooks.queue_routes import WAIT_URL, enqueue
@@ -113,15 +114,29 @@ def hold_offer() -> Response:
     svc, flow, sid = services(), flow_of(services()), request.form["CallSid"]
     state = calls.parse(svc.redis.hgetall(calls.key(sid)))
     if state is None or state.step != QUEUE or request.args.get("s") != str(state.seq):
-        return _render(svc, flow, sid, state or CallState(), Reply(resume_hold=True), hold=True)
+        again = _answered_before(svc, flow, sid, state)  # a repeat of the request that started the booking
+        return again or _render(svc, flow, sid, state or CallState(), Reply(resume_hold=True), hold=True)
     waited = ordering.status(svc.redis, sid, svc.clock(), svc.config)  # one round trip: no estimate needed here
     inp = Input(digits=request.form.get("Digits", "")[:64])
     new, reply = flow.hold_offer(state, inp, long_wait=waited.max_wait_exceeded)
     if new != state:
         pipe = svc.redis.pipeline(transaction=False)
         calls.save(pipe, sid, state, new)
+        replay.stash(pipe, sid, replay.request_id(), reply, hold=True)
         pipe.execute()
     return _render(svc, flow, sid, new, reply, hold=True)
+
+
+def _answered_before(svc: Services, flow: Flow, sid: str, state: CallState | None) -> Response | None:
+    """A stale request that repeats the call's last transition gets that transition's answer again (webhooks/replay.py)."""
+    if state is None:
+        return None
+    again = replay.recall(svc.redis, sid, replay.request_id())
+    if again is None:
+        return None
+    reply, hold = again
+    log_event(log, "repeated request", call_sid=sid, step=state.step)
+    return _render(svc, flow, sid, state, reply, hold=hold)
 
 
 @bp.post("/hold/<step>")
@@ -140,7 +155,11 @@ def _step(step: str, hold: bool) -> Response:
             return _render(svc, flow, sid, CallState(), Reply(resume_hold=True), hold=True)
         return incoming()
     if step != state.step or request.args.get("s") != str(state.seq):
-        # repeated or stale request: ask again, change nothing (in the hold loop, a finished booking holds on)
+        # repeated or stale request: change nothing; a repeat of the last transition hears its answer again,
+        # anything else the current question (in the hold loop, a finished booking holds on)
+        again = _answered_before(svc, flow, sid, state)
+        if again is not None:
+            return again
         if hold and state.step == QUEUE:
             return _render(svc, flow, sid, state, Reply(resume_hold=True), hold=True)
         return _render(svc, flow, sid, state, flow.render(state), hold=hold)
@@ -161,17 +180,23 @@ def _step(step: str, hold: bool) -> Response:
         queue_calls.verified(db(), sid, tier=new.tier, member_uid=new.uid or None, now=now)
     if g.get("db") is not None:
         g.db.commit()  # the member's failure count and lock are the durable truth: committed before we answer
+    in_hold = hold or state.cb_reason in HOLD_REASONS
+    rid = replay.request_id()
     pipe = svc.redis.pipeline(transaction=False)
     calls.save(pipe, sid, state, new)
     if v is not None and v.count_failure:
         record_number_failure(pipe, caller)
+    # The answer is kept for a repeat of this request (with the session: no extra round trip); a booking's is
+    # only complete once the ticket's number is known, below.
+    replay.stash(pipe, sid, rid, replace(reply, says=(*extra, *reply.says)), in_hold, final=not reply.callback)
     pipe.execute()
     if v is not None:
         log_event(log, "pin checked", call_sid=sid, caller=mask_phone(caller), uid=new.uid, outcome=v.outcome.value)
     if reply.callback:
         # The ticket is committed before its number is said; from the hold loop the caller then leaves the queue.
         extra.extend(book(svc, sid, state, reply.callback, now))
-    return _render(svc, flow, sid, new, replace(reply, says=(*extra, *reply.says)), hold=hold or state.cb_reason in HOLD_REASONS)
+        replay.stash(svc.redis, sid, rid, replace(reply, says=(*extra, *reply.says)), in_hold)
+    return _render(svc, flow, sid, new, replace(reply, says=(*extra, *reply.says)), hold=in_hold)
 
 
 def _send_sms(svc: Services, state: CallState, prompt: str) -> tuple[CallState, Say]:
