@@ -34,7 +34,8 @@ class LoginResult:
 
 def authenticate(session: Session, login: str, password: str, now: datetime) -> LoginResult:
     """Check a login; count failures and lock the account for 15 minutes after 5 in a row."""
-    agent = session.scalar(select(Agent).where(Agent.login == login)) if login else None
+    # No login holds a NUL (PostgreSQL text cannot), so one with it is simply unknown, never a query error.
+    agent = session.scalar(select(Agent).where(Agent.login == login)) if login and "\x00" not in login else None
     if agent is None:
         return LoginResult(None, "bad_credentials")
     if agent.locked_until is not None and agent.locked_until > now:

@@ -77,11 +77,11 @@ def wrapup() -> Response:
     if isinstance(body, Response):
         return body
     notes, disposition = body.get("notes", ""), body.get("disposition", "")
-    if not isinstance(notes, str) or len(notes) > 4000:
-        return json_error(400, "notes: must be a string of at most 4000 characters")
+    if not isinstance(notes, str) or len(notes) > 4000 or "\x00" in notes:
+        return json_error(400, "notes: must be a string of at most 4000 characters, without NUL")
     svc, ident, now = services(), current_identity(), services().clock()
     choices = svc.config["console"]["dispositions"]
-    if disposition not in choices:
+    if not isinstance(disposition, str) or disposition not in choices:
         return json_error(400, f"disposition: must be one of {', '.join(choices)}")
     try:
         back_available = save_wrapup(db(), svc.redis, ident.login, notes, disposition, now)

@@ -100,7 +100,8 @@ OPENAPI: dict[str, Any] = {
         }},
         "/api/history": {"get": {
             "summary": "A day's figures per 15-minute interval (supervisors)",
-            "parameters": [{"name": "date", "in": "query", "schema": {"type": "string", "format": "date"}}],
+            "parameters": [{"name": "date", "in": "query", "description": "YYYY-MM-DD; empty or absent: today",
+                            "schema": {"type": "string", "pattern": "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$"}}],
             "responses": {"200": _ok({"type": "object", "required": ["date", "intervals", "day"], "properties": {
                 "date": {"type": "string"}, "timezone": {"type": "string"}, "interval_minutes": {"type": "integer"},
                 "tiers": {"type": "array", "items": {"type": "string"}},
@@ -130,7 +131,8 @@ OPENAPI: dict[str, Any] = {
         }},
         "/api/callbacks": {"get": {
             "summary": "Callback tickets with their attempts, optionally of one status (supervisors)",
-            "parameters": [{"name": "status", "in": "query", "schema": {"type": "string", "enum": list(_TICKET_STATUSES)}},
+            "parameters": [{"name": "status", "in": "query", "description": "one status; empty or absent: every status",
+                            "schema": {"type": "string", "enum": ["", *_TICKET_STATUSES]}},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             "responses": {"200": _ok({"type": "array", "items": _TICKET}), "400": _err("bad status or limit"), **_AUTH_ERRORS},
         }},

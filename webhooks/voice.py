@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from flask import Blueprint, Response, abort, current_app, g, request
 from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from console.metrics import UNMATCHED, observe_webhook
@@ -40,6 +42,35 @@ def check_request() -> None:
         abort(403, "invalid X-Twilio-Signature")
     if not request.form.get("CallSid"):
         abort(400, "CallSid is required")
+    problem = form_problem(request.form)
+    if problem:
+        abort(400, problem)
+
+
+# What Twilio documents for the fields that reach SQL as they are; anything else is not from Twilio (a signed
+# request can still be replayed or hand-made with the token) and must not reach a column it would not fit.
+CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+KNOWN_VALUES = {
+    "CallStatus": frozenset({"queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
+                             "no-answer", "canceled"}),
+    "DialCallStatus": frozenset({"completed", "answered", "busy", "no-answer", "failed", "canceled"}),
+    "QueueResult": frozenset({"bridged", "bridging-in-process", "error", "hangup", "leave", "redirected",
+                              "redirected-from-bridged", "queue-full", "system-error"}),
+}
+
+
+def form_problem(form: MultiDict[str, str]) -> str | None:
+    """Why a webhook's form cannot be from Twilio (a 400), or None: CallSid's shape, NULs, unknown statuses."""
+    if not CALL_SID.fullmatch(form["CallSid"]):
+        return "CallSid must be CA followed by 32 lowercase hex digits"
+    for name, value in form.items(multi=True):
+        if "\x00" in value:
+            return f"{name[:40]} contains a NUL character"
+    for name, allowed in KNOWN_VALUES.items():
+        value = form.get(name)
+        if value is not None and value not in allowed:
+            return f"{name} is not one of Twilio's values"
+    return None
 
 
 @bp.after_request
