@@ -384,6 +384,13 @@ class Processes:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)  # still running, so the group is still its own: its work horse goes too
                 proc.wait()
+        for _, proc in self.children:
+            # A child killed outright (a fault test's SIGKILL) leaves its own children behind: rq's scheduler is a
+            # process of its own and would go on touching the test Redis during later tests. Its session goes too.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 # --- the in-process hotline, simulator and workers ----------------------------------------------

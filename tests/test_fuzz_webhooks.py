@@ -306,6 +306,13 @@ def snapshot(services: Any) -> tuple[Any, Any]:
     return red, sql
 
 
+def changed_keys(before: tuple[Any, Any], after: tuple[Any, Any]) -> dict[str, list[str]]:
+    """Which Redis keys and SQL tables differ between two snapshots (for a readable failure)."""
+    (rb, sb), (ra, sa) = before, after
+    return {"redis": sorted(str(k) for k in set(rb) | set(ra) if rb.get(k) != ra.get(k)),
+            "sql": sorted(t for t in set(sb) | set(sa) if sb.get(t) != sa.get(t))}
+
+
 def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
@@ -694,7 +701,8 @@ def test_unsigned_or_tampered_requests_are_refused_and_change_nothing(app: Any, 
         assert "Traceback" not in sent.body
         assert not trouble.take(), f"a refused request logged an error:\n{sent.describe()}"
         after = snapshot(services)
-        assert after == before, f"a refused request ({how}) changed the stores:\n{sent.describe()}"
+        assert after == before, (f"a refused request ({how}) changed the stores: {changed_keys(before, after)}\n"
+                                 f"{sent.describe()}")
 
     run()
     with capsys.disabled():
