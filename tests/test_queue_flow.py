@@ -44,7 +44,11 @@ def test_premium_callers_arriving_after_standard_callers_are_answered_first(flow
     api.status("bob", "available")
     results = {h.sid: h.join(30) for h in standard + premium}
 
-    assert ringing_order(sim) == p_sids + s_sids  # each caller rung once, every premium caller first
+    order = ringing_order(sim)
+    assert sorted(order) == sorted(p_sids + s_sids)  # each caller rung once
+    # Every premium caller first. Callers claimed in the same instant by the two rq workers (when both agents
+    # come free together) ring in whichever order Twilio receives the two moves, so within a group order is free.
+    assert set(order[:3]) == set(p_sids) and set(order[3:]) == set(s_sids)
     recs = records(services)
     assert all(recs[sid].outcome == "answered" for sid in results)
     assert max(recs[sid].answered for sid in p_sids) < min(recs[sid].answered for sid in s_sids)
