@@ -241,5 +241,9 @@ main.add_command(callbacks)
 main.add_command(call_cmd)
 main.add_command(agent_cmd)
 
+from hotline.cli_plan import plan_cmd, simulate_cmd  # noqa: E402 (issue 8: day simulation, staffing planner)
+main.add_command(simulate_cmd)
+main.add_command(plan_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
