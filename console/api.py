@@ -13,7 +13,7 @@ from callqueue.settings import queue_settings
 from console.auth import current_identity, json_error, require_role
 from console.openapi import OPENAPI
 from console.agent_screen import agent_view, today_figures
-from console.dashboard import dashboard
+from console.dashboard import dashboard, staffing_today
 from console.views import agents_table, queue_view, save_wrapup
 from hotline.context import db, services
 from hotline.logs import log_event, mask_phone
@@ -115,6 +115,14 @@ def live_dashboard() -> Response:
     """The supervisor dashboard's whole live picture in one request (what the page polls)."""
     svc = services()
     return jsonify(dashboard(db(), svc.redis, svc.clock(), svc.config))
+
+
+@bp.get("/staffing")
+@require_role("supervisor")
+def staffing() -> Response:
+    """Agents needed this quarter hour and the next three (Erlang C on today's arrivals so far)."""
+    svc = services()
+    return jsonify(staffing_today(db(), svc.clock(), svc.config))
 
 
 @bp.get("/history")

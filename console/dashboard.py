@@ -1,7 +1,7 @@
 """The supervisor's live picture in one read: figures with their targets' state, agents, queue, callbacks."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import redis
@@ -68,3 +68,25 @@ def dashboard(session: Session, r: redis.Redis, now: datetime, config: Config) -
         "queue": queue_view(session, ordering.in_order(r, 0, QUEUE_ROWS), now),
         "callbacks": tickets.counts(session, now, day_start, config["callbacks"]["overdue_after_s"]),
     }
+
+
+STAFFING_AHEAD = 4  # quarter hours shown on the dashboard: the current one and the next three
+
+
+def staffing_today(session: Session, now: datetime, config: Config) -> dict[str, Any]:
+    """Agents needed now and in the next quarter hours, by Erlang C from today's measured arrivals (one SQL query).
+
+    Quarters still to come are the shipped day profile scaled by today's volume so far (callqueue/staffing.py);
+    `hotline plan` checks such a forecast by simulation, which takes seconds: too slow for a page.
+    """
+    from callqueue import history, staffing
+
+    qs = queue_settings(config)
+    today = date.fromisoformat(clock.local_day(clock.to_ms(now), qs.tz))
+    measured = [{t: float(f["offered"]) for t, f in iv["tiers"].items()}
+                for iv in history.intervals(session, today, config, now)["intervals"]]
+    plan = staffing.staffing_for_today(measured, now, config).as_json()
+    local = now.astimezone(qs.tz)
+    current = (local.hour * 60 + local.minute) // 15
+    return {"targets": plan["targets"], "current": current,
+            "intervals": plan["intervals"][current:current + STAFFING_AHEAD]}

@@ -98,6 +98,15 @@ OPENAPI: dict[str, Any] = {
                 "as_of": {"type": "string"}, "stats": {"type": "object"}, "agents": {"type": "array", "items": _AGENT_ROW},
                 "queue": {"type": "array"}, "callbacks": {"type": "object"}}}), **_AUTH_ERRORS},
         }},
+        "/api/staffing": {"get": {
+            "summary": "Agents needed this quarter hour and the next three, by Erlang C from today's arrivals (supervisors)",
+            "responses": {"200": _ok({"type": "object", "required": ["targets", "current", "intervals"], "properties": {
+                "targets": {"type": "object"}, "current": {"type": "integer"},
+                "intervals": {"type": "array", "items": {"type": "object", "required": ["start", "calls", "agents"], "properties": {
+                    "start": {"type": "string"}, "calls": {"type": "number"}, "load_erlangs": {"type": "number"},
+                    "erlang_agents": {"type": "integer"}, "agents": {"type": "integer"}, "open": {"type": "boolean"}}}}}}),
+                **_AUTH_ERRORS},
+        }},
         "/api/history": {"get": {
             "summary": "A day's figures per 15-minute interval (supervisors)",
             "parameters": [{"name": "date", "in": "query", "description": "YYYY-MM-DD; empty or absent: today",

@@ -292,3 +292,29 @@ def test_csv_export_has_one_row_per_call_of_the_day(client: Any, people: Any, db
     rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True).lstrip("\ufeff"))))
     assert [r["call_sid"] for r in rows] == ["CA" + "a" * 32, "CA" + "b" * 32]
     assert rows[0]["caller"] == "'+86138****0001" and rows[0]["arrived"].startswith("2026-11-20T10:00:00")
+
+
+def test_staffing_card_forecasts_from_todays_arrivals_by_erlang_c(client: Any, people: Any, db: Any, redis: Any,
+                                                                 services: Any) -> None:
+    from zoneinfo import ZoneInfo
+
+    from console.dashboard import staffing_today
+
+    now = datetime(2026, 3, 10, 10, 7, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Tuesday, open 09:00-21:00
+    quiet = staffing_today(db, now, services.config)
+    assert quiet["current"] == 40 and [i["start"] for i in quiet["intervals"]] == ["10:00", "10:15", "10:30", "10:45"]
+    for i, tier in enumerate(["premium", "standard"] * 150):  # a busy morning: 300 calls since 09:00
+        at = now - timedelta(seconds=60 + i * 12)
+        calls.arrived(db, f"CA{i:032x}", from_number=None, now=at)
+        calls.join_queue(db, redis, f"CA{i:032x}", tier=tier, now=at, settings=services.config)
+    db.commit()
+    busy = staffing_today(db, now, services.config)
+    # Nothing measured yet: the shipped day as it is. 300 calls since 09:00 is fewer than it expects by now, so
+    # every coming quarter is that day scaled down by the same factor, and needs no more agents.
+    scale = {round(b["calls"] / q["calls"], 2) for q, b in zip(quiet["intervals"], busy["intervals"])}
+    assert len(scale) == 1 and 0 < scale.pop() < 1
+    for q, b in zip(quiet["intervals"], busy["intervals"]):
+        assert q["agents"] >= b["agents"] >= b["erlang_agents"] >= 1
+    log_in(client, "sam", "sam-pass-1")
+    body = client.get("/api/staffing").json
+    assert set(body) == {"targets", "current", "intervals"} and len(body["intervals"]) <= 4

@@ -47,6 +47,14 @@
     $("as-of").textContent = H.time(d.as_of);
   }
 
+  // Staffing changes by the quarter hour: polled once a minute, not with the live figures.
+  H.poll(async () => {
+    const s = await H.api("GET", "/api/staffing");
+    $("staffing-body").replaceChildren(...s.intervals.map((i) => H.el("tr", {"data-start": i.start}, [
+      H.el("td", {}, i.start), H.el("td", {}, Math.round(i.calls)), H.el("td", {}, i.open === false ? "–" : i.agents),
+    ])));
+  }, 60000, () => {});
+
   H.poll(async () => {
     draw(await H.api("GET", "/api/dashboard"));
     $("stale").hidden = true;
