@@ -21,7 +21,7 @@ from hotline.logs import log_event
 from hotline.services import Services
 from ivr.replies import say
 from webhooks import degraded_redis, degraded_sql
-from webhooks.degraded_twiml import (BRIDGED, dial_status, empty, enqueue_degraded, goodbye, pick_lang, speak,
+from webhooks.degraded_twiml import (queue_left, dial_status, empty, enqueue_degraded, goodbye, pick_lang, speak,
                                      static_hold, ticket_arg)
 from webhooks.store_health import REDIS, failed_store, note_failure
 from webhooks.twiml import twiml
@@ -67,13 +67,9 @@ def _b_hold(svc: Services) -> Response:
 def _b_queue_result(svc: Services) -> Response:
     result, lang = request.form.get("QueueResult", ""), pick_lang(svc)
     resp = VoiceResponse()
-    if result in ("error", "system-error", "queue-full"):
+    if result == "queue-full":  # no Redis and no database: no other shard to offer, only the apology
         speak(resp, svc, say("apology", lang))
-    if result == "leave":
-        speak(resp, svc, say("goodbye", lang))
-    if result not in BRIDGED:
-        resp.hangup()
-    return twiml(resp)
+    return queue_left(resp, svc, result, lang)
 
 
 def _b_dial_result(svc: Services) -> Response:

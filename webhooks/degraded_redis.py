@@ -29,7 +29,7 @@ from ivr.replies import GUEST, HOLD_REASONS, Say, say
 from members.verification import find_by_phone
 from webhooks.booking import spell_ticket
 from webhooks.callback_dialer import calendar_of
-from webhooks.degraded_twiml import (BRIDGED, agent_whisper, ask_pin, callable_number, caller_of, dial_status, empty,
+from webhooks.degraded_twiml import (queue_left, agent_whisper, ask_pin, callable_number, caller_of, dial_status, empty,
                                      enqueue_degraded, goodbye, offer_callback, pick_lang, speak, static_hold)
 from webhooks.twiml import twiml
 
@@ -125,13 +125,7 @@ def queue_result(svc: Services) -> Response:
         if booked is not None:
             return goodbye(svc, [say("degraded_booked", lang, number=spell_ticket(booked.number))], lang)
         return offer_callback(svc, caller_of(svc), GUEST, False, None, lang, [say("degraded_notice", lang)])
-    if result in ("error", "system-error"):
-        speak(resp, svc, say("apology", lang))
-    if result == "leave":
-        speak(resp, svc, say("goodbye", lang))
-    if result not in BRIDGED:
-        resp.hangup()
-    return twiml(resp)
+    return queue_left(resp, svc, result, lang)
 
 
 def status_callback(svc: Services) -> Response:

@@ -16,7 +16,7 @@ from callqueue.settings import queue_settings
 from hotline.services import Services
 from ivr import session as ivr_session
 from ivr.replies import GUEST, say
-from webhooks.degraded_twiml import (BRIDGED, agent_whisper, caller_of, dial_status, empty, goodbye, offer_callback,
+from webhooks.degraded_twiml import (queue_left, agent_whisper, caller_of, dial_status, empty, goodbye, offer_callback,
                                      pick_lang, speak)
 from webhooks.queue_routes import QUEUE_RESULT_URL, WAIT_URL
 from webhooks.twiml import twiml
@@ -78,13 +78,7 @@ def queue_result(svc: Services) -> Response:
     reason = calls.QUEUE_RESULT_REASON.get(result)
     if reason is not None:
         _capture_left(svc, sid, dsp.caller_left(r, sid, now, reason, cfg))
-    if result in ("error", "system-error"):
-        speak(resp, svc, say("apology", lang))
-    if result == "leave":
-        speak(resp, svc, say("goodbye", lang))
-    if result not in BRIDGED:
-        resp.hangup()
-    return twiml(resp)
+    return queue_left(resp, svc, result, lang)
 
 
 def status_callback(svc: Services) -> Response:

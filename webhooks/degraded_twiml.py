@@ -153,3 +153,15 @@ def agent_whisper(svc: Services, tier: str, category: str, verified: bool, callb
     why = cfg.prompt("whisper_verified" if verified else "whisper_unverified", lang)
     speak(resp, svc, say("whisper", lang, tier=label, category=category_label(cfg, category, lang), verified=why))
     return twiml(resp)
+
+
+def queue_left(resp: VoiceResponse, svc: Services, result: str, lang: str) -> Response:
+    """The end of an Enqueue action's answer: an apology after an error, goodbye after <Leave>, and hang up
+    unless the caller is being bridged to an agent."""
+    if result in ("error", "system-error"):
+        speak(resp, svc, say("apology", lang))
+    if result == "leave":
+        speak(resp, svc, say("goodbye", lang))
+    if result not in BRIDGED:
+        resp.hangup()
+    return twiml(resp)
