@@ -312,6 +312,11 @@ class Processes:
 
     log_dir: Path
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    killed: set[int] = field(default_factory=set)  # pids a test killed on purpose: their exit is no failure
+
+    def mark_killed(self, pid: int) -> None:
+        """A test killed this child on purpose (a fault test): `check_alive` no longer counts it."""
+        self.killed.add(pid)
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "wb")
@@ -362,7 +367,7 @@ class Processes:
             time.sleep(0.05)  # a polling interval, not a synchronisation: the predicate decides
 
     def check_alive(self) -> None:
-        dead = [(name, p.returncode) for name, p in self.children if p.poll() is not None]
+        dead = [(name, p.returncode) for name, p in self.children if p.poll() is not None and p.pid not in self.killed]
         if dead:
             raise AssertionError(f"hotline processes exited: {dead}\n{self.logs()}")
 
