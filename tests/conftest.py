@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 from hotline.app import create_app, create_services
 from hotline.migrate import upgrade
 from hotline.models import Base
-from hotline.redisconn import EmbeddedRedis
+from hotline.redisconn import EmbeddedRedis, make_redis
 from hotline.services import Services
 from simulator.schema import schema_available, schema_path, validate_twiml
 
@@ -166,3 +166,19 @@ def qs(services: Services) -> Any:
     from callqueue.settings import queue_settings
 
     return queue_settings(services.config)
+
+
+@pytest.fixture
+def scratch_url(redis_url: str) -> str:
+    """A database of the test server that no other test uses (the simulation flushes it)."""
+    return redis_url if os.environ.get("HOTLINE_TEST_REDIS_URL") else redis_url + "?db=9"
+
+
+@pytest.fixture
+def scratch(scratch_url: str) -> Iterator[Any]:
+    """An empty scratch database for the day simulation (tests/test_daysim.py, tests/test_plan.py)."""
+    r = make_redis(scratch_url, timeout_s=60)
+    r.flushdb()
+    yield r
+    r.flushdb()
+    r.close()

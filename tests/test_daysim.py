@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -23,29 +22,12 @@ from callqueue.daysim import SimResult, SimulationError, simulate
 from callqueue.policies import answered_waits, overtaken, percentile, policy_settings, tier_rows
 from callqueue.settings import QueueSettings, queue_settings
 from hotline.cli import main
-from hotline.redisconn import make_redis
 from hotline.setup import full_config
 
 CONFIG = full_config(None)
 QS = queue_settings(CONFIG)
 START = day_start_ms(date(2026, 3, 2), QS.tz)  # a Monday; fixed, never the wall clock
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def scratch_url(redis_url: str) -> str:
-    """A database of the test server that no other test uses (the simulation flushes it)."""
-    return redis_url if os.environ.get("HOTLINE_TEST_REDIS_URL") else redis_url + "?db=9"
-
-
-@pytest.fixture
-def scratch(scratch_url: str) -> Iterator[Any]:
-    """An empty scratch database."""
-    r = make_redis(scratch_url, timeout_s=60)
-    r.flushdb()
-    yield r
-    r.flushdb()
-    r.close()
 
 
 def single_tier(calls_per_interval: float, intervals: int, agents: int, aht_s: float,

@@ -1,10 +1,9 @@
 """The staffing planner: targets, Erlang C per interval, the simulation's correction, today's view, the CLI."""
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +15,6 @@ from callqueue.hours import Calendar
 from callqueue.settings import queue_settings
 from callqueue.staffing import Target, erlang_plan, parse_targets, plan_staffing, staffing_for_today
 from hotline.cli import main
-from hotline.redisconn import make_redis
 from hotline.setup import full_config
 
 CONFIG = full_config(None)
@@ -24,22 +22,6 @@ QS = queue_settings(CONFIG)
 DAY = date(2026, 3, 2)  # a Monday: open 09:00-21:00 with the shipped hours
 NOON = datetime(2026, 3, 2, 12, tzinfo=QS.tz)
 TARGETS = {"premium": Target(0.9, 15), "standard": Target(0.8, 60)}
-
-
-@pytest.fixture
-def scratch_url(redis_url: str) -> str:
-    """A database of the test server that no other test uses (the simulation flushes it)."""
-    return redis_url if os.environ.get("HOTLINE_TEST_REDIS_URL") else redis_url + "?db=9"
-
-
-@pytest.fixture
-def scratch(scratch_url: str) -> Iterator[Any]:
-    """An empty scratch database."""
-    r = make_redis(scratch_url, timeout_s=60)
-    r.flushdb()
-    yield r
-    r.flushdb()
-    r.close()
 
 
 def morning(per_quarter: float = 110.0) -> DayProfile:
