@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from callqueue import keys
+from core import keys
 
 Now = datetime | float | int
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
-from hotline.schema import deep_merge
+from core.schema import deep_merge
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HORIZON_DAYS = 2 * 366 + 2  # "never open" = no opening within about two years

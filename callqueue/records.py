@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callqueue import clock
 from callqueue.clock import Now
-from hotline.db import Base, UTCDateTime
+from core.db import Base, UTCDateTime
 
 IN_PROGRESS = "in_progress"
 FINAL_OUTCOMES = ("answered", "abandoned", "short_abandoned", "to_callback", "failed", "ivr", "removed")

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hotline.config import Config
+from core.config import Config
 
 
 @dataclass(frozen=True)

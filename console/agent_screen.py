@@ -8,12 +8,14 @@ import redis
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from callqueue import clock, presence, records, tickets
-from callqueue.logins import Identity
+from callqueue import clock, records
+from callqueue.live import presence
+from callqueue.callbacks import tickets
+from callqueue.agents.logins import Identity
 from callqueue.records import CallRecord
 from callqueue.settings import queue_settings
-from hotline.config import Config
-from hotline.logs import mask_phone
+from core.config import Config
+from core.logs import mask_phone
 from members.models import Member
 
 RECENT_CALLS = 5

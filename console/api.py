@@ -7,17 +7,20 @@ from flask import Blueprint, Response, jsonify, request
 
 import logging
 
-from callqueue import clock, history, ordering, presence, stats, tickets
-from callqueue.presence import PresenceError
+from callqueue import clock
+from callqueue.stats import history, figures as stats
+from callqueue.live import ordering, presence
+from callqueue.callbacks import tickets
+from callqueue.live.presence import PresenceError
 from callqueue.settings import queue_settings
 from console.auth import current_identity, json_error, require_role
 from console.openapi import OPENAPI
 from console.agent_screen import agent_view, today_figures
 from console.dashboard import dashboard, staffing_today
 from console.views import agents_table, queue_view, save_wrapup
-from hotline.context import db, services
-from hotline.logs import log_event, mask_phone
-from webhooks.dispatcher import request_dispatch
+from core.context import db, services
+from core.logs import log_event, mask_phone
+from webhooks.outbound.dispatcher import request_dispatch
 
 log = logging.getLogger("hotline.api")
 
@@ -58,7 +61,7 @@ def set_status() -> Response:
     if status not in presence.MANUAL_STATES:
         return json_error(400, f"status: must be one of {', '.join(presence.MANUAL_STATES)}")
     svc, ident, now = services(), current_identity(), services().clock()
-    from callqueue.agents import agent_endpoint
+    from callqueue.agents.accounts import agent_endpoint
 
     try:
         presence.set_state(svc.redis, ident.login, status, now, endpoint=agent_endpoint(db(), ident.login))

@@ -11,8 +11,8 @@ from typing import Any, Callable, TypeVar
 
 from flask import abort, current_app, g, jsonify, request, session
 
-from callqueue.logins import Identity, authenticate, identity_of
-from hotline.context import db
+from callqueue.agents.logins import Identity, authenticate, identity_of
+from core.context import db
 
 F = TypeVar("F", bound=Callable[..., Any])
 

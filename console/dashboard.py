@@ -7,10 +7,13 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
-from callqueue import clock, ordering, stats, tickets
+from callqueue import clock
+from callqueue.live import ordering
+from callqueue.stats import figures as stats
+from callqueue.callbacks import tickets
 from callqueue.settings import queue_settings
 from console.views import agents_table, queue_view
-from hotline.config import Config
+from core.config import Config
 
 OK, WARN, BAD = "ok", "warn", "bad"
 _RANK = {OK: 0, WARN: 1, BAD: 2}
@@ -79,7 +82,8 @@ def staffing_today(session: Session, now: datetime, config: Config) -> dict[str,
     Quarters still to come are the shipped day profile scaled by today's volume so far (callqueue/staffing.py);
     `hotline plan` checks such a forecast by simulation, which takes seconds: too slow for a page.
     """
-    from callqueue import history, staffing
+    from callqueue.stats import history
+    from callqueue.planning import staffing
 
     qs = queue_settings(config)
     today = date.fromisoformat(clock.local_day(clock.to_ms(now), qs.tz))

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import request, session
 
-from hotline.context import services
+from core.context import services
 
 LANGUAGES = ("zh", "en")
 

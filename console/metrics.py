@@ -21,10 +21,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from callqueue import clock, stats, tickets
+from callqueue import clock
+from callqueue.stats import figures as stats
+from callqueue.callbacks import tickets
 from callqueue.settings import queue_settings
 from console.auth import current_identity, json_error
-from hotline.services import Services
+from core.services import Services
 
 log = logging.getLogger("hotline.metrics")
 bp = Blueprint("metrics", __name__)

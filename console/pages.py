@@ -11,13 +11,14 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, stream_with_context, url_for
 
-from callqueue import history, presence
-from callqueue.logins import authenticate
-from callqueue.presence import PresenceError
+from callqueue.stats import history
+from callqueue.live import presence
+from callqueue.agents.logins import authenticate
+from callqueue.live.presence import PresenceError
 from console import i18n, stores
 from console.auth import csrf_token, csrf_valid, current_identity
-from hotline.context import db, services
-from hotline.logs import log_event
+from core.context import db, services
+from core.logs import log_event
 
 log = logging.getLogger("hotline.console")
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")

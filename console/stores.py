@@ -10,8 +10,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from callqueue import rebuild
-from hotline.services import Services
+from callqueue.recovery import rebuild
+from core.services import Services
 
 CHECK_EVERY_S = 2.0
 

@@ -8,10 +8,11 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callqueue import presence, records
-from callqueue.agents import Agent
-from callqueue.presence import PresenceError
-from hotline.logs import mask_phone
+from callqueue import records
+from callqueue.live import presence
+from callqueue.agents.accounts import Agent
+from callqueue.live.presence import PresenceError
+from core.logs import mask_phone
 
 
 def queue_view(session: Session, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:

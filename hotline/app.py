@@ -8,12 +8,11 @@ from flask import Flask, Request, Response, jsonify
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from hotline import logs
-from hotline.config import Config, Settings, resolve, settings_from_env
-from hotline.context import close_db
-from hotline.services import Services, build_services
-from hotline.setup import full_config
-from webhooks.gateway import TwilioGateway
+from core.config import Config, Settings, resolve, settings_from_env
+from core.context import close_db
+from core.services import Services, build_services
+from hotline.configuration import full_config
+from webhooks.outbound.gateway import TwilioGateway
 
 
 SHIFT = timedelta(hours=12)  # a console session lasts one long shift, then asks for the password again
@@ -75,7 +74,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     from console.api import bp as api_bp
     from console.metrics import init_metrics
     from console.pages import bp as pages_bp
-    from webhooks.voice import bp as voice_bp
+    from webhooks.routes.voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
     app.register_blueprint(api_bp)
@@ -108,8 +107,3 @@ def svc_health(svc: Services) -> list[str]:
     except Exception as exc:
         problems.append(f"database: {type(exc).__name__}")
     return problems
-
-
-def configure_logging() -> None:
-    """JSON log lines on stderr for server and worker processes."""
-    logs.configure()

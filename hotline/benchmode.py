@@ -20,7 +20,7 @@ import redis
 from flask import Flask, Response
 from sqlalchemy import Engine, event
 
-from hotline.services import Services
+from core.services import Services
 
 CONSTANT_TWIML = ('<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-US" voice="Polly.Joanna">'
                   "Thank you for calling.</Say></Response>")

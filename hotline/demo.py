@@ -6,8 +6,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from callqueue.agents import Agent, add_agent
-from hotline.config import Config
+from callqueue.agents.accounts import Agent, add_agent
+from core.config import Config
 from members.admin import add_member, check_member
 from members.models import Member
 

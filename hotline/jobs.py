@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hotline.services import Services
+from core.services import Services
 
 _cache: dict[int, Services] = {}
 
@@ -34,9 +34,9 @@ def rebuild(svc: Services, full: bool | None = None, counters: bool = True) -> d
     """After a store outage: SQL gets what Redis kept for it (captured callbacks become tickets, whose jobs and
     texts are queued here), Redis gets the queue back from SQL when its marker is missing (or `full`), and
     outage tickets are settled. Cheap when there is nothing to do (callqueue/rebuild.py)."""
-    from callqueue import rebuild as rb
+    from callqueue.recovery import rebuild as rb
     from members.phones import can_text
-    from webhooks.callback_dialer import schedule
+    from webhooks.outbound.callback_dialer import schedule
 
     out = rb.run(svc.unit_of_work, svc.redis, svc.clock(), svc.config, full=full, counters=counters)
     for t in out.pop("booked", []):
@@ -49,9 +49,9 @@ def rebuild(svc: Services, full: bool | None = None, counters: bool = True) -> d
 
 def dispatch() -> int:
     """RQ job: pair waiting callers with available agents and move them, then ring the callbacks whose turn came."""
-    from callqueue import rebuild as rb
-    from webhooks.callback_dialer import dial_due
-    from webhooks.dispatcher import dispatch_all
+    from callqueue.recovery import rebuild as rb
+    from webhooks.outbound.callback_dialer import dial_due
+    from webhooks.outbound.dispatcher import dispatch_all
 
     svc = job_services()
     if rb.needed(svc.redis):
@@ -65,9 +65,9 @@ def dispatch() -> int:
 def sweep() -> dict[str, Any]:
     """RQ job: end due wrap-ups, return stale offers, rebuild after an outage, callbacks (recover, dial), then
     dispatch whoever can be paired."""
-    from callqueue.dispatch import sweep as sweep_queue
-    from webhooks import callback_dialer
-    from webhooks.dispatcher import dispatch_all
+    from callqueue.live.dispatch import sweep as sweep_queue
+    from webhooks.outbound import callback_dialer
+    from webhooks.outbound.dispatcher import dispatch_all
 
     svc = job_services()
     result: dict[str, Any] = dict(sweep_queue(svc.redis, svc.clock(), svc.config))
@@ -79,13 +79,13 @@ def sweep() -> dict[str, Any]:
 
 def callback(ticket_id: int) -> int:
     """RQ job, scheduled at a ticket's due time: dial the due tickets whose turn has come (this one among them)."""
-    from webhooks.callback_dialer import dial_due
+    from webhooks.outbound.callback_dialer import dial_due
 
     return dial_due(job_services())
 
 
 def ticket_sms(ticket_id: int) -> str:
     """RQ job: text the member their ticket number (after the booking's commit; a failure is retried by rq)."""
-    from webhooks.callback_sms import send_ticket_sms
+    from webhooks.outbound.sms import send_ticket_sms
 
     return send_ticket_sms(job_services(), ticket_id)

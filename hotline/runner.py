@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import click
 
-from hotline.config import Settings
-from hotline.redisconn import EmbeddedRedis, ensure_redis_url
+from core.config import Settings
+from core.redisconn import EmbeddedRedis, ensure_redis_url
 
 
 @dataclass
@@ -110,8 +110,8 @@ def metrics_env(data_dir: Path) -> dict[str, str]:
 def prepare(overrides: dict[str, object] | None = None) -> tuple[Settings, str, EmbeddedRedis | None]:
     """Load and check settings, start the embedded Redis if needed; exit with one line on failure."""
     from hotline.app import load_settings
-    from hotline.cli import fail
-    from hotline.schema import ConfigError
+    from hotline.cli.common import fail
+    from core.schema import ConfigError
 
     try:
         settings = load_settings(overrides)
@@ -125,7 +125,7 @@ def prepare(overrides: dict[str, object] | None = None) -> tuple[Settings, str, 
 
 def serve_forever(host: str, port: int, workers: int) -> None:
     """`hotline serve`: gunicorn over the app factory, on the configured stores."""
-    from hotline.cli import open_services
+    from hotline.cli.common import open_services
 
     settings, url, embedded = prepare()
     sup = Supervisor(embedded=embedded)
@@ -191,10 +191,10 @@ def run_all(host: str, port: int) -> None:
     """`hotline run`: embedded stores, migrations, demo data, web + worker + cron, offline Twilio; Ctrl-C stops all."""
     from datetime import datetime, timezone
 
-    from hotline.cli import fail, open_services
+    from hotline.cli.common import fail, open_services
     from hotline.demo import seed_demo
     from hotline.migrate import upgrade
-    from hotline.phone_client import remove_discovery, write_discovery
+    from simulator.discovery import remove_discovery, write_discovery
 
     public_url = f"http://{host}:{port}"
     settings, url, embedded = prepare({"public_url": public_url})

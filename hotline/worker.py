@@ -15,9 +15,9 @@ import redis
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from hotline.logs import log_event
-from hotline.redisconn import make_redis
-from hotline.services import JOB_QUEUE, Services
+from core.logs import log_event
+from core.redisconn import make_redis
+from core.services import JOB_QUEUE, Services
 
 log = logging.getLogger("hotline.worker")
 
@@ -113,7 +113,7 @@ def run_worker(burst: bool = False) -> None:
 
     When Redis stops, the worker waits for it and starts again (rq alone would quit).
     """
-    from hotline.cli import open_services
+    from hotline.cli.common import open_services
 
     svc = open_services()
 
@@ -142,7 +142,7 @@ def run_cron() -> None:
     from rq.cron import CronScheduler
 
     from hotline import jobs
-    from hotline.cli import open_services
+    from hotline.cli.common import open_services
 
     class HotlineCron(CronScheduler):
         """rq's cron scheduler, remembering whether a signal asked it to stop."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
-from hotline.config import Config
+from core.config import Config
 from ivr.replies import (
     CB_CONFIRM, CB_ENTER, CB_NUMBER, CLOSED, END, HOLD_REASONS, MENU, QUEUE, Ask, Deps, Input, Reply, Say, say,
 )

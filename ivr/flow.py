@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from callqueue.hours import Calendar
-from hotline.config import Config
+from core.config import Config
 from ivr.callback_steps import CallbackSteps, NumberRules, closed_notice
 from ivr.replies import (  # noqa: F401  (re-exported: the flow's vocabulary)
     CALLBACK_STEPS, CB_CONFIRM, CB_ENTER, CB_NUMBER, CLOSED, END, GUEST, HOLD_REASONS, MENU, OFFER, OFFER_KEY, PIN, QUEUE,

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from callqueue import tickets
+from callqueue.callbacks import tickets
 from ivr.callback_steps import when_params
 from ivr.replies import Say, say
 

@@ -5,8 +5,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from hotline.config import LABEL, Config
-from hotline.schema import Bool, Num, Spec, Str, Table
+from core.config import LABEL, Config
+from core.schema import Bool, Num, Spec, Str, Table
 
 ACTIONS = ("agent", "sms", "ticket", "language", "repeat")
 KEY_PATTERN = r"[0-9*]"  # "#" alone never reaches us: Twilio ends a <Gather> on "#" only after other digits

@@ -9,8 +9,8 @@ from typing import Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hotline.config import Config
-from hotline.passwords import PIN_SCHEME, hash_pin, pin_key_id
+from core.config import Config
+from core.passwords import PIN_SCHEME, hash_pin, pin_key_id
 from members.models import Member, MemberPhone
 from members.phones import normalize_phone
 from members.verification import UID_MAX_LENGTH, Rules, uid_format_ok

@@ -23,8 +23,8 @@ from typing import Iterator
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from hotline.config import Config
-from hotline.passwords import hash_pin, pin_needs_rehash, verify_pin_hash
+from core.config import Config
+from core.passwords import hash_pin, pin_needs_rehash, verify_pin_hash
 from members.admin import MemberFields, check_member, check_pin, check_pin_hash, phone_owners
 from members.models import Member, MemberPhone
 from members.verification import Rules

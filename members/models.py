@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.db import Base, UTCDateTime
+from core.db import Base, UTCDateTime
 
 
 class Member(Base):

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
-from hotline.config import Config
-from hotline.passwords import hash_pin, pin_needs_rehash, verify_pin_hash
+from core.config import Config
+from core.passwords import hash_pin, pin_needs_rehash, verify_pin_hash
 from members.models import Member, MemberPhone
 
 NUMBER_WINDOW_S = 3600

@@ -13,8 +13,8 @@ from twilio.request_validator import RequestValidator
 from hotline.app import create_app, create_services
 from hotline.migrate import upgrade
 from hotline.models import Base
-from hotline.redisconn import EmbeddedRedis, make_redis
-from hotline.services import Services
+from core.redisconn import EmbeddedRedis, make_redis
+from core.services import Services
 from simulator.schema import schema_available, schema_path, validate_twiml
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

@@ -26,20 +26,20 @@ from flask import Flask
 from rq import Worker
 from sqlalchemy import select
 
-from callqueue import stats
-from callqueue.agents import add_agent
+from callqueue.stats import figures as stats
+from callqueue.agents.accounts import add_agent
 from callqueue.records import CallRecord
 from hotline.app import create_app
-from hotline.config import Config
-from hotline.passwords import hash_pin
-from hotline.redisconn import make_redis
+from core.config import Config
+from core.passwords import hash_pin
+from core.redisconn import make_redis
 from hotline.runner import gunicorn_args
-from hotline.services import Services
-from hotline.setup import full_config
+from core.services import Services
+from hotline.configuration import full_config
 from members.importer import PinHasher, import_members, read_csv
 from simulator import CallHandle, Event, Script, Simulator
 from tests.conftest import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL
-from webhooks.gateway import TwilioGateway
+from webhooks.outbound.gateway import TwilioGateway
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_KEY = "test-secret-key"

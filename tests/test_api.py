@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from callqueue import calls, presence
-from callqueue.agents import add_agent
+from callqueue.live import calls, presence
+from callqueue.agents.accounts import add_agent
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
 

@@ -20,8 +20,8 @@ from sqlalchemy import create_engine, func, select, text
 from callqueue.records import CallRecord
 from hotline.app import create_app, create_services
 from hotline.benchmode import CONSTANT_TWIML, RoundTrips, count_redis, count_sql
-from hotline.redisconn import make_redis
-from hotline.services import Services
+from core.redisconn import make_redis
+from core.services import Services
 from tests.conftest import PUBLIC_URL, sign
 from tests.flow_support import ROOT
 

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from callqueue import callbacks, tickets
-from callqueue.agents import add_agent
-from callqueue.tickets import CallbackTicket
+from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.agents.accounts import add_agent
+from callqueue.callbacks.tickets import CallbackTicket
 from hotline.app import create_app
-from hotline.cli_callbacks import callbacks as callbacks_cli
+from hotline.cli.callbacks import callbacks as callbacks_cli
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=SH)  # the app's clock: a Tuesday noon

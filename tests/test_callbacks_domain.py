@@ -6,8 +6,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from callqueue import callbacks, tickets
-from callqueue.tickets import Ticket
+from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks.tickets import Ticket
 
 T0 = datetime(2030, 1, 9, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
 PHONE = "+8613700000001"

@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from callqueue import callbacks, presence, tickets
-from callqueue.agents import agent_endpoint
-from callqueue.tickets import CallbackAttempt, CallbackTicket
+from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.live import presence
+from callqueue.agents.accounts import agent_endpoint
+from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
 from tests.flow_support import ROOT, Flow, add_people, hotline_env, in_process_flow, phone
-from webhooks import callback_dialer
+from webhooks.outbound import callback_dialer
 
 
 def book_due(flow: Flow, services: Any, n: int, *, due: datetime | None = None, jobs: bool = True) -> list[tickets.Ticket]:
@@ -91,8 +92,8 @@ def tickets_row(services: Any, ticket_id: int) -> CallbackTicket:
 
 RACER = """
 import sys
-from hotline.cli import open_services
-from webhooks.callback_dialer import place
+from hotline.cli.common import open_services
+from webhooks.outbound.callback_dialer import place
 svc = open_services()
 ids = [int(x) for x in sys.argv[1:]]
 print(sum(place(svc, i, svc.clock()) for i in ids))

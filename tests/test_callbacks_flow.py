@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from callqueue.tickets import CallbackAttempt, CallbackTicket
+from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
 from simulator import Script
 from tests.flow_support import (
     PIN, Flow, RunningClock, add_members, add_people, in_process_flow, join_queue, records,
 )
-from webhooks.callback_dialer import dial_due
+from webhooks.outbound.callback_dialer import dial_due
 
 SH = ZoneInfo("Asia/Shanghai")
 CLOSED_AT = datetime(2030, 1, 8, 22, 0, tzinfo=SH)  # a Tuesday evening, after 21:00

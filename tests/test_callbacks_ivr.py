@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from callqueue import callbacks, tickets
-from callqueue.tickets import CallbackTicket
+from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks.tickets import CallbackTicket
 from hotline.app import create_app
-from hotline.setup import full_config
+from hotline.configuration import full_config
 from tests.conftest import PUBLIC_URL, sign
 from tests.test_ivr_calls import PREMIUM_PHONE, PREMIUM_PIN, PREMIUM_UID, UNKNOWN_PHONE, Call, make_member
 

@@ -22,9 +22,9 @@ from sqlalchemy import create_engine, text
 from callqueue import records
 from hotline.demo import DEMO_MEMBERS
 from hotline.models import Base
-from hotline.phone_client import HttpError, SimulatorClient
-from hotline.redisconn import make_redis
-from hotline.setup import full_config
+from tools.phone.client import HttpError, SimulatorClient
+from core.redisconn import make_redis
+from hotline.configuration import full_config
 from simulator import Simulator, softphone
 from tests.conftest import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL
 from tests.test_ivr_calls import PREMIUM_PHONE, PREMIUM_PIN, members  # noqa: F401  (members is a fixture)

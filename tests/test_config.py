@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hotline.cli import main
-from hotline.config import ConfigError, load_config, resolve, settings_from_env
-from hotline.setup import full_config
+from hotline.cli.main import main
+from core.config import ConfigError, load_config, resolve, settings_from_env
+from hotline.configuration import full_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

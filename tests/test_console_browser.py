@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hotline.services import Services
+from core.services import Services
 from simulator import Script
 from tests.browser_support import DESK, TABLET, chromium, chromium_or_skip, live_server, log_in, shot
 from tests.conftest import ALWAYS_OPEN

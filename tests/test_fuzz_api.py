@@ -31,10 +31,11 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import func, select
 
-from callqueue import calls, presence, tickets
-from callqueue.agents import add_agent
+from callqueue.live import calls, presence
+from callqueue.callbacks import tickets
+from callqueue.agents.accounts import add_agent
 from callqueue.records import CallRecord
-from callqueue.tickets import CallbackTicket
+from callqueue.callbacks.tickets import CallbackTicket
 from hotline.models import Base
 
 EXAMPLES = 400  # per role and generation mode: the file runs in well under a minute

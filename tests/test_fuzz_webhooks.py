@@ -36,14 +36,16 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from callqueue import calls, keys, presence, tickets
-from callqueue import callbacks as cb
-from callqueue.agents import add_agent
-from callqueue.presence import PresenceError
+from callqueue.live import calls, presence
+from core import keys
+from callqueue.callbacks import tickets
+from callqueue.callbacks import turns as cb
+from callqueue.agents.accounts import add_agent
+from callqueue.live.presence import PresenceError
 from callqueue.records import CallRecord
 from hotline.models import Base
 from ivr import replies
-from webhooks.dispatcher import connect_url
+from webhooks.outbound.dispatcher import connect_url
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, sign
 from tests.test_ivr_calls import PREMIUM_PHONE, PREMIUM_PIN, STANDARD_PHONE, STANDARD_PIN, UNKNOWN_PHONE, members  # noqa: F401
 
@@ -71,9 +73,9 @@ STEPS = (replies.MENU, replies.PIN, replies.UID, replies.OFFER, replies.QUEUE, r
 
 
 def query_names() -> tuple[str, ...]:
-    """Every query parameter a webhook reads (`request.args.get("name")` in webhooks/*.py)."""
+    """Every query parameter a webhook reads (`request.args.get("name")` anywhere in webhooks/)."""
     found: set[str] = set()
-    for path in sorted((ROOT / "webhooks").glob("*.py")):
+    for path in sorted((ROOT / "webhooks").rglob("*.py")):
         found |= set(re.findall(r"request\.args\.get\(\s*[\"'](\w+)[\"']", path.read_text(encoding="utf-8")))
     return tuple(sorted(found))
 

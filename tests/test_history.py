@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callqueue import clock, history, stats
+from callqueue import clock
+from callqueue.stats import history, figures as stats
 from callqueue.records import IN_PROGRESS, CallRecord
 from callqueue.settings import QueueSettings
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callqueue.hours import Calendar, check_hours
-from hotline.config import Config, ConfigError
-from hotline.setup import full_config
+from core.config import Config, ConfigError
+from hotline.configuration import full_config
 
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hotline.config import Config
+from core.config import Config
 from ivr import session as calls
 from members.admin import add_member, check_member
 from members.models import Member
@@ -122,7 +122,7 @@ def test_premium_member_with_known_caller_id_and_right_pin_reaches_the_queue_as_
 
 
 def test_a_members_older_scrypt_pin_hash_is_replaced_at_the_first_right_pin(voice, redis, services, members, db, caplog):
-    from hotline.passwords import hash_secret, pin_key_id, verify_pin_hash
+    from core.passwords import hash_secret, pin_key_id, verify_pin_hash
 
     caplog.set_level("INFO")
     member = db.get(Member, members["premium"])

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hotline.setup import full_config
+from hotline.configuration import full_config
 from ivr.flow import END, MENU, OFFER, PIN, QUEUE, UID, Flow, Input, ToQueue
 from ivr.session import CallState
 from members.verification import MemberRef, Outcome, Verification

@@ -11,7 +11,7 @@ from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.test_ivr_calls import (  # noqa: F401  (members is a fixture)
     PREMIUM_PHONE, PREMIUM_PIN, PREMIUM_UID, UNKNOWN_PHONE, members, prompt,
 )
-from webhooks.gateway import TwilioGateway
+from webhooks.outbound.gateway import TwilioGateway
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.schema import ConfigError
-from hotline.setup import full_config
+from core.schema import ConfigError
+from hotline.configuration import full_config
 from ivr.tree import build_tree, check_tree, match
 
 

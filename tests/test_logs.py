@@ -5,7 +5,7 @@ import io
 import json
 import logging
 
-from hotline.logs import JsonFormatter, log_event, mask_phone, scrub
+from core.logs import JsonFormatter, log_event, mask_phone, scrub
 
 
 def test_mask_phone_keeps_country_prefix_and_last_four() -> None:

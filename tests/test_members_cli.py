@@ -6,8 +6,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from hotline.cli_members import members
-from hotline.passwords import hash_pin, pin_key_id, verify_pin_hash
+from hotline.cli.members import members
+from core.passwords import hash_pin, pin_key_id, verify_pin_hash
 from members.models import Member
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, select
 
-from hotline.passwords import hash_pin, hash_secret, pin_key_id, verify_pin_hash
+from core.passwords import hash_pin, hash_secret, pin_key_id, verify_pin_hash
 from members.importer import ImportFileError, PinHasher, import_members, read_csv
 from members.models import Member, MemberPhone
 

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hotline.db import make_engine, make_session_factory
-from hotline.passwords import hash_pin, hash_secret, pin_key_id, pin_needs_rehash, verify_pin_hash
+from core.db import make_engine, make_session_factory
+from core.passwords import hash_pin, hash_secret, pin_key_id, pin_needs_rehash, verify_pin_hash
 from members.admin import MemberError, add_member, check_member, check_pin_hash, list_members, unlock_member
 from members.models import Member
 from members.verification import Outcome, Rules, find_by_phone, find_by_uid, number_key, record_number_failure, verify_pin

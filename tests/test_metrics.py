@@ -14,15 +14,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.connection import AbstractConnection
 from sqlalchemy import event
 
-from callqueue import calls, presence, tickets
-from callqueue.agents import add_agent
+from callqueue.live import calls, presence
+from callqueue.callbacks import tickets
+from callqueue.agents.accounts import add_agent
 from callqueue.settings import queue_settings
 from console.metrics import from_allowed_network
 from hotline.app import create_app
-from hotline.db import make_engine, make_session_factory
-from hotline.redisconn import make_redis
+from core.db import make_engine, make_session_factory
+from core.redisconn import make_redis
 from hotline.runner import metrics_env
-from hotline.services import Services
+from core.services import Services
 from tests.conftest import ALWAYS_OPEN, PUBLIC_URL, sign
 from tests.flow_support import ROOT, basic, hotline_env, password, write_config
 

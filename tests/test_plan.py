@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from callqueue import erlang
-from callqueue.dayprofile import DayProfile, day_start_ms, draw_callers, load_tiers
-from callqueue.daysim import simulate
+from callqueue.planning import erlang
+from callqueue.planning.profile import DayProfile, day_start_ms, draw_callers, load_tiers
+from callqueue.planning.daysim import simulate
 from callqueue.hours import Calendar
 from callqueue.settings import queue_settings
-from callqueue.staffing import Target, erlang_plan, parse_targets, plan_staffing, staffing_for_today
-from hotline.cli import main
-from hotline.setup import full_config
+from callqueue.planning.staffing import Target, erlang_plan, parse_targets, plan_staffing, staffing_for_today
+from hotline.cli.main import main
+from hotline.configuration import full_config
 
 CONFIG = full_config(None)
 QS = queue_settings(CONFIG)

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis as redis_lib
 
-from callqueue import dispatch, keys, ordering, presence
+from callqueue.live import dispatch, ordering, presence
+from core import keys
 from callqueue.settings import QueueSettings
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)

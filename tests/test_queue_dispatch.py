@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callqueue import dispatch, keys, ordering, pen, presence
+from callqueue.live import dispatch, ordering, pen, presence
+from core import keys
 from callqueue.settings import queue_settings
 
 from tests.queue_support import T0, at
@@ -162,7 +163,7 @@ def test_sweep_returns_stale_offers_and_settles_wrap_ups(busy_queue, qs):
 
 
 def test_a_dispatch_run_is_wanted_only_with_an_agent_available_and_none_pending(redis):
-    from callqueue.dispatch import want_run
+    from callqueue.live.dispatch import want_run
 
     assert not want_run(redis, "hl:test:pending") and not redis.exists("hl:test:pending")  # nobody could answer
     presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from callqueue import ordering
+from callqueue.live import ordering
 from tests.flow_support import (
     Flow, add_members, add_people, assert_stats_match_records, in_process_flow, join_queue, records, ringing_order,
     script,

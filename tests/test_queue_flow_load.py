@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from callqueue import keys
+from core import keys
 from callqueue.records import IN_PROGRESS
 from simulator import CallHandle, Simulator
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL

@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callqueue import dispatch, keys, ordering, presence
+from callqueue.live import dispatch, ordering, presence
+from core import keys
 from callqueue.settings import queue_settings
 
 from tests.queue_support import T0, at

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callqueue import bench, calls, dispatch, estimate, ordering, pen, presence
+from tools.bench import queue as bench
+from callqueue.live import calls, dispatch, estimate, ordering, pen, presence
 from callqueue.settings import queue_settings
 
 from tests.queue_support import T0, at

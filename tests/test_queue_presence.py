@@ -6,8 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callqueue import dispatch, keys, ordering, presence
-from callqueue.presence import PresenceError
+from callqueue.live import dispatch, ordering, presence
+from core import keys
+from callqueue.live.presence import PresenceError
 from callqueue.settings import queue_settings
 
 from tests.queue_support import T0, at
@@ -116,7 +117,7 @@ def test_counts_and_roster(redis):
 
 
 def test_roster_from_sql(db, redis):
-    from callqueue.agents import add_agent, agent_endpoint, roster
+    from callqueue.agents.accounts import add_agent, agent_endpoint, roster
 
     add_agent(db, login="alice", name="Alice", password="password1", role="agent", client_identity="alice", phone=None, now=at(0))
     add_agent(db, login="bob", name="Bob", password="password1", role="agent", client_identity=None, phone="+8613800000002", now=at(0))

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, inspect, select
 
-from callqueue import calls, dispatch, ordering, presence, records
+from callqueue import records
+from callqueue.live import calls, dispatch, ordering, presence
 from callqueue.records import CallRecord
 from callqueue.settings import queue_settings
 

@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from callqueue import calls, presence, stats
+from callqueue.live import calls, presence
+from callqueue.stats import figures as stats
 from callqueue.settings import queue_settings
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Asia/Shanghai

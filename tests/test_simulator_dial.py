@@ -5,7 +5,7 @@ import pytest
 
 from simulator import Script, SimulationError
 from tests.test_simulator import AUTH_TOKEN, CALLER, PUBLIC_URL, TwimlApp, doc
-from webhooks.gateway import GatewayError, TwilioGateway
+from webhooks.outbound.gateway import GatewayError, TwilioGateway
 
 DIAL_ALICE = doc('<Dial action="/voice/dialed" timeout="20" callerId="+864001234567">'
                  '<Client url="/voice/whisper?agent=alice">alice</Client></Dial>')

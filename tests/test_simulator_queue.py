@@ -7,7 +7,7 @@ import pytest
 
 from simulator import Script, TwimlRejected
 from tests.test_simulator import CALLER, PUBLIC_URL, AUTH_TOKEN, TwimlApp, doc
-from webhooks.gateway import GatewayError, TwilioGateway
+from webhooks.outbound.gateway import GatewayError, TwilioGateway
 
 ENQUEUE = doc('<Enqueue waitUrl="/voice/wait" action="/voice/queue-done">support</Enqueue>')
 HOLD_FOREVER = doc("<Say>Please hold</Say>", '<Play loop="0">https://cdn.test/hold.mp3</Play>')

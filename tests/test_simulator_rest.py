@@ -10,7 +10,7 @@ import pytest
 
 from simulator import Script
 from tests.test_simulator import AUTH_TOKEN, CALLER, PUBLIC_URL, TwimlApp, doc
-from webhooks.gateway import GatewayError, TwilioGateway
+from webhooks.outbound.gateway import GatewayError, TwilioGateway
 
 MEMBER = "+8613812345678"
 HOTLINE = "+864001234567"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hotline.redisconn import EmbeddedRedis
+from core.redisconn import EmbeddedRedis
 
 
 def hotline(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -34,8 +34,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from webhooks import gateway as gateway_module
-from webhooks.gateway import GatewayError, TwilioGateway
+from webhooks.outbound import gateway as gateway_module
+from webhooks.outbound.gateway import GatewayError, TwilioGateway
 
 ROOT = Path(__file__).resolve().parents[1]
 PRISM_DIR = ROOT / "tests" / "prism"

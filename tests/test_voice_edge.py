@@ -70,7 +70,7 @@ def test_oversized_body_is_refused(client):
 
 
 def test_webhook_log_line_is_structured_and_masked(voice, caplog):
-    from hotline.logs import JsonFormatter
+    from core.logs import JsonFormatter
 
     caplog.set_level(logging.INFO, logger="hotline.webhooks")
     voice("/voice/incoming", {"From": "+8613812345678", "CallSid": "CA" + "4" * 32})
@@ -97,7 +97,8 @@ def test_a_move_to_an_agent_that_races_a_callback_booking_reads_the_ticket_out(v
     dispatcher's redirect to /voice/connect, which must say the ticket's number, not hang up silently."""
     from datetime import datetime, timezone
 
-    from callqueue import calls, presence, tickets
+    from callqueue.live import calls, presence
+    from callqueue.callbacks import tickets
     from webhooks.booking import spell_ticket
 
     sid, now = "CA" + "7" * 32, datetime.now(timezone.utc)
@@ -119,7 +120,7 @@ def test_a_move_to_an_agent_that_races_a_callback_booking_reads_the_ticket_out(v
 def test_a_stale_move_without_a_booking_puts_the_caller_back_in_line(voice, db, redis, services):
     from datetime import datetime, timezone
 
-    from callqueue import calls, dispatch, presence
+    from callqueue.live import calls, dispatch, presence
 
     sid, now = "CA" + "8" * 32, datetime.now(timezone.utc)
     presence.set_state(redis, "ann", "available", now, endpoint="client:ann")

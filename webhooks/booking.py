@@ -4,18 +4,19 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from callqueue import calls as queue_calls
-from callqueue import callbacks, ordering, tickets
+from callqueue.live import calls as queue_calls
+from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.live import ordering
 from callqueue.settings import queue_settings
-from hotline.context import db
-from hotline.logs import log_event, mask_phone
-from hotline.services import Services
+from core.context import db
+from core.logs import log_event, mask_phone
+from core.services import Services
 from ivr.callback_steps import when_params
 from ivr.flow import GUEST, HOLD_REASONS, Say, say
 from ivr.session import CallState
 from members.phones import can_text
-from webhooks.callback_dialer import calendar_of, schedule
-from webhooks.dispatcher import request_dispatch
+from webhooks.outbound.callback_dialer import calendar_of, schedule
+from webhooks.outbound.dispatcher import request_dispatch
 
 log = logging.getLogger("hotline.callbacks")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Response
 from twilio.twiml.voice_response import VoiceResponse
 
-from hotline.config import Config
+from core.config import Config
 
 
 def say(resp: VoiceResponse | object, config: Config, text: str, lang: str) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from hotline.db import make_engine
+from core.db import make_engine
 from hotline.models import Base
 
 config = context.config

@@ -6,7 +6,7 @@ Create Date: 2026-11-24 03:40:46.888145
 """
 from alembic import op
 import sqlalchemy as sa
-import hotline.db
+import core.db
 
 
 revision = '0001'
@@ -26,8 +26,8 @@ def upgrade() -> None:
     sa.Column('client_identity', sa.String(length=100), nullable=True),
     sa.Column('phone', sa.String(length=20), nullable=True),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
-    sa.Column('locked_until', hotline.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', hotline.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('locked_until', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agents')),
     sa.UniqueConstraint('login', name=op.f('uq_agents_login'))
     )
@@ -38,8 +38,8 @@ def upgrade() -> None:
     sa.Column('tier', sa.String(length=32), nullable=False),
     sa.Column('pin_hash', sa.String(length=200), nullable=False),
     sa.Column('failed_pins', sa.Integer(), nullable=False),
-    sa.Column('locked_until', hotline.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', hotline.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('locked_until', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_members')),
     sa.UniqueConstraint('uid', name=op.f('uq_members_uid'))
     )

@@ -6,7 +6,7 @@ Create Date: 2026-11-24 03:53:25.024344
 """
 from alembic import op
 import sqlalchemy as sa
-import hotline.db
+import core.db
 
 
 revision = '0002_calls'
@@ -27,13 +27,13 @@ def upgrade() -> None:
     sa.Column('agent_login', sa.String(length=64), nullable=True),
     sa.Column('score', sa.Float(), nullable=True),
     sa.Column('offers', sa.Integer(), nullable=False),
-    sa.Column('arrived', hotline.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('verified_at', hotline.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('queued', hotline.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('offered', hotline.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('answered', hotline.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('left_queue', hotline.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('ended', hotline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('arrived', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('verified_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('queued', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('offered', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('answered', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('left_queue', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('waited_s', sa.Float(), nullable=True),
     sa.Column('outcome', sa.String(length=20), nullable=False),
     sa.Column('queue_result', sa.String(length=32), nullable=True),

@@ -6,7 +6,7 @@ Create Date: 2026-11-24 05:10:55.616342
 """
 from alembic import op
 import sqlalchemy as sa
-import hotline.db
+import core.db
 
 
 revision = '0003_callbacks'
@@ -27,14 +27,14 @@ def upgrade() -> None:
     sa.Column('reason', sa.String(length=20), nullable=False),
     sa.Column('score', sa.Float(), nullable=False),
     sa.Column('source_call_sid', sa.String(length=64), nullable=True),
-    sa.Column('created', hotline.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('due', hotline.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('call_sid', sa.String(length=64), nullable=True),
-    sa.Column('dialing_since', hotline.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('closed', hotline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('dialing_since', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_callback_tickets')),
     sa.UniqueConstraint('number', name=op.f('uq_callback_tickets_number')),
@@ -52,8 +52,8 @@ def upgrade() -> None:
     sa.Column('ticket_id', sa.Integer(), nullable=False),
     sa.Column('n', sa.Integer(), nullable=False),
     sa.Column('call_sid', sa.String(length=64), nullable=True),
-    sa.Column('started', hotline.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ended', hotline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('result', sa.String(length=20), nullable=True),
     sa.ForeignKeyConstraint(['ticket_id'], ['callback_tickets.id'], name=op.f('fk_callback_attempts_ticket_id_callback_tickets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_callback_attempts')),

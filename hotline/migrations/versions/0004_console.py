@@ -6,7 +6,7 @@ Create Date: 2026-11-24 06:10:00
 """
 from alembic import op
 import sqlalchemy as sa
-import hotline.db
+import core.db
 
 
 revision = '0004_console'
@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('call_records', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('wrapped_up', hotline.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('wrapped_up', core.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f('ix_call_records_from_number'), ['from_number'], unique=False)
         batch_op.create_index(batch_op.f('ix_call_records_member_uid'), ['member_uid'], unique=False)
         batch_op.create_index(batch_op.f('ix_call_records_agent_login'), ['agent_login'], unique=False)

@@ -1,0 +1,141 @@
+"""Lua scripts: a shared library of state transitions, and a loader that runs them with EVALSHA.
+
+Every queue change that touches more than one key is one script, so it is atomic across any
+number of web and worker processes and costs one round trip (plus one SCRIPT LOAD the first
+time a server sees it). Times are passed in as whole epoch milliseconds and scores as decimal
+strings, never formatted by Lua (whose tostring keeps only 14 significant digits).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import redis
+from redis.commands.core import Script
+
+from core import keys
+
+# Helpers shared by the scripts. `at` values are epoch ms (strings or numbers).
+LIB = keys.LUA_KEYS + f"""
+local DAY_TTL = {keys.DAY_TTL_S}
+local MIN_TTL = {keys.MINUTE_TTL_S}
+
+-- Move an agent to `state`, keeping the per-state sets, the available set and the wrap-up set in step.
+-- avail_score: when the agent counts as idle from (kept on undo so nobody loses their turn).
+local function agent_to(login, state, at, avail_score)
+  local k = agentkey(login)
+  local old = redis.call('HGET', k, 'state')
+  if old then redis.call('SREM', statekey(old), login) end
+  redis.call('SADD', statekey(state), login)
+  redis.call('HSET', k, 'state', state, 'since', at)
+  if state == 'available' then
+    redis.call('ZADD', AVAIL, avail_score or at, login)
+  else
+    redis.call('ZREM', AVAIL, login)
+  end
+  if state ~= 'wrap_up' then
+    redis.call('ZREM', WRAP, login)
+    redis.call('HDEL', k, 'wrap_due')
+  end
+  if state ~= 'on_call' then redis.call('HDEL', k, 'call', 'idle') end
+end
+
+-- Wrap-ups whose time is up: the agent enters the state they chose (available unless they said
+-- otherwise) at the due time, so "longest idle" counts from when they really became free.
+local function settle_wraps(now, limit)
+  local due = redis.call('ZRANGEBYSCORE', WRAP, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+  local moved = {{}}
+  for i = 1, #due, 2 do
+    local login, at = due[i], due[i + 1]
+    local after = redis.call('HGET', agentkey(login), 'after') or 'available'
+    redis.call('HDEL', agentkey(login), 'after')
+    agent_to(login, after, at, at)
+    moved[#moved + 1] = login
+  end
+  return moved
+end
+
+-- Start an agent's wrap-up (or make them available at once when wrap_ms is 0).
+local function wrap_up(login, now, wrap_ms)
+  if tonumber(wrap_ms) > 0 then
+    agent_to(login, 'wrap_up', now)
+    local due = tonumber(now) + tonumber(wrap_ms)
+    redis.call('ZADD', WRAP, due, login)
+    redis.call('HSET', agentkey(login), 'wrap_due', due)
+  else
+    local after = redis.call('HGET', agentkey(login), 'after') or 'available'
+    redis.call('HDEL', agentkey(login), 'after')
+    agent_to(login, after, now)
+  end
+end
+
+-- Free an agent whose offer of call `sid` came to nothing (no-op unless that is their call).
+-- target: 'keep' (available again at their old idle time: they keep their turn), 'available'
+-- (back of the line), 'away' or 'offline'. A state the agent chose for after this call wins.
+local function release_agent(login, sid, now, target)
+  if not login then return 0 end
+  local ak = agentkey(login)
+  if redis.call('HGET', ak, 'state') ~= 'on_call' or redis.call('HGET', ak, 'call') ~= sid then return 0 end
+  local after = redis.call('HGET', ak, 'after')
+  redis.call('HDEL', ak, 'after')
+  if after and after ~= 'available' and (target == 'keep' or target == 'available') then target = after end
+  if target == 'keep' then
+    agent_to(login, 'available', now, redis.call('HGET', ak, 'idle'))
+  else
+    agent_to(login, target, now)
+  end
+  return 1
+end
+
+-- Put an offered caller back in the order at their original score (no-op unless offered to `login`).
+local function caller_back(sid, login)
+  local ck = callkey(sid)
+  if redis.call('HGET', ck, 'state') ~= 'offered' or redis.call('HGET', ck, 'agent') ~= login then return 0 end
+  redis.call('HSET', ck, 'state', 'waiting')
+  redis.call('HDEL', ck, 'agent')
+  redis.call('ZADD', ORDER, redis.call('HGET', ck, 'score'), sid)
+  redis.call('ZREM', OFFERS, sid)
+  return 1
+end
+
+-- Count an event in the day and minute hashes given as KEYS[1], KEYS[2].
+local function bump(tier, counter, n)
+  local f = tier .. ':' .. counter
+  redis.call('HINCRBY', KEYS[1], f, n)
+  redis.call('HINCRBY', KEYS[2], f, n)
+  redis.call('EXPIRE', KEYS[1], DAY_TTL)
+  redis.call('EXPIRE', KEYS[2], MIN_TTL)
+end
+"""
+
+
+class Lua:
+    """One script (LIB + body), registered lazily and run on whichever client or pipeline is given."""
+
+    def __init__(self, body: str) -> None:
+        self.source = LIB + body
+        self._script: Script | None = None
+
+    def __call__(self, r: Any, keys_: Sequence[str] = (), args: Sequence[Any] = ()) -> Any:
+        """EVALSHA (loading the script on NOSCRIPT); on a pipeline the call is queued."""
+        if self._script is None:
+            client = r if isinstance(r, redis.Redis) else redis.Redis()  # no connection is made here
+            self._script = client.register_script(self.source)
+        return self._script(keys=list(keys_), args=list(args), client=r)
+
+
+def text(value: Any) -> Any:
+    """A reply value as str (clients with decode_responses=False return bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def decode_json(reply: Any) -> Any:
+    """A script's cjson reply as Python values (None for a nil reply)."""
+    if reply is None:
+        return None
+    return json.loads(text(reply))
+
+
+def flag(b: bool) -> str:
+    """A boolean as the '1'/'0' stored in hashes."""
+    return "1" if b else "0"

@@ -1,0 +1,1 @@
+"""After a store outage: each store rebuilt from the other, and what Redis kept for SQL."""

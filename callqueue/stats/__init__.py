@@ -1,0 +1,1 @@
+"""Statistics: live figures from Redis counters, the same from SQL records, and a day's history."""

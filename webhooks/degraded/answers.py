@@ -1,0 +1,132 @@
+"""When a store is down: answers that need only the other store (or none), so Twilio never hears a 500 and
+no caller is dropped.
+
+`answer` gives the failed webhook the answer that does without the store that failed, from the tables
+below: Redis down (webhooks/degraded_redis.py, and the /voice/degraded/* routes it hands out in
+webhooks/degraded_routes.py), the database down (webhooks/degraded_sql.py), or both down (here: an apology,
+or a static hold for callers already holding). Which store is down, and for how long it is skipped, is
+webhooks/store_health.py's business; the TwiML the answers share is in webhooks/degraded_twiml.py.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from flask import Response, request
+from twilio.twiml.voice_response import VoiceResponse
+
+from callqueue.live import calls
+from core.context import close_db, services
+from core.logs import log_event
+from core.services import Services
+from ivr.replies import say
+from webhooks.degraded import redis_down as degraded_redis, sql_down as degraded_sql
+from webhooks.degraded.twiml import queue_left, dial_status, empty, enqueue_degraded, goodbye, pick_lang, speak, static_hold, ticket_arg
+from webhooks.degraded.health import REDIS, failed_store, note_failure
+from webhooks.twiml import twiml
+
+log = logging.getLogger("hotline.degraded")
+
+
+def answer(exc: BaseException) -> Response | None:
+    """The answer to a webhook whose handler failed because a store is down; None when that is not the reason."""
+    store = failed_store(exc)
+    if store is None:
+        return None
+    svc = services()
+    note_failure(svc, store, exc)
+    close_db()  # whatever the failed handler began is rolled back; a new session starts on first use
+    endpoint = request.endpoint or ""
+    log_event(log, "store down", logging.WARNING, store=store, step=request.path.removeprefix("/voice/"),
+              call_sid=request.form.get("CallSid", ""), error=type(exc).__name__)
+    handlers = REDIS_DOWN if store == REDIS else SQL_DOWN
+    try:
+        handler = handlers.get(endpoint)
+        return handler(svc) if handler else None
+    except Exception as second:  # noqa: BLE001 - the other store may be down too
+        other = failed_store(second)
+        if other is None:
+            log.error("degraded answer failed", exc_info=second)
+            return None
+        note_failure(svc, other, second)
+        close_db()
+        log_event(log, "both stores down", logging.ERROR, step=request.path.removeprefix("/voice/"),
+                  call_sid=request.form.get("CallSid", ""))
+        both = BOTH_DOWN.get(endpoint)
+        return both(svc) if both else None
+
+
+# --- both down -------------------------------------------------------------------------------------
+
+def _b_hold(svc: Services) -> Response:
+    number = ticket_arg() if request.endpoint == "voice.degraded_hold" else ""  # only our own hold URL carries one
+    return static_hold(svc, number, pick_lang(svc, request.args.get("l")))
+
+
+def _b_queue_result(svc: Services) -> Response:
+    result, lang = request.form.get("QueueResult", ""), pick_lang(svc)
+    resp = VoiceResponse()
+    if result == "queue-full":  # no Redis and no database: no other shard to offer, only the apology
+        speak(resp, svc, say("apology", lang))
+    return queue_left(resp, svc, result, lang)
+
+
+def _b_dial_result(svc: Services) -> Response:
+    status, lang = dial_status(), pick_lang(svc)
+    if status in calls.ANSWERED_DIAL:
+        return goodbye(svc, [], lang)
+    resp = VoiceResponse()
+    if status == "canceled":
+        resp.hangup()
+        return twiml(resp)
+    return enqueue_degraded(resp, svc, "", lang)
+
+
+def _b_connect(svc: Services) -> Response:
+    return enqueue_degraded(VoiceResponse(), svc, "", pick_lang(svc))
+
+Handler = Callable[[Services], Response]
+REDIS_DOWN: dict[str, Handler] = {
+    "voice.incoming": lambda svc: degraded_redis.entry(svc, greet=True),
+    "voice.ivr_step": lambda svc: degraded_redis.entry(svc, greet=False),
+    "voice.queue": lambda svc: degraded_redis.entry(svc, greet=False),
+    "voice.wait": degraded_redis.hold,
+    "voice.hold_offer": degraded_redis.hold,
+    "voice.hold_step": degraded_redis.hold,
+    "voice.queue_result": degraded_redis.queue_result,
+    "voice.status": degraded_redis.status_callback,
+    "voice.connect": degraded_redis.connect,
+    "voice.whisper": degraded_redis.whisper,
+    "voice.dial_result": degraded_redis.dial_result,
+    "voice.callback_answer": degraded_redis.callback_answer,
+    "voice.callback_status": degraded_redis.callback_status,
+}
+SQL_DOWN: dict[str, Handler] = {
+    "voice.incoming": lambda svc: degraded_sql.entry(svc, greet=True),
+    "voice.ivr_step": lambda svc: degraded_sql.entry(svc, greet=False),
+    "voice.queue": lambda svc: degraded_sql.entry(svc, greet=False),
+    "voice.wait": lambda svc: static_hold(svc, "", pick_lang(svc)),
+    "voice.hold_offer": degraded_sql.hold,
+    "voice.hold_step": degraded_sql.hold,
+    "voice.queue_result": degraded_sql.queue_result,
+    "voice.status": degraded_sql.status_callback,
+    "voice.connect": degraded_sql.connect,
+    "voice.whisper": degraded_sql.whisper,
+    "voice.dial_result": degraded_sql.dial_result,
+    "voice.callback_answer": degraded_sql.callback_answer,
+    "voice.callback_status": lambda svc: empty(),  # the attempt stays dialing: the sweep's recovery settles it
+    "voice.degraded_pin": degraded_sql.pin,
+    "voice.degraded_hold": _b_hold,
+}
+BOTH_DOWN: dict[str, Handler] = {
+    "voice.wait": _b_hold,
+    "voice.hold_offer": _b_hold,
+    "voice.hold_step": _b_hold,
+    "voice.degraded_hold": _b_hold,
+    "voice.queue_result": _b_queue_result,
+    "voice.status": lambda svc: empty(),
+    "voice.callback_status": lambda svc: empty(),
+    "voice.whisper": lambda svc: empty(),
+    "voice.dial_result": _b_dial_result,
+    "voice.connect": _b_connect,
+}

@@ -1,0 +1,1 @@
+"""The /voice/* routes Twilio requests: the IVR, the queue, the callback call, and their checks."""
