@@ -9,7 +9,7 @@ import logging
 
 from callqueue import clock
 from callqueue.stats import history, figures as stats
-from callqueue.live import ordering, presence
+from callqueue.live import dispatch, ordering, presence
 from callqueue.callbacks import tickets
 from callqueue.live.presence import PresenceError
 from callqueue.settings import queue_settings
@@ -20,7 +20,6 @@ from console.dashboard import dashboard, staffing_today
 from console.views import agents_table, queue_view, save_wrapup
 from core.context import db, services
 from core.logs import log_event, mask_phone
-from webhooks.outbound.dispatcher import request_dispatch
 
 log = logging.getLogger("hotline.api")
 
@@ -68,7 +67,7 @@ def set_status() -> Response:
     except PresenceError as exc:
         return json_error(409, str(exc))
     if status == "available":
-        request_dispatch(svc)
+        dispatch.request_run(svc.redis, svc.jobs().dispatch)
     return jsonify(agent_view(db(), svc.redis, ident, now, svc.config))
 
 
@@ -92,7 +91,7 @@ def wrapup() -> Response:
         return json_error(409, str(exc))
     db().commit()
     if back_available:
-        request_dispatch(svc)
+        dispatch.request_run(svc.redis, svc.jobs().dispatch)
     return jsonify(agent_view(db(), svc.redis, ident, now, svc.config))
 
 

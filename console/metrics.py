@@ -2,23 +2,19 @@
 
 Gauges come from the stores when Prometheus scrapes (2 Redis round trips: `stats.live`; 2 SQL
 statements: `tickets.counts`), so a web process keeps no figure of its own and any node can answer.
-The one thing a process measures itself is how long its webhooks take: a histogram, in memory, or,
-when `PROMETHEUS_MULTIPROC_DIR` is set (gunicorn's workers under `hotline run`/`serve`), in
-prometheus_client's per-process files that the scrape sums.
+The one thing a process measures itself, how long its webhooks take, is core/metrics.py's histogram,
+in the same registry.
 """
 from __future__ import annotations
 
 import ipaddress
 import logging
-import os
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator, Union
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from callqueue import clock
@@ -26,28 +22,18 @@ from callqueue.stats import figures as stats
 from callqueue.callbacks import tickets
 from callqueue.settings import queue_settings
 from console.auth import current_identity, json_error
+from core.context import metrics as metrics_of_app
+from core.metrics import Metrics, build_metrics
 from core.services import Services
 
 log = logging.getLogger("hotline.metrics")
 bp = Blueprint("metrics", __name__)
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# Webhooks answer in 1–250 ms; the upper buckets show trouble long before Twilio's 15 s limit.
-WEBHOOK_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5)
 OUTCOMES = ("offered", "answered", "abandoned", "short_abandoned", "to_callback")
 CALLBACK_STATUSES = ("scheduled", "due", "overdue", "completed", "failed")
-UNMATCHED = "unmatched"
+NETWORKS = "hotline.metrics.networks"  # app.extensions: who may scrape without logging in
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-
-
-@dataclass(frozen=True)
-class MetricsState:
-    """What one app's /metrics and its webhook hook share (kept in `app.extensions["metrics"]`)."""
-
-    registry: CollectorRegistry
-    webhook: Histogram
-    networks: tuple[Network, ...]
 
 
 class StoreCollector(Collector):
@@ -115,41 +101,17 @@ def queue_families(figures: dict[str, Any]) -> Iterator[Metric]:
     yield from (waiting, longest, today, agents)
 
 
-def init_metrics(app: Flask, svc: Services) -> None:
-    """Register GET /metrics on `app` and the webhook histogram, in a registry of this app's own."""
+def init_metrics(app: Flask, svc: Services) -> Metrics | None:
+    """Register GET /metrics on `app`; return the app's metrics (the store gauges and the webhook histogram), or
+    None when `[metrics] enabled = false` (then /metrics answers 404 and webhooks observe nothing)."""
     app.register_blueprint(bp)
     conf = svc.config["metrics"]
     if not conf["enabled"]:
-        app.extensions["metrics"] = None  # /metrics answers 404; webhooks observe nothing
-        return
-    # Per app, never prometheus_client's global REGISTRY: tests build many apps in one process.
-    registry = CollectorRegistry()
-    registry.register(StoreCollector(svc))
-    histogram_args: dict[str, Any] = dict(name="hotline_webhook_duration_seconds", labelnames=["route"],
-                                          documentation="Time to answer a /voice webhook, by Flask URL rule.",
-                                          buckets=WEBHOOK_BUCKETS)
-    mp_dir = os.environ.get(MULTIPROC_ENV)
-    if mp_dir:
-        # gunicorn workers each write their observations to files in mp_dir (prometheus_client chooses
-        # that at import, from the same variable); the scrape, served by any one worker, sums them all.
-        os.makedirs(mp_dir, exist_ok=True)
-        webhook = Histogram(**histogram_args, registry=None)
-        MultiProcessCollector(registry, path=mp_dir)
-    else:
-        webhook = Histogram(**histogram_args, registry=registry)
-    networks = tuple(ipaddress.ip_network(n, strict=False) for n in conf["allow_networks"])
-    app.extensions["metrics"] = MetricsState(registry, webhook, networks)
-
-
-def observe_webhook(route: str, seconds: float) -> None:
-    """Count one webhook's latency under its URL rule; touches no store and never raises."""
-    state: MetricsState | None = current_app.extensions.get("metrics")
-    if state is None:
-        return
-    try:
-        state.webhook.labels(route=route).observe(seconds)
-    except Exception:  # a metrics file gone missing must not turn a caller's webhook into a 500
-        log.warning("metrics: webhook observation failed", exc_info=True)
+        return None
+    built = build_metrics()
+    built.registry.register(StoreCollector(svc))
+    app.extensions[NETWORKS] = tuple(ipaddress.ip_network(n, strict=False) for n in conf["allow_networks"])
+    return built
 
 
 def from_allowed_network(addr: str | None, networks: tuple[Network, ...]) -> bool:
@@ -166,10 +128,10 @@ def from_allowed_network(addr: str | None, networks: tuple[Network, ...]) -> boo
 @bp.get("/metrics")
 def metrics() -> Any:
     """Prometheus text: open to `allow_networks`, otherwise supervisors only (401 / 403); 404 when disabled."""
-    state: MetricsState | None = current_app.extensions.get("metrics")
+    state = metrics_of_app()
     if state is None:
         abort(404)
-    if not from_allowed_network(request.remote_addr, state.networks):
+    if not from_allowed_network(request.remote_addr, current_app.extensions[NETWORKS]):
         ident = current_identity()
         if ident is None:
             return json_error(401, "log in (HTTP Basic or the console) first")

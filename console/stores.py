@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from callqueue.recovery import rebuild
+from callqueue.recovery import capture
 from core.services import Services
 
 CHECK_EVERY_S = 2.0
@@ -23,7 +23,7 @@ def check(svc: Services) -> dict[str, Any]:
         return cached[1]
     out: dict[str, Any] = {"redis": "up", "database": "up", "captured_callbacks": None}
     try:
-        out["captured_callbacks"] = rebuild.outbox_sizes(svc.redis)[0]
+        out["captured_callbacks"] = capture.outbox_sizes(svc.redis)[0]
     except Exception:  # noqa: BLE001 - any failure means "down"; the banner says so
         out["redis"] = "down"
     try:

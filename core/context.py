@@ -1,15 +1,33 @@
-"""What Flask edges use to reach the process's services and the request's SQL session."""
+"""What Flask edges use to reach the process's services, the request's SQL session and the app's metrics.
+
+The composition root (hotline/app.py) puts the services and the metrics into `app.extensions` under the names below.
+"""
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
+from core.metrics import Metrics
 from core.services import Services
+
+SERVICES = "hotline"
+METRICS = "hotline.metrics"
+
+
+def attach(app: Flask, svc: Services, metrics: Metrics | None) -> None:
+    """Make `svc` and `metrics` (None: metrics off) what this app's requests reach."""
+    app.extensions[SERVICES] = svc
+    app.extensions[METRICS] = metrics
 
 
 def services() -> Services:
     """The services of the running app."""
-    return current_app.extensions["hotline"]
+    return current_app.extensions[SERVICES]
+
+
+def metrics() -> Metrics | None:
+    """The running app's metrics, or None when `[metrics] enabled = false`."""
+    return current_app.extensions.get(METRICS)
 
 
 def db() -> Session:

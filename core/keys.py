@@ -1,21 +1,30 @@
-"""Every Redis key the queue uses, named in one place (Python functions and their Lua twins).
+"""Every Redis key the hotline uses, named in one place (Python functions and their Lua twins), all under `hl:`.
 
-Layout (prefix `hl:`):
+No other module spells a key (tests/unit/test_layout.py checks the sources; a whole-call test checks what a run
+leaves in Redis). rq's own keys (`rq:*`) are rq's business.
 
-| key | type | holds |
-|---|---|---|
-| `hl:q:order` | ZSET | waiting CallSids, score = arrival epoch s − boost(tier); lowest served first |
-| `hl:q:tier:{tier}` | ZSET | CallSids of the tier still waiting (incl. ringing an agent), score = queued epoch ms |
-| `hl:q:offers` | ZSET | CallSids offered to an agent and not yet answered, score = offered epoch ms |
-| `hl:call:{sid}` | HASH | one queued call: state, tier, score, queued, agent, offered, answered, pen, … (TTL) |
-| `hl:agent:{login}` | HASH | one agent's presence: state, since, endpoint, call, idle, wrap_due, after |
-| `hl:agents:available` | ZSET | available agents, score = epoch ms they became available (lowest = longest idle) |
-| `hl:agents:wrapup` | ZSET | agents in wrap-up, score = epoch ms the wrap-up ends |
-| `hl:agents:in:{state}` | SET | logins per presence state (counts by SCARD) |
-| `hl:pen` | HASH | Twilio queue (shard) name → callers we put there |
-| `hl:cb:ringing` | ZSET | callback tickets ringing the member (`t{id}`), score = the ticket's queue score: an agent is held for each |
-| `hl:st:d:{YYYY-MM-DD}` | HASH | counters of one hotline-local day, fields `{tier}:{counter}` (TTL 8 days) |
-| `hl:st:m:{epoch minute}` | HASH | counters of one minute, same fields (TTL 2 hours) |
+| key | type | holds | written by |
+|---|---|---|---|
+| `hl:q:order` | ZSET | waiting CallSids, score = arrival epoch s − boost(tier); lowest served first | callqueue/live |
+| `hl:q:tier:{tier}` | ZSET | CallSids of the tier still waiting (incl. ringing an agent), score = queued epoch ms | callqueue/live |
+| `hl:q:offers` | ZSET | CallSids offered to an agent and not yet answered, score = offered epoch ms | callqueue/live |
+| `hl:call:{sid}` | HASH | one queued call: state, tier, score, queued, agent, offered, answered, pen, … (TTL) | callqueue/live |
+| `hl:ivr:{sid}` | HASH | one call's IVR session: step, language, tier, verification, … (TTL) | ivr/session.py |
+| `hl:reply:{sid}` | STRING | the IVR's last answer to a call, for a request Twilio sends again (TTL) | webhooks/routes/replay.py |
+| `hl:pinfail:{e164}` | STRING | wrong PINs from one calling number this hour | members/verification.py |
+| `hl:agent:{login}` | HASH | one agent's presence: state, since, endpoint, call, idle, wrap_due, after | callqueue/live |
+| `hl:agents:available` | ZSET | available agents, score = epoch ms they became available (lowest = longest idle) | callqueue/live |
+| `hl:agents:wrapup` | ZSET | agents in wrap-up, score = epoch ms the wrap-up ends | callqueue/live |
+| `hl:agents:in:{state}` | SET | logins per presence state (counts by SCARD) | callqueue/live |
+| `hl:pen` | HASH | Twilio queue (shard) name → callers we put there | callqueue/live |
+| `hl:dispatch:pending` | STRING | a dispatch run is queued (at most one at a time) | callqueue/live |
+| `hl:cb:ringing` | ZSET | callback tickets ringing the member (`t{id}`), score = the ticket's queue score | webhooks/outbound |
+| `hl:cb:dialer`, `hl:cb:again` | STRING | one dialling pass at a time; "go round once more" | webhooks/outbound |
+| `hl:st:d:{YYYY-MM-DD}` | HASH | counters of one hotline-local day, fields `{tier}:{counter}` (TTL 8 days) | callqueue/live |
+| `hl:st:m:{epoch minute}` | HASH | counters of one minute, same fields (TTL 2 hours) | callqueue/live |
+| `hl:rebuilt`, `hl:rebuild:lock`, `hl:kept` | STRING | Redis rebuilt from SQL; one rebuild at a time; Redis kept its data | callqueue/recovery |
+| `hl:outbox:callbacks`, `hl:outbox:records` | HASH, LIST | what Redis keeps for SQL while the database is down | callqueue/recovery |
+| `hl:sim:scratch` | STRING | a database the day simulation may flush | callqueue/planning |
 
 Lua scripts build the per-call and per-agent names from `LUA_KEYS`, generated from the same constants,
 so one Redis (or a Sentinel-managed primary) is assumed, not a Redis Cluster.
@@ -28,7 +37,16 @@ OFFERS = PREFIX + "q:offers"
 AVAILABLE = PREFIX + "agents:available"
 WRAPUP = PREFIX + "agents:wrapup"
 PEN = PREFIX + "pen"
+DISPATCH_PENDING = PREFIX + "dispatch:pending"
 CB_RINGING = PREFIX + "cb:ringing"
+CB_DIALER_LOCK = PREFIX + "cb:dialer"
+CB_DIALER_AGAIN = PREFIX + "cb:again"
+REBUILT = PREFIX + "rebuilt"
+REBUILD_LOCK = PREFIX + "rebuild:lock"
+KEPT = PREFIX + "kept"
+OUTBOX_CALLBACKS = PREFIX + "outbox:callbacks"
+OUTBOX_RECORDS = PREFIX + "outbox:records"
+SIM_SCRATCH = PREFIX + "sim:scratch"
 
 CALL_TTL_S = 2 * 86400  # a call hash outlives any wait and the callbacks about it
 DAY_TTL_S = 8 * 86400  # today's live figures; history comes from SQL
@@ -41,8 +59,23 @@ COUNTERS = ("offered", "answered", "wait_ms", "answered_sl", "abandoned", "aband
 
 
 def call(sid: str) -> str:
-    """The hash of one call."""
+    """The queue's hash of one call."""
     return f"{PREFIX}call:{sid}"
+
+
+def ivr_session(sid: str) -> str:
+    """The IVR session of one call."""
+    return f"{PREFIX}ivr:{sid}"
+
+
+def reply(sid: str) -> str:
+    """The IVR's last answer to one call (replayed to a repeated request)."""
+    return f"{PREFIX}reply:{sid}"
+
+
+def pin_failures(e164: str) -> str:
+    """Wrong PINs from one calling number (withheld numbers share one key)."""
+    return f"{PREFIX}pinfail:{e164 or 'withheld'}"
 
 
 def tier_waiting(tier: str) -> str:
@@ -75,7 +108,7 @@ def counter_field(tier: str, counter: str) -> str:
     return f"{tier}:{counter}"
 
 
-# The same names for Lua, prepended to every script (scripts.py); keep in step with the functions above.
+# The same names for Lua, prepended to every script (callqueue/live/scripts.py); keep in step with the functions above.
 LUA_KEYS = f"""
 local ORDER = '{ORDER}'
 local OFFERS = '{OFFERS}'

@@ -12,10 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Config, Settings
 from core.db import make_engine, make_session_factory
+from core.jobqueue import QUEUE, JobQueue
 from core.redisconn import EmbeddedRedis, ensure_redis_url, make_redis
-
-
-JOB_QUEUE = "hotline"
 
 
 @dataclass
@@ -46,14 +44,14 @@ class Services:
         finally:
             session.close()
 
-    def job_queue(self) -> Any:
-        """The RQ queue jobs go on (rq needs a client that does not decode replies)."""
-        queue = self.extras.get("job_queue")
+    def jobs(self) -> JobQueue:
+        """The queue the hotline's rq jobs go on (rq needs a client that does not decode replies), built on first use."""
+        queue = self.extras.get("jobs")
         if queue is None:
-            from rq import Queue
+            from rq import Queue  # only processes that queue jobs load rq
 
-            queue = Queue(JOB_QUEUE, connection=make_redis(self.redis_url, self.settings.redis_timeout_s, decode=False))
-            self.extras["job_queue"] = queue
+            conn = make_redis(self.redis_url, self.settings.redis_timeout_s, decode=False)
+            queue = self.extras["jobs"] = JobQueue(Queue(QUEUE, connection=conn))
         return queue
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.config import Config, Settings, resolve, settings_from_env
-from core.context import close_db
+from core.context import attach, close_db
 from core.services import Services, build_services
 from hotline.configuration import full_config
 from webhooks.outbound.gateway import TwilioGateway
@@ -65,7 +65,6 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     )
     app.session_interface = ConsoleOnlySessions()
     app.json.sort_keys = False  # type: ignore[attr-defined]  # tiers stay in their configured order (premium first)
-    app.extensions["hotline"] = svc
     if svc.settings.trusted_proxies:
         n = svc.settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
@@ -74,12 +73,12 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     from console.api import bp as api_bp
     from console.metrics import init_metrics
     from console.pages import bp as pages_bp
-    from webhooks.routes.voice import bp as voice_bp
+    from webhooks.register import voice_blueprint
 
-    app.register_blueprint(voice_bp)
+    app.register_blueprint(voice_blueprint())
     app.register_blueprint(api_bp)
     app.register_blueprint(pages_bp)
-    init_metrics(app, svc)
+    attach(app, svc, init_metrics(app, svc))
     if svc.settings.bench:
         from hotline.benchmode import install  # only here: without bench mode nothing of it is loaded or hooked
 

@@ -85,7 +85,7 @@ def install(app: Flask, svc: Services) -> RoundTrips:
     """Hook the counters into `app`'s stores and responses, and add `POST /bench/twiml`."""
     counts = RoundTrips()
     count_redis(svc.redis, counts)
-    count_redis(svc.job_queue().connection, counts)  # rq's own client (enqueueing the dispatch job)
+    count_redis(svc.jobs().rq.connection, counts)  # rq's own client (enqueueing the dispatch job)
     count_sql(svc.engine, counts)
 
     # App-level hooks run before the blueprints' before_request and after their after_request,

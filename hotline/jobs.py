@@ -35,15 +35,16 @@ def rebuild(svc: Services, full: bool | None = None, counters: bool = True) -> d
     texts are queued here), Redis gets the queue back from SQL when its marker is missing (or `full`), and
     outage tickets are settled. Cheap when there is nothing to do (callqueue/rebuild.py)."""
     from callqueue.recovery import rebuild as rb
+    from ivr.session import restore_session
     from members.phones import can_text
     from webhooks.outbound.callback_dialer import schedule
 
-    out = rb.run(svc.unit_of_work, svc.redis, svc.clock(), svc.config, full=full, counters=counters)
+    out = rb.run(svc.unit_of_work, svc.redis, svc.clock(), svc.config, restore_session, full=full, counters=counters)
     for t in out.pop("booked", []):
         schedule(svc, t)
         if svc.config["callbacks"]["sms_confirmation"] and can_text(t.phone):
             # The caller never heard this number (the database was down): text it to them.
-            svc.job_queue().enqueue("hotline.jobs.ticket_sms", t.id, job_timeout=30, result_ttl=0, failure_ttl=86400)
+            svc.jobs().ticket_sms(t.id)
     return out
 
 

@@ -110,7 +110,7 @@ def metrics_env(data_dir: Path) -> dict[str, str]:
 def prepare(overrides: dict[str, object] | None = None) -> tuple[Settings, str, EmbeddedRedis | None]:
     """Load and check settings, start the embedded Redis if needed; exit with one line on failure."""
     from hotline.app import load_settings
-    from hotline.cli.common import fail
+    from hotline.startup import fail
     from core.schema import ConfigError
 
     try:
@@ -125,7 +125,7 @@ def prepare(overrides: dict[str, object] | None = None) -> tuple[Settings, str, 
 
 def serve_forever(host: str, port: int, workers: int) -> None:
     """`hotline serve`: gunicorn over the app factory, on the configured stores."""
-    from hotline.cli.common import open_services
+    from hotline.startup import open_services
 
     settings, url, embedded = prepare()
     sup = Supervisor(embedded=embedded)
@@ -191,7 +191,7 @@ def run_all(host: str, port: int) -> None:
     """`hotline run`: embedded stores, migrations, demo data, web + worker + cron, offline Twilio; Ctrl-C stops all."""
     from datetime import datetime, timezone
 
-    from hotline.cli.common import fail, open_services
+    from hotline.startup import fail, open_services
     from hotline.demo import seed_demo
     from hotline.migrate import upgrade
     from simulator.discovery import remove_discovery, write_discovery

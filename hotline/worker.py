@@ -17,7 +17,8 @@ from rq import Queue, SimpleWorker
 
 from core.logs import log_event
 from core.redisconn import make_redis
-from core.services import JOB_QUEUE, Services
+from core.jobqueue import QUEUE
+from core.services import Services
 
 log = logging.getLogger("hotline.worker")
 
@@ -47,7 +48,7 @@ def build_worker(svc: Services, name: str | None = None) -> HotlineWorker:
 
     jobs.adopt(svc)
     conn: Redis = make_redis(svc.redis_url, timeout_s=30.0, decode=False)
-    return HotlineWorker([Queue(JOB_QUEUE, connection=conn)], connection=conn, name=name)
+    return HotlineWorker([Queue(QUEUE, connection=conn)], connection=conn, name=name)
 
 
 def wait_for_redis(url: str, what: str) -> None:
@@ -113,7 +114,7 @@ def run_worker(burst: bool = False) -> None:
 
     When Redis stops, the worker waits for it and starts again (rq alone would quit).
     """
-    from hotline.cli.common import open_services
+    from hotline.startup import open_services
 
     svc = open_services()
 
@@ -142,7 +143,7 @@ def run_cron() -> None:
     from rq.cron import CronScheduler
 
     from hotline import jobs
-    from hotline.cli.common import open_services
+    from hotline.startup import open_services
 
     class HotlineCron(CronScheduler):
         """rq's cron scheduler, remembering whether a signal asked it to stop."""
@@ -157,7 +158,7 @@ def run_cron() -> None:
 
     def once() -> bool:
         scheduler = HotlineCron(connection=make_redis(svc.redis_url, timeout_s=30.0, decode=False))
-        scheduler.register(jobs.sweep, JOB_QUEUE, interval=SWEEP_EVERY_S, job_timeout=120, result_ttl=0)
+        scheduler.register(jobs.sweep, QUEUE, interval=SWEEP_EVERY_S, job_timeout=120, result_ttl=0)
         try:
             scheduler.start()  # returns when asked to stop; a Redis failure escapes from it
         except REDIS_DOWN:

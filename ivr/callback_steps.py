@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import phonenumbers
 
@@ -17,10 +17,8 @@ from ivr.replies import (
     CB_CONFIRM, CB_ENTER, CB_NUMBER, CLOSED, END, HOLD_REASONS, MENU, QUEUE, Ask, Deps, Input, Reply, Say, say,
 )
 from ivr.session import CallState
+from ivr.tree import Tree
 from members.phones import callback_number
-
-if TYPE_CHECKING:
-    from ivr.flow import Flow
 
 CONFIRM_KEY, OTHER_KEY, SELF_SERVICE_KEY, TICKET_KEY, KEEP_WAITING_KEY = "1", "2", "2", "8", "*"
 
@@ -42,6 +40,22 @@ class NumberRules:
     def check(self, raw: str) -> str | None:
         """`raw` as an E.164 number we may call, or None."""
         return callback_number(raw, self.region, allow_foreign=self.allow_foreign, allow_premium_rate=self.allow_premium_rate)
+
+
+class FlowMoves(Protocol):
+    """What the callback steps use of the flow that runs them (ivr/flow.py's Flow)."""
+
+    numbers: NumberRules
+    tree: Tree
+
+    def fail(self, now: datetime, state: CallState, reason: str, **params: Any) -> tuple[CallState, Reply]:
+        """Say sorry and ask again, or fall back politely after the last try."""
+
+    def to_agent(self, now: datetime, state: CallState) -> tuple[CallState, Reply]:
+        """Towards an agent (verification first where the tier asks for it)."""
+
+    def ask(self, state: CallState, reprompt: bool = False) -> Ask:
+        """The question of the caller's current step."""
 
 
 def spell(e164: str) -> str:
@@ -70,7 +84,7 @@ def closed_notice(lang: str, opens_iso: str) -> Say:
 class CallbackSteps:
     """The callback steps of one Flow."""
 
-    def __init__(self, flow: "Flow") -> None:
+    def __init__(self, flow: FlowMoves) -> None:
         self.flow = flow
 
     def in_hold(self, state: CallState) -> bool:
@@ -90,15 +104,15 @@ class CallbackSteps:
         """The after-hours offer: 1 callback, 8 my ticket, 2 self-service."""
         flow = self.flow
         if inp.empty:
-            return flow._fail(now, state, "retry_no_input")
+            return flow.fail(now, state, "retry_no_input")
         if inp.digits == CONFIRM_KEY:
-            return flow._agent(now, replace(state, category=state.category or flow.tree.nodes[flow.tree.root].category or ""))
+            return flow.to_agent(now, replace(state, category=state.category or flow.tree.nodes[flow.tree.root].category or ""))
         if inp.digits == SELF_SERVICE_KEY:
             new = replace(state, step=MENU, node=flow.tree.root, tries=0)
-            return new, Reply(ask=flow._ask(new))
+            return new, Reply(ask=flow.ask(new))
         if inp.digits == TICKET_KEY:
             return state, Reply(ticket=True, ask=self.ask(state, reprompt=True))
-        return flow._fail(now, state, "retry_invalid")
+        return flow.fail(now, state, "retry_invalid")
 
     def number(self, state: CallState, inp: Input, now: datetime, deps: Deps) -> tuple[CallState, Reply]:
         """Call back the calling number (1), another one (2), or keep waiting (* in the queue)."""
@@ -115,7 +129,7 @@ class CallbackSteps:
             return self._other(state, inp, now)
         e164 = self.flow.numbers.check(inp.digits)
         if e164 is None:
-            return self.flow._fail(now, state, "cb_invalid")
+            return self.flow.fail(now, state, "cb_invalid")
         new = replace(state, step=CB_CONFIRM, cb_phone=e164, tries=0)
         return new, self._reply(new)
 
@@ -151,4 +165,4 @@ class CallbackSteps:
         """Star in the queue goes back to holding; silence or another key is a failed try."""
         if inp.digits == KEEP_WAITING_KEY and self.in_hold(state):
             return replace(state, step=QUEUE, tries=0, cb_reason="", cb_phone=""), Reply(resume_hold=True)
-        return self.flow._fail(now, state, "retry_no_input" if inp.empty else "retry_invalid")
+        return self.flow.fail(now, state, "retry_no_input" if inp.empty else "retry_invalid")

@@ -65,7 +65,7 @@ class Flow:
             return Reply(queue=ToQueue(state.tier, state.category, state.verified))
         if state.step == END:
             return Reply(hangup=True)
-        return Reply(ask=self._ask(state))
+        return Reply(ask=self.ask(state))
 
     # --- one step --------------------------------------------------------------------------------
     def advance(self, state: CallState, inp: Input, now: datetime, deps: Deps) -> tuple[CallState, Reply]:
@@ -82,45 +82,46 @@ class Flow:
     def _menu(self, state: CallState, inp: Input, now: datetime, deps: Deps) -> tuple[CallState, Reply]:
         node = self._node(state)
         if inp.empty:
-            return self._fail(now, state, "retry_no_input")
+            return self.fail(now, state, "retry_no_input")
         opt = match(node, inp.digits, inp.speech, state.lang)
         if opt is None:
-            return self._fail(now, state, "retry_invalid")
+            return self.fail(now, state, "retry_invalid")
         state = replace(state, node=node.name, tries=0)
         if opt.goto is not None:
             new = replace(state, node=opt.goto)
-            return new, Reply(ask=self._ask(new))
+            return new, Reply(ask=self.ask(new))
         if opt.do == "language":
             new = replace(state, lang=self._target_lang(state, opt))
-            return new, Reply(ask=self._ask(new))
+            return new, Reply(ask=self.ask(new))
         if opt.do == "sms" and node.sms:
             if node.sms in state.sms.split():  # sent already in this call: say so, do not send twice
-                return state, Reply(says=(say("sms_sent", state.lang),), ask=self._ask(state, reprompt=True))
-            return state, Reply(sms=node.sms, ask=self._ask(state, reprompt=True))
+                return state, Reply(says=(say("sms_sent", state.lang),), ask=self.ask(state, reprompt=True))
+            return state, Reply(sms=node.sms, ask=self.ask(state, reprompt=True))
         if opt.do == "ticket":
-            return state, Reply(ticket=True, ask=self._ask(state, reprompt=True))
+            return state, Reply(ticket=True, ask=self.ask(state, reprompt=True))
         if opt.do == "agent":
-            return self._agent(now, replace(state, category=node.category or ""))
-        return state, Reply(ask=self._ask(state))  # "repeat"
+            return self.to_agent(now, replace(state, category=node.category or ""))
+        return state, Reply(ask=self.ask(state))  # "repeat"
 
-    def _agent(self, now: datetime, state: CallState) -> tuple[CallState, Reply]:
+    def to_agent(self, now: datetime, state: CallState) -> tuple[CallState, Reply]:
+        """Towards an agent: the queue when verified (or refused), else the PIN or member number first."""
         if state.verified or state.locked:  # verified, or verification refused in this call: queue (the latter as guest)
             return self._to_queue(now, state)
         new = replace(state, step=PIN if state.member_id else UID, after=QUEUE, tries=0)
-        return new, Reply(ask=self._ask(new))
+        return new, Reply(ask=self.ask(new))
 
     def _pin(self, state: CallState, inp: Input, now: datetime, deps: Deps) -> tuple[CallState, Reply]:
         pin = inp.digits
         lang_opt = self.tree.language_option()
         if not pin:
-            return self._fail(now, state, "retry_no_input")
+            return self.fail(now, state, "retry_no_input")
         if state.after == MENU and lang_opt is not None and pin == lang_opt.key:
             new = replace(state, lang=self._target_lang(state, lang_opt))
-            return new, Reply(ask=self._ask(new))
+            return new, Reply(ask=self.ask(new))
         if pin == SKIP_KEY:
             return self._continue(now, state, (say("as_guest", state.lang),))
         if not self.rules.pin_format_ok(pin):
-            return self._fail(now, state, "pin_format", min=self.rules.pin_min, max=self.rules.pin_max)
+            return self.fail(now, state, "pin_format", min=self.rules.pin_min, max=self.rules.pin_max)
         if state.member_id is None:
             return self._continue(now, state, (say("as_guest", state.lang),))
         v = deps.verify_pin(state.member_id, pin)
@@ -130,7 +131,7 @@ class Flow:
             label = self.tiers[tier]["label"].get(state.lang) or self.tiers[tier]["label"][self.default_lang]
             return self._continue(now, new, (say("verified", state.lang, tier=label),))
         if v.outcome is Outcome.WRONG:
-            return self._fail(now, state, "pin_wrong", left=v.left)
+            return self.fail(now, state, "pin_wrong", left=v.left)
         if v.outcome is Outcome.LOCKED:
             return self._refused(replace(state, locked="member", lock_minutes=v.minutes))
         if v.outcome is Outcome.NUMBER_BLOCKED:
@@ -140,45 +141,45 @@ class Flow:
     def _uid(self, state: CallState, inp: Input, now: datetime, deps: Deps) -> tuple[CallState, Reply]:
         uid = inp.digits
         if not uid:
-            return self._fail(now, state, "retry_no_input")
+            return self.fail(now, state, "retry_no_input")
         if uid == SKIP_KEY:
             return self._continue(now, state, (say("as_guest", state.lang),))
         if not uid_format_ok(uid):
-            return self._fail(now, state, "uid_format", max=UID_MAX_LENGTH)
+            return self.fail(now, state, "uid_format", max=UID_MAX_LENGTH)
         ref = deps.find_uid(uid)
         if ref is None:
-            return self._fail(now, state, "uid_unknown")
+            return self.fail(now, state, "uid_unknown")
         new = replace(state, member_id=ref.id, uid=ref.uid)
         if ref.minutes_locked(now):
             return self._refused(replace(new, locked="member", lock_minutes=ref.minutes_locked(now)))
         new = replace(new, step=PIN, tries=0)
-        return new, Reply(ask=self._ask(new))
+        return new, Reply(ask=self.ask(new))
 
     def _offer(self, state: CallState, inp: Input, now: datetime, deps: Deps) -> tuple[CallState, Reply]:
         new = replace(state, step=END, tries=0)
         return new, Reply(sms=self.tree.help_sms if inp.digits == OFFER_KEY else "", hangup=True)
 
     # --- shared moves ----------------------------------------------------------------------------
-    def _fail(self, now: datetime, state: CallState, reason: str, **params: Any) -> tuple[CallState, Reply]:
+    def fail(self, now: datetime, state: CallState, reason: str, **params: Any) -> tuple[CallState, Reply]:
         """A silence or an answer that leads nowhere: say sorry and ask again, up to max_tries, then fall back politely."""
         sorry = (say(reason, state.lang, **params),)
         tries = state.tries + 1
         if tries < self.tree.max_tries:
             new = replace(state, tries=tries)
-            return new, Reply(says=sorry, ask=self._ask(new, reprompt=True))
+            return new, Reply(says=sorry, ask=self.ask(new, reprompt=True))
         if state.step in CALLBACK_STEPS and state.cb_reason in HOLD_REASONS:
             return replace(state, step=QUEUE, tries=0, cb_reason=""), Reply(says=sorry, resume_hold=True)
         if state.verified and state.step not in CALLBACK_STEPS:
             return self._to_queue(now, state, sorry)
         new = replace(state, step=OFFER, tries=0)
-        return new, Reply(says=sorry, ask=self._ask(new))
+        return new, Reply(says=sorry, ask=self.ask(new))
 
     def _continue(self, now: datetime, state: CallState, says: tuple[Say, ...]) -> tuple[CallState, Reply]:
         """Verification is over (passed or skipped): go where it was leading."""
         if state.after == QUEUE:
             return self._to_queue(now, state, says)
         new = self._home(state)
-        return new, Reply(says=says, ask=self._ask(new))
+        return new, Reply(says=says, ask=self.ask(new))
 
     def _home(self, state: CallState) -> CallState:
         """The first question: the main menu, or after hours the callback offer."""
@@ -187,7 +188,7 @@ class Flow:
     def _refused(self, state: CallState) -> tuple[CallState, Reply]:
         """Locked member or number: say so, then the self-service menu (no queue as a member)."""
         new = replace(self._home(state), verified=False, tier=GUEST)
-        return new, Reply(says=(self._lock_notice(new),), ask=self._ask(new))
+        return new, Reply(says=(self._lock_notice(new),), ask=self.ask(new))
 
     def _to_queue(self, now: datetime, state: CallState, says: tuple[Say, ...] = ()) -> tuple[CallState, Reply]:
         """Hand over to the agent queue, or, when the line is closed for the caller's tier, to booking a callback."""
@@ -231,7 +232,8 @@ class Flow:
         new, reply = self.callbacks.start(state, "long_wait" if long_wait else "caller_request")
         return replace(new, seq=state.seq + 1), reply
 
-    def _ask(self, state: CallState, reprompt: bool = False) -> Ask:
+    def ask(self, state: CallState, reprompt: bool = False) -> Ask:
+        """The question of the caller's current step (its re-prompt after a failed try)."""
         lang = state.lang
         if state.step in (CLOSED, *CALLBACK_STEPS):
             return self.callbacks.ask(state, reprompt)

@@ -1,4 +1,4 @@
-"""The call session: one Redis hash per CallSid (`call:{sid}`, with a TTL) holding the caller's IVR progress.
+"""The call session: one Redis hash per CallSid (`hl:ivr:{sid}`, core/keys.py, with a TTL) holding the caller's IVR progress.
 
 Fields (all strings in Redis), read by the queue and the agent screen too:
   caller        E.164 caller ID, "" when withheld or not a phone number
@@ -30,6 +30,10 @@ from typing import Any
 
 import redis
 from redis.commands.core import Script
+
+from callqueue.recovery.rebuild import Rejoined
+from core import keys
+from ivr.replies import QUEUE
 
 TTL_S = 6 * 3600  # longer than any call, queue wait included; refreshed on every write
 
@@ -107,11 +111,6 @@ def _open_script(r: redis.Redis) -> Script:
     return _scripts[0]
 
 
-def key(sid: str) -> str:
-    """The Redis key of a call's session."""
-    return f"call:{sid}"
-
-
 def parse(data: dict[str, Any] | None) -> CallState | None:
     """A stored hash as a CallState; None when there is no session."""
     return CallState.from_fields(data) if data else None
@@ -122,7 +121,7 @@ def open_session(r: redis.Redis, sid: str, initial: CallState, ttl_s: int = TTL_
     flat: list[str] = []
     for k, v in initial.to_fields().items():
         flat += [k, v]
-    stored = _open_script(r)(keys=[key(sid)], args=[ttl_s, *flat], client=r)
+    stored = _open_script(r)(keys=[keys.ivr_session(sid)], args=[ttl_s, *flat], client=r)
     pairs = dict(zip(stored[0::2], stored[1::2]))
     return CallState.from_fields(pairs)
 
@@ -132,5 +131,14 @@ def save(pipe: Any, sid: str, old: CallState, new: CallState, ttl_s: int = TTL_S
     before, after = old.to_fields(), new.to_fields()
     changed = {k: v for k, v in after.items() if before.get(k) != v}
     if changed:
-        pipe.hset(key(sid), mapping=changed)
-    pipe.expire(key(sid), ttl_s)
+        pipe.hset(keys.ivr_session(sid), mapping=changed)
+    pipe.expire(keys.ivr_session(sid), ttl_s)
+
+
+def restore_session(r: redis.Redis, rejoined: Rejoined) -> None:
+    """The session of a caller the rebuild put back in the queue (callqueue/recovery/rebuild.py): holding, with
+    what the whisper and the hold loop read. An existing session is kept (idempotent, as `open_session`)."""
+    open_session(r, rejoined.call_sid, CallState(
+        caller=rejoined.caller, lang=rejoined.lang, step=QUEUE, tier=rejoined.tier, verified=rejoined.verified,
+        uid=rejoined.uid, category=rejoined.category, cb_ticket=rejoined.cb_ticket, started_at=rejoined.started_at,
+    ))

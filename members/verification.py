@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
+from core import keys
 from core.config import Config
 from core.passwords import hash_pin, pin_needs_rehash, verify_pin_hash
 from members.models import Member, MemberPhone
@@ -94,11 +95,6 @@ class Verification:
     count_failure: bool = False  # count a wrong PIN against the calling number (record_number_failure)
 
 
-def number_key(e164: str) -> str:
-    """Redis key counting wrong PINs from a calling number (withheld numbers share one key)."""
-    return f"pinfail:{e164 or 'withheld'}"
-
-
 def number_blocked(failures: int | str | None, rules: Rules) -> bool:
     """True when the calling number has used up its wrong PINs for the hour."""
     return int(failures or 0) >= rules.number_failures_per_hour
@@ -106,7 +102,7 @@ def number_blocked(failures: int | str | None, rules: Rules) -> bool:
 
 def record_number_failure(pipe: Any, e164: str) -> None:
     """Queue on `pipe` one more wrong PIN for `e164` (a window of an hour from the first; works on Redis 6)."""
-    k = number_key(e164)
+    k = keys.pin_failures(e164)
     pipe.set(k, 0, ex=NUMBER_WINDOW_S, nx=True)
     pipe.incr(k)
 

@@ -30,7 +30,7 @@ def basic(login: str, password: str) -> dict[str, str]:
 @pytest.fixture
 def svc(services: Any) -> Any:
     """The shared services with the clock standing at NOW."""
-    return dataclasses.replace(services, clock=lambda: NOW, extras={"job_queue": services.job_queue()})
+    return dataclasses.replace(services, clock=lambda: NOW, extras={"jobs": services.jobs()})
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def tickets_row(services: Any, ticket_id: int) -> CallbackTicket:
 
 RACER = """
 import sys
-from hotline.cli.common import open_services
+from hotline.startup import open_services
 from webhooks.outbound.callback_dialer import place
 svc = open_services()
 ids = [int(x) for x in sys.argv[1:]]

@@ -17,6 +17,7 @@ from hotline.app import create_app
 from hotline.configuration import full_config
 from tests.conftest import PUBLIC_URL, sign
 from tests.test_ivr_calls import PREMIUM_PHONE, PREMIUM_PIN, PREMIUM_UID, UNKNOWN_PHONE, Call, make_member
+from core import keys
 
 SH = ZoneInfo("Asia/Shanghai")
 SHIPPED = full_config(None)  # the shipped hours: CN holidays, weekdays 09:00-21:00, weekends 10:00-18:00
@@ -44,7 +45,7 @@ def hotline_at(services: Any, twiml_check: Callable[[str], None]) -> Callable[..
 
     def build(at: datetime, config: Any = SHIPPED) -> Callable[..., Any]:
         svc = dataclasses.replace(services, clock=lambda: at, config=config,
-                                  extras={"job_queue": services.job_queue()})  # the flow and hours are built afresh
+                                  extras={"jobs": services.jobs()})  # the flow and hours are built afresh
         client = create_app(services=svc).test_client()
 
         def post(path: str, params: dict[str, str] | None = None) -> Any:
@@ -157,7 +158,7 @@ def test_member_verifies_and_books_a_callback_to_the_calling_number(hotline_at, 
     assert call.ended and call.doc.find("Gather") is None
     assert call.said.strip().endswith(p("goodbye")) and call.state.step == "end"
     # the ticket's dialling job waits for the due time
-    scheduled = services.job_queue().scheduled_job_registry.get_job_ids()
+    scheduled = services.jobs().rq.scheduled_job_registry.get_job_ids()
     assert f"callback-{t.id}-1" in scheduled
 
 
@@ -372,11 +373,11 @@ def test_a_retry_racing_the_first_request_gets_the_same_ticket_number(hotline_at
     sid = "CA" + "8" * 32
     call = _to_confirmation(hotline_at, redis, sid)
     action = call.gather.get("action", "")
-    session_before = redis.hgetall(f"call:{sid}")
+    session_before = redis.hgetall(keys.ivr_session(sid))
     call.post(action, Digits="1")
     [t] = all_tickets(db)
     first = call.said
-    redis.hset(f"call:{sid}", mapping=session_before)  # as the racing retry sees it
+    redis.hset(keys.ivr_session(sid), mapping=session_before)  # as the racing retry sees it
     call.post(action, Digits="1")
     assert [x.number for x in all_tickets(db)] == [t.number]
     assert p("ticket_created", number=spaced(t.number), month=11, day=25, time="09:00") in call.said

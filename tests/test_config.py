@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from hotline.cli.main import main
-from core.config import ConfigError, load_config, resolve, settings_from_env
+from core.config import ConfigError, resolve, settings_from_env
 from hotline.configuration import full_config
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 from callqueue import records
 from callqueue.live import calls, ordering
 from core import keys
-from callqueue.recovery import rebuild
+from callqueue.recovery import capture, outage_tickets, rebuild
 from callqueue.callbacks import tickets
 from callqueue.records import CallRecord
 from callqueue.callbacks.tickets import CallbackTicket
@@ -372,7 +372,7 @@ def test_with_redis_stopped_a_verified_premium_member_holds_with_a_parked_ticket
     wait_url = queue.get("waitUrl")
     (t,) = ticket_rows(svc)
     assert (t.reason, t.status, t.phone, t.tier, t.source_call_sid) == ("outage", "scheduled", premium, "premium", sid_of(1))
-    assert t.due == NOW + timedelta(seconds=rebuild.PARK_S), "parked: not rung while the member holds"
+    assert t.due == NOW + timedelta(seconds=outage_tickets.PARK_S), "parked: not rung while the member holds"
     assert " ".join(t.number) in said(held) and parse_qs(urlsplit(wait_url).query)["t"] == [t.number]
     rec = record(svc, sid_of(1))
     assert (rec.tier, rec.verified, rec.outcome) == ("premium", True, "in_progress")
@@ -545,7 +545,7 @@ def test_the_rebuild_puts_recorded_callers_back_in_score_order_and_a_second_run_
     assert (first["restored"], first["uncertain"], first["dropped"]) == (3, 1, 0)
     assert [c["call_sid"] for c in ordering.in_order(r)] == [sid_of(21), sid_of(20), sid_of(22)]
     assert r.hget(keys.call(sid_of(20)), "queued") == str(int((NOW - timedelta(seconds=300)).timestamp() * 1000))
-    session = r.hgetall("call:" + sid_of(21))
+    session = r.hgetall(keys.ivr_session(sid_of(21)))
     assert (session["step"], session["tier"], session["verified"], session["category"]) == ("queue", "premium", "1", "billing")
     assert rebuild.needed(r), "a caller maybe talking to an agent is left for a later pass: no marker yet"
     assert "counters_restored" not in first, "the day's counters wait until every caller is back"
@@ -581,13 +581,13 @@ def test_outage_tickets_are_cancelled_once_answered_and_due_at_once_when_the_cal
                                 score=NOW.timestamp() - 600, queued_at=NOW - timedelta(seconds=60), from_number=None)
             records.get(s, sid_of(n)).outcome = outcome
             tickets.create(s, phone=f"+86138000000{n}", tier="premium", lang="zh", reason="outage", score=NOW.timestamp() - 600,
-                           due=rebuild.park_due(NOW), now=NOW, max_attempts=3, source_call_sid=sid_of(n))
+                           due=outage_tickets.park_due(NOW), now=NOW, max_attempts=3, source_call_sid=sid_of(n))
     out = jobs.rebuild(svc)
     assert (out["outage_tickets_cancelled"], out["outage_tickets_due"]) == (1, 1)
     rows = {t.source_call_sid: t for t in ticket_rows(svc)}
     assert rows[sid_of(30)].status == "cancelled" and "answered while holding" in rows[sid_of(30)].note
     assert (rows[sid_of(31)].status, rows[sid_of(31)].due) == ("scheduled", NOW), "due now: the callback sweep dials it"
-    assert rows[sid_of(32)].due == rebuild.park_due(NOW), "still holding: still parked"
+    assert rows[sid_of(32)].due == outage_tickets.park_due(NOW), "still holding: still parked"
     assert jobs.rebuild(svc)["outage_tickets_due"] == 0
 
 
@@ -668,7 +668,7 @@ def test_with_the_database_down_callers_are_answered_callbacks_kept_in_redis_end
     tw.post(second_call, sid_of(52), caller="+8613600000051", Digits="1")
     tw.post(action(tw.post("/voice/incoming", sid_of(53), caller="+8613600000053")), sid_of(53),
             caller="+8613600000053", Digits="1")
-    assert svc.redis.hlen(rebuild.CAPTURED) == 3, "one request per call"
+    assert svc.redis.hlen(keys.OUTBOX_CALLBACKS) == 3, "one request per call"
 
     wait = tw.post("/voice/wait", sid_of(50), caller="+8613600000050", QueueSid="QU1")
     assert "您现在排在第1位" in said(wait), "the queue's hold loop needs no database"
@@ -683,18 +683,18 @@ def test_with_the_database_down_callers_are_answered_callbacks_kept_in_redis_end
     from sqlalchemy.exc import OperationalError
     with pytest.raises(OperationalError):
         jobs.rebuild(svc)  # a sweep while the database is still down loses nothing
-    assert rebuild.outbox_sizes(svc.redis)[0] == 3
+    assert capture.outbox_sizes(svc.redis)[0] == 3
 
     database.restore()
     out = jobs.rebuild(svc)
-    assert out["captured_written"] == 2 and rebuild.outbox_sizes(svc.redis) == (0, 0)
+    assert out["captured_written"] == 2 and capture.outbox_sizes(svc.redis) == (0, 0)
     rows = ticket_rows(svc)
     assert sorted((t.phone, t.source_call_sid, t.reason, t.status) for t in rows) == [
         ("+8613600000051", sid_of(51), "outage", "scheduled"), ("+8613600000053", sid_of(53), "outage", "scheduled")]
     assert all(t.due == NOW for t in rows), "due at once: the callback sweep dials them"
     assert (record(svc, sid_of(50)).outcome, record(svc, sid_of(50)).waited_s) == ("abandoned", 60.0)
     assert [record(svc, sid_of(n)).outcome for n in (51, 52, 53)] == ["ivr"] * 3
-    queued_jobs = svc.job_queue().get_job_ids()
+    queued_jobs = svc.jobs().rq.get_job_ids()
     assert sum(j.startswith("callback-") for j in queued_jobs) == 2, "each new ticket's job, after its commit"
     from callqueue.stats import figures as stats
     with svc.sessions() as s:
@@ -828,7 +828,7 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_caller_and_no_ticket(
             assert (rec.outcome, rec.tier, rec.verified) == ("answered", "premium", True)
         # Today's figures survive the empty restart: the sweep added back what Redis lost (the call answered
         # before the outage among them). The 15-minute window is whole again 15 minutes after the restart.
-        procs.until(lambda: bool(r.exists(rebuild.KEPT)), 30, "the sweep's restore of today's counters")
+        procs.until(lambda: bool(r.exists(keys.KEPT)), 30, "the sweep's restore of today's counters")
         assert_stats_match_records(api, services, config)
         procs.check_alive()  # the worker and the cron lived through the outage
         assert "redis answers again" in cron_log.read_text()

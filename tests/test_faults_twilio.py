@@ -297,7 +297,7 @@ def test_the_queue_fallback_and_unknown_webhooks_twice(services: Any, twiml_chec
     from simulator.transport import FlaskTransport
 
     clock = StepClock(TUESDAY_10)
-    svc = dataclasses.replace(services, clock=clock, extras={"job_queue": services.job_queue()})
+    svc = dataclasses.replace(services, clock=clock, extras={"jobs": services.jobs()})
     app = create_app(services=svc)
     twice = TwiceTransport(FlaskTransport(app, AUTH_TOKEN), app, clock, services, twiml_check)
     params = {"CallSid": "CA" + "5" * 32, "AccountSid": "AC" + "0" * 32, "From": "+8613600000078", "To": "+864001234567",
@@ -329,7 +329,7 @@ class Line:
 
     def __init__(self, services: Any, clock: StepClock, twiml_check: Callable[[str], None]) -> None:
         self.services, self.clock, self.twiml_check = services, clock, twiml_check
-        self.svc = dataclasses.replace(services, clock=clock, extras={"job_queue": services.job_queue()})
+        self.svc = dataclasses.replace(services, clock=clock, extras={"jobs": services.jobs()})
         self.svc.gateway = self.moves = Moves()
         self.app = create_app(services=self.svc)
         self.api = Api(app=self.app)

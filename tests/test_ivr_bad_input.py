@@ -7,7 +7,7 @@ import pytest
 import redis as redis_lib
 
 from members.models import Member
-from members.verification import number_key
+from core import keys
 from tests.test_ivr_calls import (  # noqa: F401  (members is a fixture)
     PREMIUM_PHONE, PREMIUM_PIN, PREMIUM_UID, STANDARD_PIN, UNKNOWN_PHONE, Call, members, prompt,
 )
@@ -110,7 +110,7 @@ def test_a_lost_session_starts_the_call_again(voice, redis, services, members):
 
 
 def test_a_number_with_too_many_wrong_pins_is_refused(voice, redis, services, members, db):
-    redis.set(number_key(PREMIUM_PHONE), services.config["verification"]["number_attempts_per_hour"])
+    redis.set(keys.pin_failures(PREMIUM_PHONE), services.config["verification"]["number_attempts_per_hour"])
     call = Call(voice, redis)
     call.start()
     assert prompt(services, "number_blocked") in call.said and call.state.locked == "number"
@@ -125,8 +125,8 @@ def test_wrong_pins_count_against_the_calling_number_across_members(voice, redis
     call.press("0")
     call.press(PREMIUM_UID)
     call.press("0000")
-    assert int(redis.get(number_key(UNKNOWN_PHONE))) == 1 and 0 < redis.ttl(number_key(UNKNOWN_PHONE)) <= 3600
-    redis.set(number_key(UNKNOWN_PHONE), limit)
+    assert int(redis.get(keys.pin_failures(UNKNOWN_PHONE))) == 1 and 0 < redis.ttl(keys.pin_failures(UNKNOWN_PHONE)) <= 3600
+    redis.set(keys.pin_failures(UNKNOWN_PHONE), limit)
     call.press(PREMIUM_PIN)  # even the right PIN is refused now
     assert call.state.locked == "number" and not call.state.verified
     assert db.get(Member, members["premium"], populate_existing=True).failed_pins == 1  # the member was not charged for the refusal

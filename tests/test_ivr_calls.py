@@ -11,6 +11,7 @@ from core.config import Config
 from ivr import session as calls
 from members.admin import add_member, check_member
 from members.models import Member
+from core import keys
 
 PREMIUM_UID, PREMIUM_PIN, PREMIUM_PHONE = "10001", "2468", "+8613800000001"  # the voice fixture's default From
 STANDARD_UID, STANDARD_PIN, STANDARD_PHONE = "20002", "1357", "+8613900000002"
@@ -87,7 +88,7 @@ class Call:
 
     @property
     def state(self) -> calls.CallState:
-        found = calls.parse(self.redis.hgetall(calls.key(self.sid)))
+        found = calls.parse(self.redis.hgetall(keys.ivr_session(self.sid)))
         assert found is not None
         return found
 

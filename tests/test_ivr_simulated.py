@@ -12,6 +12,7 @@ from tests.test_ivr_calls import (  # noqa: F401  (members is a fixture)
     PREMIUM_PHONE, PREMIUM_PIN, PREMIUM_UID, UNKNOWN_PHONE, members, prompt,
 )
 from webhooks.outbound.gateway import TwilioGateway
+from core import keys
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def call(sim: Simulator, caller: str, *answers: Any) -> Any:
 
 
 def session_of(redis: Any, result: Any) -> calls.CallState:
-    state = calls.parse(redis.hgetall(calls.key(result.sid)))
+    state = calls.parse(redis.hgetall(keys.ivr_session(result.sid)))
     assert state is not None
     return state
 

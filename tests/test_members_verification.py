@@ -9,7 +9,8 @@ from core.db import make_engine, make_session_factory
 from core.passwords import hash_pin, hash_secret, pin_key_id, pin_needs_rehash, verify_pin_hash
 from members.admin import MemberError, add_member, check_member, check_pin_hash, list_members, unlock_member
 from members.models import Member
-from members.verification import Outcome, Rules, find_by_phone, find_by_uid, number_key, record_number_failure, verify_pin
+from members.verification import Outcome, Rules, find_by_phone, find_by_uid, record_number_failure, verify_pin
+from core import keys
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 KEY = b"k" * 32  # the hash format's own tests; members below use the services' key
@@ -113,8 +114,8 @@ def test_number_failures_count_in_a_one_hour_window(redis):
         pipe = redis.pipeline()
         record_number_failure(pipe, "+8613800000001")
         pipe.execute()
-    assert redis.get(number_key("+8613800000001")) == "3" and 3590 < redis.ttl(number_key("+8613800000001")) <= 3600
-    assert number_key("") == "pinfail:withheld"
+    assert redis.get(keys.pin_failures("+8613800000001")) == "3" and 3590 < redis.ttl(keys.pin_failures("+8613800000001")) <= 3600
+    assert keys.pin_failures("") == "hl:pinfail:withheld"
 
 
 def test_unlock_and_list(services, db, premium, rules, key):

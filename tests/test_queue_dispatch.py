@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from callqueue.live import dispatch, ordering, pen, presence
 from core import keys
-from callqueue.settings import queue_settings
 
-from tests.queue_support import T0, at
+from tests.queue_support import at
 
 
 
@@ -162,12 +160,16 @@ def test_sweep_returns_stale_offers_and_settles_wrap_ups(busy_queue, qs):
     assert order(r) == before and agents(r)[0] == offer.agent
 
 
-def test_a_dispatch_run_is_wanted_only_with_an_agent_available_and_none_pending(redis):
-    from callqueue.live.dispatch import want_run
+def test_a_dispatch_run_is_asked_for_only_with_an_agent_available_and_none_pending(redis):
+    asked: list[int] = []
 
-    assert not want_run(redis, "hl:test:pending") and not redis.exists("hl:test:pending")  # nobody could answer
+    def enqueue() -> None:
+        asked.append(1)
+
+    assert not dispatch.request_run(redis, enqueue) and not asked  # nobody could answer
+    assert not redis.exists(keys.DISPATCH_PENDING)
     presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
-    assert want_run(redis, "hl:test:pending") and redis.ttl("hl:test:pending") > 0
-    assert not want_run(redis, "hl:test:pending")  # one run pending at a time
-    redis.delete("hl:test:pending")  # the run started
-    assert want_run(redis, "hl:test:pending")
+    assert dispatch.request_run(redis, enqueue) and len(asked) == 1 and redis.ttl(keys.DISPATCH_PENDING) > 0
+    assert not dispatch.request_run(redis, enqueue) and len(asked) == 1  # one run pending at a time
+    dispatch.run_started(redis)
+    assert dispatch.request_run(redis, enqueue) and len(asked) == 2

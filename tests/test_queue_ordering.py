@@ -1,15 +1,13 @@
 """Queue order on a real Redis: score = arrival − boost, idempotent enqueue, places kept on return."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from callqueue.live import dispatch, ordering, presence
 from core import keys
-from callqueue.settings import queue_settings
 
-from tests.queue_support import T0, at
+from tests.queue_support import at
 
 
 

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from tools.bench import queue as bench
 from callqueue.live import calls, dispatch, estimate, ordering, pen, presence
-from callqueue.settings import queue_settings
 
-from tests.queue_support import T0, at
+from tests.queue_support import at
 
 
 

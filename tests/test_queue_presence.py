@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -11,7 +10,7 @@ from core import keys
 from callqueue.live.presence import PresenceError
 from callqueue.settings import queue_settings
 
-from tests.queue_support import T0, at
+from tests.queue_support import at
 
 
 @pytest.fixture

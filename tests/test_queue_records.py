@@ -1,7 +1,6 @@
 """Call records on real SQL (and Redis, through callqueue.calls): one correct row whatever the callbacks' order."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, inspect, select
@@ -9,9 +8,8 @@ from sqlalchemy import func, inspect, select
 from callqueue import records
 from callqueue.live import calls, dispatch, ordering, presence
 from callqueue.records import CallRecord
-from callqueue.settings import queue_settings
 
-from tests.queue_support import T0, at
+from tests.queue_support import at
 
 
 

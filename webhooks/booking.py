@@ -60,7 +60,7 @@ def book(svc: Services, sid: str, state: CallState, phone: str, now: datetime) -
     if created.new:
         schedule(svc, t)
         if cfg["callbacks"]["sms_confirmation"] and can_text(t.phone):
-            svc.job_queue().enqueue("hotline.jobs.ticket_sms", t.id, job_timeout=30, result_ttl=0, failure_ttl=86400)
+            svc.jobs().ticket_sms(t.id)
         log_event(log, "callback booked", call_sid=sid, ticket=t.number, to=mask_phone(t.phone), tier=t.tier,
                   reason=t.reason, due=t.due.isoformat())
     if hold:

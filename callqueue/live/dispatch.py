@@ -10,6 +10,7 @@ state already moved on and changes nothing (it returns what was recorded the fir
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -18,6 +19,7 @@ from callqueue import clock
 from callqueue.clock import Now
 from callqueue.live.scripts import Lua, text
 from callqueue.settings import QueueSettings, queue_settings
+from core import keys
 from core.config import Config
 
 _CLAIM = Lua("""
@@ -200,18 +202,27 @@ def _settled(reply: list[object]) -> Settled:
 
 _WANT_RUN = Lua("""
 if redis.call('ZCARD', AVAIL) == 0 then return 0 end
-if redis.call('SET', ARGV[1], '1', 'NX', 'EX', ARGV[2]) then return 1 end
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 1 end
 return 0
 """)
 
 
-def want_run(r: redis.Redis, pending_key: str, ttl_s: int = 60) -> bool:
-    """True when a dispatch run is worth queueing: an agent is available and no run is pending (then marked). 1 round trip.
+def request_run(r: redis.Redis, enqueue: Callable[[], object], ttl_s: int = 60) -> bool:
+    """Ask for a dispatch run (`enqueue` queues the job) when one is worth it: an agent is available and no run
+    is pending (then marked). 1 round trip; True if a run was asked for.
 
-    With no agent available a run could neither pair a caller nor ring a callback; the agent who
-    becomes available asks for one.
+    Call after the commit that made a caller wait or an agent free. With no agent available a run could
+    neither pair a caller nor ring a callback; the agent who becomes available asks for one.
     """
-    return bool(_WANT_RUN(r, [], [pending_key, ttl_s]))
+    if not _WANT_RUN(r, [keys.DISPATCH_PENDING], [ttl_s]):
+        return False
+    enqueue()
+    return True
+
+
+def run_started(r: redis.Redis) -> None:
+    """A dispatch run begins: a request from now on queues another run, so none is lost."""
+    r.delete(keys.DISPATCH_PENDING)
 
 
 def claim_next(r: redis.Redis, now: Now) -> Offer | None:

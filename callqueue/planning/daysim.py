@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import redis
 
 from callqueue import clock
+from core import keys
 from callqueue.live import dispatch, ordering, presence
 from callqueue.stats import figures as stats
 from callqueue.planning.profile import INTERVAL_S, Caller
@@ -29,7 +30,6 @@ from callqueue.planning.simcallbacks import AfterHours
 
 _IV_MS = INTERVAL_S * 1000
 _DAY_MS = 86_400_000
-SCRATCH_MARK = "hl:sim:scratch"  # set in a database the simulation flushed: it may flush it again
 
 
 class SimulationError(RuntimeError):
@@ -280,10 +280,10 @@ def simulate(r: redis.Redis, calls: Sequence[Caller], roster: Sequence[int], qs:
     """
     # Flushing the live queue would end every call in progress: only an empty database, or one a
     # simulation marked as its own, is ever flushed.
-    if r.dbsize() and not r.exists(SCRATCH_MARK):
+    if r.dbsize() and not r.exists(keys.SIM_SCRATCH):
         raise SimulationError("refusing to flush a Redis database that holds data and is not a simulation's scratch")
     r.flushdb()
-    r.set(SCRATCH_MARK, "1")
+    r.set(keys.SIM_SCRATCH, "1")  # this database may be flushed again
     t0 = time.perf_counter()
     day = _Day(r, calls, roster, qs, calendar, options or SimOptions(), start_ms, intervals)
     day.run()

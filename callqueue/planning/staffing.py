@@ -24,7 +24,7 @@ from callqueue.planning import erlang
 from callqueue.planning.profile import INTERVAL_S, INTERVALS_PER_DAY, DayProfile, day_start_ms, draw_callers, load_day, load_tiers
 from callqueue.planning.daysim import SimOptions, SimResult, simulate
 from callqueue.hours import Calendar
-from callqueue.settings import QueueSettings, queue_settings
+from callqueue.settings import queue_settings
 from core.config import Config
 
 MIN_CALLS = 20  # a tier's quarter-hour service level is judged only on this many answered + abandoned calls

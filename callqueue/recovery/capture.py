@@ -29,8 +29,6 @@ from core.logs import log_event
 
 log = logging.getLogger("hotline.rebuild")  # the rebuild's logger: draining is one step of its pass
 
-CAPTURED = keys.PREFIX + "outbox:callbacks"  # HASH CallSid → JSON: callbacks asked for while SQL was down
-EVENTS = keys.PREFIX + "outbox:records"     # LIST of JSON: call-record events seen while SQL was down
 
 UnitOfWork = Callable[[], AbstractContextManager[Session]]
 
@@ -42,21 +40,21 @@ def capture_callback(
     """The database is down: keep this call's callback request in Redis (once per call). 1 round trip."""
     value = json.dumps({"phone": phone, "tier": tier, "lang": lang, "score": score, "due": clock.to_ms(due),
                         "created": clock.to_ms(now), "category": category, "member_uid": member_uid})
-    return bool(r.hsetnx(CAPTURED, call_sid, value))
+    return bool(r.hsetnx(keys.OUTBOX_CALLBACKS, call_sid, value))
 
 
 def capture_event(r: redis.Redis, kind: str, call_sid: str, at: datetime | float, **fields: Any) -> None:
     """The database is down: keep a call-record event to apply when it returns. 1 round trip."""
     if kind not in _APPLY:
         raise ValueError(f"kind: must be one of {', '.join(_APPLY)}")
-    r.rpush(EVENTS, json.dumps({"kind": kind, "sid": call_sid, "at": clock.to_ms(at), **fields}))
+    r.rpush(keys.OUTBOX_RECORDS, json.dumps({"kind": kind, "sid": call_sid, "at": clock.to_ms(at), **fields}))
 
 
 def outbox_sizes(r: redis.Redis) -> tuple[int, int]:
     """(callbacks captured, record events waiting) in Redis for the database. 1 round trip."""
     pipe = r.pipeline(transaction=False)
-    pipe.hlen(CAPTURED)
-    pipe.llen(EVENTS)
+    pipe.hlen(keys.OUTBOX_CALLBACKS)
+    pipe.llen(keys.OUTBOX_RECORDS)
     a, b = pipe.execute()
     return int(a), int(b)
 
@@ -100,7 +98,7 @@ def drain(uow: UnitOfWork, r: redis.Redis, config: Config, limit: int = 500) -> 
     Returns the tickets booked now (their jobs are for the caller to schedule) and the events applied.
     """
     new: list[Ticket] = []
-    captured = sorted(((text(sid), json.loads(text(raw))) for sid, raw in r.hgetall(CAPTURED).items()),
+    captured = sorted(((text(sid), json.loads(text(raw))) for sid, raw in r.hgetall(keys.OUTBOX_CALLBACKS).items()),
                       key=lambda item: (item[1]["created"], item[0]))  # in the order callers asked
     max_attempts = config["callbacks"]["max_attempts"]
     for sid, data in captured[:limit]:
@@ -108,10 +106,10 @@ def drain(uow: UnitOfWork, r: redis.Redis, config: Config, limit: int = 500) -> 
             created = write_captured(session, sid, data, max_attempts)
         if created.new:
             new.append(created.ticket)
-        r.hdel(CAPTURED, sid)
+        r.hdel(keys.OUTBOX_CALLBACKS, sid)
         log_event(log, "captured callback written", call_sid=sid, ticket=created.ticket.number, new=created.new)
     applied = 0
-    batch = [json.loads(text(x)) for x in r.lrange(EVENTS, 0, limit - 1)]
+    batch = [json.loads(text(x)) for x in r.lrange(keys.OUTBOX_RECORDS, 0, limit - 1)]
     if batch:
         with uow() as session:
             for e in batch:
@@ -124,5 +122,5 @@ def drain(uow: UnitOfWork, r: redis.Redis, config: Config, limit: int = 500) -> 
                 except Exception as exc:  # noqa: BLE001 - one bad event must not block every later one
                     log_event(log, "record event skipped", logging.ERROR, kind=e.get("kind"), call_sid=e.get("sid"),
                               error=f"{type(exc).__name__}: {exc}")
-        r.ltrim(EVENTS, len(batch), -1)
+        r.ltrim(keys.OUTBOX_RECORDS, len(batch), -1)
     return new, applied

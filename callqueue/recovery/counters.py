@@ -18,7 +18,6 @@ from callqueue.records import CallRecord
 from callqueue.settings import queue_settings
 from core.config import Config
 
-KEPT = keys.PREFIX + "kept"  # present while Redis has kept its data since the last full rebuild
 KEPT_TTL_S = 7 * 86400       # refreshed by every full rebuild; it expires: nothing stays for ever
 
 
@@ -55,6 +54,6 @@ def restore_day_counters(session: Session, r: redis.Redis, now: datetime, config
         pipe.hincrby(day_key, name, n)
     if added:
         pipe.expire(day_key, keys.DAY_TTL_S)
-    pipe.set(KEPT, "1", ex=KEPT_TTL_S)
+    pipe.set(keys.KEPT, "1", ex=KEPT_TTL_S)
     pipe.execute()
     return len(added)

@@ -12,15 +12,18 @@ SQL from Redis (the database came back): what Redis kept for it while it was dow
 and settled against the call's record (callqueue/outage_tickets.py).
 
 Trigger: `run` on every periodic sweep (cheap when there is nothing to do). The full Redis rebuild
-runs when the marker key `hl:rebuilt` is missing: a restarted empty Redis has none, a web process that
+runs when the marker key `hl:rebuilt` (core/keys.py) is missing: a restarted empty Redis has none, a web process that
 saw Redis fail deletes it when Redis answers again (a Redis restored from disk keeps the marker), and it
 expires after MARKER_TTL_S. Today's counters are added back only when Redis lost its data (`hl:kept`).
 Functions take a session and flush; `run` takes a unit-of-work factory and commits between steps, so
-a captured request is deleted from Redis only after its ticket is committed.
+a captured request is deleted from Redis only after its ticket is committed. A caller put back needs the IVR
+session of their call too (what the whisper and the hold loop read): the IVR owns that hash, so the caller of
+`run` passes the function that writes it (`restore_session`, ivr/session.py), as a plain `Rejoined` value.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,39 +36,52 @@ from callqueue import clock
 from callqueue.live import dispatch, ordering
 from core import keys
 from callqueue.callbacks import tickets
-# CAPTURED, PARK_S and park_due are not used here: re-exported for callers that read them as rebuild.X.
-from callqueue.recovery.capture import CAPTURED, UnitOfWork, drain, outbox_sizes  # noqa: F401
-from callqueue.recovery.outage_tickets import MAX_CALL_S, PARK_S, park_due, settle_outage_tickets  # noqa: F401
-from callqueue.recovery.counters import KEPT, restore_day_counters
+from callqueue.recovery.capture import UnitOfWork, drain, outbox_sizes
+from callqueue.recovery.outage_tickets import MAX_CALL_S, settle_outage_tickets
+from callqueue.recovery.counters import restore_day_counters
 from callqueue.records import IN_PROGRESS, CallRecord
 from callqueue.live.scripts import text
 from callqueue.settings import queue_settings
 from callqueue.callbacks.tickets import Ticket
 from core.config import Config
 from core.logs import log_event
-from ivr import session as ivr_session
-from ivr.replies import QUEUE
-from ivr.session import CallState
 
 log = logging.getLogger("hotline.rebuild")
 
-MARKER = keys.PREFIX + "rebuilt"            # set after a complete rebuild; missing: rebuild Redis from SQL
-LOCK = keys.PREFIX + "rebuild:lock"         # one rebuild at a time (the event list is trimmed after replay)
 MARKER_TTL_S = 6 * 3600                     # a full rebuild at least this often anyway (cheap, idempotent)
 LOCK_S = 120
 RING_GRACE_S = 30      # a caller offered to an agent this recently may be talking: not restored yet
+
+
+@dataclass(frozen=True)
+class Rejoined:
+    """A caller put back in our order: what the IVR session of their call must say (tier, verification,
+    category, language, callback ticket), for the whisper and the hold loop."""
+
+    call_sid: str
+    caller: str
+    lang: str
+    tier: str
+    verified: bool
+    uid: str
+    category: str
+    cb_ticket: str
+    started_at: str
+
+
+RestoreSession = Callable[[redis.Redis, Rejoined], object]  # writes the IVR session (ivr.session.restore_session)
 
 
 # --- Redis from SQL --------------------------------------------------------------------------------
 
 def needed(r: redis.Redis) -> bool:
     """True when Redis has no record of a complete rebuild (restarted empty, or flagged after an outage)."""
-    return not r.exists(MARKER)
+    return not r.exists(keys.REBUILT)
 
 
 def flag(r: redis.Redis) -> None:
     """Ask for a full rebuild at the next sweep (Redis answered again after failing)."""
-    r.delete(MARKER)
+    r.delete(keys.REBUILT)
 
 
 def queued_in_sql(session: Session, now: datetime, limit: int = 10000) -> list[CallRecord]:
@@ -79,7 +95,8 @@ def queued_in_sql(session: Session, now: datetime, limit: int = 10000) -> list[C
     ))
 
 
-def restore_call(session: Session, r: redis.Redis, rec: CallRecord, config: Config) -> bool:
+def restore_call(session: Session, r: redis.Redis, rec: CallRecord, config: Config,
+                 restore_session: RestoreSession) -> bool:
     """Put one recorded caller back in our order (score and queue time as recorded) with an IVR session.
 
     True if the call was not in Redis before. The session carries what the whisper and the hold loop
@@ -94,8 +111,8 @@ def restore_call(session: Session, r: redis.Redis, rec: CallRecord, config: Conf
     lang = (callback or booked).lang if (callback or booked) else config["hotline"]["default_language"]
     e = ordering.enqueue(r, rec.call_sid, tier=tier, now=queued, settings=qs, category=rec.category or "",
                          verified=bool(rec.verified), member_uid=rec.member_uid, score=score)
-    ivr_session.open_session(r, rec.call_sid, CallState(
-        caller=rec.from_number or "", lang=lang, step=QUEUE, tier=tier, verified=bool(rec.verified),
+    restore_session(r, Rejoined(
+        call_sid=rec.call_sid, caller=rec.from_number or "", lang=lang, tier=tier, verified=bool(rec.verified),
         uid=rec.member_uid or "", category=rec.category or "", cb_ticket=callback.number if callback else "",
         started_at=(rec.arrived or queued).isoformat(),
     ))
@@ -115,7 +132,8 @@ class Restored:
         return [rec.call_sid for rec in self.records]
 
 
-def restore_calls(session: Session, r: redis.Redis, now: datetime, config: Config) -> Restored:
+def restore_calls(session: Session, r: redis.Redis, now: datetime, config: Config,
+                  restore_session: RestoreSession) -> Restored:
     """Every recorded waiting caller that Redis does not know, back in our order. 2 round trips + 1 per caller."""
     recs = queued_in_sql(session, now)
     if not recs:
@@ -132,7 +150,7 @@ def restore_calls(session: Session, r: redis.Redis, now: datetime, config: Confi
         if rec.offered is not None and rec.offered > ringing_since:
             uncertain += 1  # an agent may be talking to them: putting them back could move a live conversation
             continue
-        if restore_call(session, r, rec, config):
+        if restore_call(session, r, rec, config, restore_session):
             restored.append(rec)
     return Restored(restored, uncertain)
 
@@ -162,12 +180,12 @@ def drop_ended(session: Session, r: redis.Redis, now: datetime, config: Config, 
 
 # --- the whole pass ------------------------------------------------------------------------------
 
-def run(uow: UnitOfWork, r: redis.Redis, now: datetime, config: Config, *, full: bool | None = None,
-        counters: bool = True) -> dict[str, Any]:
+def run(uow: UnitOfWork, r: redis.Redis, now: datetime, config: Config, restore_session: RestoreSession, *,
+        full: bool | None = None, counters: bool = True) -> dict[str, Any]:
     """One rebuild pass: drain what Redis kept for SQL; if `full` (default: the marker is missing) restore Redis
     from SQL; with `counters`, add back today's counters once Redis lost them (after every caller is back);
     settle outage tickets. Returns counts, and "booked": the tickets written from captures."""
-    if not r.set(LOCK, "1", nx=True, ex=LOCK_S):
+    if not r.set(keys.REBUILD_LOCK, "1", nx=True, ex=LOCK_S):  # the event list is trimmed after replay
         return {"rebuild": "busy"}
     try:
         out: dict[str, Any] = {}
@@ -179,13 +197,13 @@ def run(uow: UnitOfWork, r: redis.Redis, now: datetime, config: Config, *, full:
             full = needed(r)
         if full:
             with uow() as session:
-                restored = restore_calls(session, r, now, config)
+                restored = restore_calls(session, r, now, config, restore_session)
                 dropped = drop_ended(session, r, now, config)
             out.update(restored=len(restored.records), uncertain=restored.uncertain, dropped=len(dropped))
             if restored.uncertain == 0:
-                r.set(MARKER, clock.canonical(now).isoformat(), ex=MARKER_TTL_S)
+                r.set(keys.REBUILT, clock.canonical(now).isoformat(), ex=MARKER_TTL_S)
             log_event(log, "redis rebuilt from sql", logging.WARNING, **out)
-        if counters and not needed(r) and not r.exists(KEPT):  # Redis lost its data; every caller is back
+        if counters and not needed(r) and not r.exists(keys.KEPT):  # Redis lost its data; every caller is back
             with uow() as session:
                 out["counters_restored"] = restore_day_counters(session, r, now, config)
         with uow() as session:
@@ -193,4 +211,4 @@ def run(uow: UnitOfWork, r: redis.Redis, now: datetime, config: Config, *, full:
         out["booked"] = booked
         return out
     finally:
-        r.delete(LOCK)
+        r.delete(keys.REBUILD_LOCK)

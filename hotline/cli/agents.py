@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import click
 
-from hotline.cli.common import fail, open_services
+from hotline.startup import fail, open_services
 
 
 @click.group()

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import click
 
-from hotline.cli.common import open_services
+from hotline.startup import open_services
 
 
 @click.group()

@@ -17,7 +17,7 @@ from callqueue.records import CallRecord
 from callqueue.callbacks.tickets import OPEN, CallbackTicket
 from tools.bench import probe
 from core.redisconn import make_redis
-from core.services import JOB_QUEUE
+from core.jobqueue import QUEUE
 
 SQL_OUTCOMES = {"answered": ("answered",), "abandoned": ("abandoned", "short_abandoned"), "called_back": ("to_callback",),
                 "called_back_raced": ("to_callback",)}
@@ -60,7 +60,7 @@ def _quiet(stack: Any, logins: Sequence[str]) -> dict[str, Any]:
     states = Counter(p.state for p in presence.many(r, logins, datetime.now(timezone.utc)))
     conn = make_redis(stack.redis_url, decode=False)
     try:
-        q = Queue(JOB_QUEUE, connection=conn)
+        q = Queue(QUEUE, connection=conn)
         jobs = q.count + StartedJobRegistry(queue=q).count
     finally:
         conn.close()
@@ -158,7 +158,7 @@ def end_state(stack: Any, pairs: Sequence[tuple[Any, Any]], logins: Sequence[str
                         f"collections grown {redis_keys['collections_grown']}")
     conn = make_redis(stack.redis_url, decode=False)
     try:
-        failed_jobs = FailedJobRegistry(queue=Queue(JOB_QUEUE, connection=conn)).count
+        failed_jobs = FailedJobRegistry(queue=Queue(QUEUE, connection=conn)).count
     finally:
         conn.close()
     if failed_jobs:

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from hotline.cli.common import fail
+from hotline.startup import fail
 
 
 @click.group(invoke_without_command=True)

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import click
 
-from hotline.cli.common import fail
+from hotline.startup import fail
 
 DEFAULT_DAY = "2026-03-02"  # a Monday, no holiday: a plain working day of the default calendar
 

@@ -1,11 +1,11 @@
-"""When a store is down: answers that need only the other store (or none), so Twilio never hears a 500 and
-no caller is dropped.
+"""Never a 500: the /voice blueprint's error handler, and the answers that need only the store still up (or none),
+so Twilio never hears a 500 and no caller is dropped.
 
 `answer` gives the failed webhook the answer that does without the store that failed, from the tables
-below: Redis down (webhooks/degraded_redis.py, and the /voice/degraded/* routes it hands out in
-webhooks/degraded_routes.py), the database down (webhooks/degraded_sql.py), or both down (here: an apology,
-or a static hold for callers already holding). Which store is down, and for how long it is skipped, is
-webhooks/store_health.py's business; the TwiML the answers share is in webhooks/degraded_twiml.py.
+below: Redis down (redis_down.py, and the /voice/degraded/* routes it hands out in routes.py), the database
+down (sql_down.py), or both down (here: an apology, or a static hold for callers already holding). Which
+store is down, and for how long it is skipped, is health.py's business; the TwiML the answers share is in
+twiml.py (all in webhooks/degraded/).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import logging
 from typing import Callable
 
 from flask import Response, request
+from werkzeug.exceptions import HTTPException
 from twilio.twiml.voice_response import VoiceResponse
 
 from callqueue.live import calls
@@ -23,7 +24,8 @@ from ivr.replies import say
 from webhooks.degraded import redis_down as degraded_redis, sql_down as degraded_sql
 from webhooks.degraded.twiml import queue_left, dial_status, empty, enqueue_degraded, goodbye, pick_lang, speak, static_hold, ticket_arg
 from webhooks.degraded.health import REDIS, failed_store, note_failure
-from webhooks.twiml import twiml
+from webhooks.routes.voice import bp, form_field
+from webhooks.twiml import apology, twiml
 
 log = logging.getLogger("hotline.degraded")
 
@@ -54,6 +56,23 @@ def answer(exc: BaseException) -> Response | None:
                   call_sid=request.form.get("CallSid", ""))
         both = BOTH_DOWN.get(endpoint)
         return both(svc) if both else None
+
+
+@bp.errorhandler(Exception)
+def never_a_500(exc: Exception) -> Response:
+    """HTTP errors stay 4xx with a short reason; a store being down gets the answer that does without it
+    (`answer` above); anything else becomes a spoken apology."""
+    if isinstance(exc, HTTPException):
+        return Response(f"{exc.code} {exc.name}: {exc.description}\n", status=exc.code or 400, mimetype="text/plain")
+    try:
+        without_store = answer(exc)
+    except Exception as second:  # the last resort below must always be reached
+        log.error("degraded answer failed", exc_info=second)
+        without_store = None
+    if without_store is not None:
+        return without_store
+    log.error("webhook failed", exc_info=exc, extra={"fields": {"call_sid": form_field("CallSid"), "step": request.path}})
+    return apology(services().config)
 
 
 # --- both down -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from core.context import close_db, db, services
 from core.logs import log_event, mask_phone
 from ivr.callback_steps import when_params
 from ivr.replies import GUEST, say
+from ivr.session import restore_session
 from members.models import Member
 from members.verification import Outcome, verify_pin
 from webhooks.booking import spell_ticket
@@ -146,7 +147,7 @@ def degraded_hold() -> Response:
             if state is None and not rebuild.needed(svc.redis):
                 rec = records.get(db(), sid)
                 if rec is not None and rec.outcome == records.IN_PROGRESS and rec.queued is not None and rec.answered is None:
-                    rebuild.restore_call(db(), svc.redis, rec, svc.config)
+                    rebuild.restore_call(db(), svc.redis, rec, svc.config, restore_session)
                     log_event(log, "held caller back in the order", call_sid=sid, tier=rec.tier)
                     state = "waiting"
             if state in ("waiting", "offered"):

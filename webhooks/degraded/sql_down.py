@@ -24,7 +24,7 @@ from webhooks.twiml import twiml
 
 def _session_lang(svc: Services, sid: str) -> str:
     """The caller's language from their IVR session in Redis (the default without one)."""
-    state = ivr_session.parse(svc.redis.hgetall(ivr_session.key(sid)))
+    state = ivr_session.parse(svc.redis.hgetall(keys.ivr_session(sid)))
     return pick_lang(svc, state.lang if state else None)
 
 
@@ -101,7 +101,7 @@ def whisper(svc: Services) -> Response:
     settled = dsp.answered(r, caller, agent, now, svc.config)
     if settled.outcome == "connected" and settled.at is not None:
         capture_event(r, "answered", caller, settled.at, agent=agent)
-    state = ivr_session.parse(r.hgetall(ivr_session.key(caller)))
+    state = ivr_session.parse(r.hgetall(keys.ivr_session(caller)))
     if state is None:
         return agent_whisper(svc, GUEST, "", False, False)
     return agent_whisper(svc, state.tier, state.category, state.verified, bool(state.cb_ticket))

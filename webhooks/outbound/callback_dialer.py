@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from callqueue.callbacks import turns as callbacks, tickets
@@ -23,10 +22,7 @@ from webhooks.outbound.gateway import GatewayError
 
 log = logging.getLogger("hotline.callbacks")
 
-LOCK_KEY = "hl:cb:dialer"
-AGAIN_KEY = "hl:cb:again"
 LOCK_S = 60
-JOB = "hotline.jobs.callback"
 
 
 def calendar_of(svc: Services) -> Calendar:
@@ -44,12 +40,7 @@ def job_id(ticket: Ticket) -> str:
 
 def schedule(svc: Services, ticket: Ticket) -> None:
     """Enqueue the ticket's job for its due time. Call after the commit that scheduled it."""
-    q = svc.job_queue()
-    opts: dict[str, Any] = {"job_id": job_id(ticket), "job_timeout": 120, "result_ttl": 0, "failure_ttl": 86400}
-    if ticket.due <= svc.clock():
-        q.enqueue(JOB, ticket.id, **opts)
-    else:
-        q.enqueue_at(ticket.due, JOB, ticket.id, **opts)
+    svc.jobs().callback(ticket.id, job_id(ticket), None if ticket.due <= svc.clock() else ticket.due)
 
 
 def urls(svc: Services, ticket: Ticket, n: int) -> tuple[str, str]:
@@ -77,20 +68,20 @@ def dial_due(svc: Services, limit: int = 100, wait_s: float = 0.0) -> int:
     """
     r = svc.redis
     deadline = time.monotonic() + wait_s
-    while not r.set(LOCK_KEY, "1", nx=True, ex=LOCK_S):
+    while not r.set(keys.CB_DIALER_LOCK, "1", nx=True, ex=LOCK_S):
         if time.monotonic() >= deadline:
-            r.set(AGAIN_KEY, "1", ex=LOCK_S)
+            r.set(keys.CB_DIALER_AGAIN, "1", ex=LOCK_S)
             return 0
         time.sleep(0.02)  # a pass takes milliseconds: poll the lock rather than give up
     placed = 0
     try:
         for _ in range(10):
-            r.delete(AGAIN_KEY)
+            r.delete(keys.CB_DIALER_AGAIN)
             placed += _one_pass(svc, limit)
-            if not r.get(AGAIN_KEY):
+            if not r.get(keys.CB_DIALER_AGAIN):
                 break
     finally:
-        r.delete(LOCK_KEY)
+        r.delete(keys.CB_DIALER_LOCK)
     return placed
 
 

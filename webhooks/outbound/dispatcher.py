@@ -5,28 +5,21 @@ import logging
 from urllib.parse import urlencode
 
 from callqueue.live import calls
-from callqueue.live.dispatch import Offer, want_run
+from callqueue.live.dispatch import Offer, request_run, run_started
 from core.logs import log_event
 from core.services import Services
 from webhooks.outbound.gateway import GatewayError
 
 log = logging.getLogger("hotline.dispatch")
 
-PENDING_KEY = "hl:dispatch:pending"
 # Twilio's "no such call" / "call not in progress": the caller has gone, do not put them back.
 CALLER_GONE_CODES = {20404, 21220}
 
 
 def request_dispatch(svc: Services) -> bool:
-    """Ask a worker to pair waiting callers with available agents; at most one run pending at a time.
-
-    Call after the commit that made a caller wait or an agent available. Returns True if a job was queued
-    (not when nobody is available: nothing could be paired or rung).
-    """
-    if not want_run(svc.redis, PENDING_KEY):
-        return False
-    svc.job_queue().enqueue("hotline.jobs.dispatch", job_timeout=120, result_ttl=0, failure_ttl=3600)
-    return True
+    """Ask a worker to pair waiting callers with available agents (callqueue.live.dispatch.request_run): call after
+    the commit that made a caller wait or an agent available. True if a job was queued."""
+    return request_run(svc.redis, svc.jobs().dispatch)
 
 
 def connect_url(svc: Services, offer: Offer) -> str:
@@ -46,7 +39,7 @@ def dispatch_all(svc: Services, limit: int = 1000) -> int:
     stops: retrying at once would claim the same caller again while Twilio is failing. The next
     trigger, or the worker's periodic sweep, tries again.
     """
-    svc.redis.delete(PENDING_KEY)  # a trigger from now on queues another run; none is lost
+    run_started(svc.redis)
     moved = 0
     for _ in range(limit):
         with svc.unit_of_work() as session:

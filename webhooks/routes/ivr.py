@@ -26,7 +26,7 @@ from ivr.session import CallState
 from ivr.tickets import ticket_status
 from members.phones import can_text, normalize_phone
 from members.verification import (
-    MemberRef, Outcome, Rules, Verification, find_by_phone, find_by_uid, number_blocked, number_key, record_number_failure, verify_pin,
+    MemberRef, Outcome, Rules, Verification, find_by_phone, find_by_uid, number_blocked, record_number_failure, verify_pin,
 )
 from webhooks.routes import replay
 from webhooks.booking import book, open_ticket_notice
@@ -34,6 +34,7 @@ from webhooks.outbound.gateway import GatewayError
 from webhooks.routes.queue import WAIT_URL, enqueue
 from webhooks.twiml import say as say_twiml, twiml
 from webhooks.routes.voice import bp
+from core import keys
 
 log = logging.getLogger("hotline.ivr")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -74,8 +75,8 @@ class _Stores:
 def _read(svc: Services, sid: str, caller: str) -> tuple[CallState | None, int]:
     """One round trip: the call session and the calling number's wrong PINs this hour."""
     pipe = svc.redis.pipeline(transaction=False)
-    pipe.hgetall(calls.key(sid))
-    pipe.get(number_key(caller))
+    pipe.hgetall(keys.ivr_session(sid))
+    pipe.get(keys.pin_failures(caller))
     stored, failures = pipe.execute()
     return calls.parse(stored), int(failures or 0)
 
@@ -112,7 +113,7 @@ def ivr_step(step: str) -> Response:
 def hold_offer() -> Response:
     """A key pressed in the queue's hold loop (waitUrl <Gather>): 1 starts booking a callback that keeps the place."""
     svc, flow, sid = services(), flow_of(services()), request.form["CallSid"]
-    state = calls.parse(svc.redis.hgetall(calls.key(sid)))
+    state = calls.parse(svc.redis.hgetall(keys.ivr_session(sid)))
     if state is None or state.step != QUEUE or request.args.get("s") != str(state.seq):
         again = _answered_before(svc, flow, sid, state)  # a repeat of the request that started the booking
         return again or _render(svc, flow, sid, state or CallState(), Reply(resume_hold=True), hold=True)

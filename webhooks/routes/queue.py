@@ -34,7 +34,7 @@ def _prompt(config: Config, name: str, lang: str, **values: Any) -> str:
 
 def _state(svc: Services, sid: str) -> CallState:
     """The caller's IVR session (a guest in the default language if it was lost)."""
-    return _session(svc, svc.redis.hgetall(ivr_session.key(sid)))
+    return _session(svc, svc.redis.hgetall(keys.ivr_session(sid)))
 
 
 def _session(svc: Services, fields: dict[Any, Any]) -> CallState:
@@ -78,7 +78,7 @@ def wait() -> Response:
     svc, sid = services(), request.form["CallSid"]
     cfg = svc.config
     info = calls.waiting(svc.redis, sid, svc.clock(), cfg, queue_sid=request.form.get("QueueSid") or None,
-                         extra_hash=ivr_session.key(sid))
+                         extra_hash=keys.ivr_session(sid))
     state = _session(svc, info.extra)
     resp = VoiceResponse()
     waiting = info.state == "waiting" and bool(info.position)

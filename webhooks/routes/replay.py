@@ -15,15 +15,10 @@ from typing import Any
 
 from flask import request
 
+from core import keys
 from ivr.replies import Ask, Reply, Say, ToQueue
 
-PREFIX = "hl:reply:"
 TTL_S = 300  # Twilio repeats a request within seconds (its webhook timeout is 15 s); later ones are not repeats
-
-
-def key(call_sid: str) -> str:
-    """The Redis key holding a call's last transition."""
-    return PREFIX + call_sid
 
 
 def request_id() -> str:
@@ -38,12 +33,12 @@ def stash(pipe: Any, call_sid: str, rid: str, reply: Reply, hold: bool, final: b
     `final` False: the reply still lacks what a booking will add; such a stash answers nothing.
     """
     value = json.dumps({"id": rid, "hold": hold, "final": final, "reply": asdict(reply)}, ensure_ascii=False, default=str)
-    pipe.set(key(call_sid), value, ex=TTL_S)
+    pipe.set(keys.reply(call_sid), value, ex=TTL_S)
 
 
 def recall(r: Any, call_sid: str, rid: str) -> tuple[Reply, bool] | None:
     """The reply (and its hold flag) given to request `rid` of this call, if it was the last transition."""
-    raw = r.get(key(call_sid))
+    raw = r.get(keys.reply(call_sid))
     if not raw:
         return None
     try:

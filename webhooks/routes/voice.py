@@ -1,4 +1,6 @@
-"""The /voice/* webhooks Twilio calls: signature-checked, logged, never a 500."""
+"""The /voice blueprint: every webhook Twilio calls is signature-checked and logged here; the routes register on
+`bp` from their own modules (webhooks/register.py lists them), and webhooks/degraded/answers.py makes sure
+that none answers a 500."""
 from __future__ import annotations
 
 import logging
@@ -6,21 +8,20 @@ import re
 import time
 
 from flask import Blueprint, Response, abort, current_app, g, request
-from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
-from console.metrics import UNMATCHED, observe_webhook
-from core.context import services
+from core.context import metrics, services
 from core.logs import log_event, mask_phone
+from core.metrics import UNMATCHED, observe_webhook
 from webhooks.security import signature_valid
-from webhooks.twiml import apology, twiml
+from webhooks.twiml import apology
 
 log = logging.getLogger("hotline.webhooks")
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 
-def _field(name: str) -> str:
+def form_field(name: str) -> str:
     """A form field for logging, or "" when the body cannot be parsed (too large, malformed)."""
     try:
         return request.form.get(name, "")
@@ -78,27 +79,10 @@ def log_webhook(response: Response) -> Response:
     """One structured line per webhook: CallSid, step, status, milliseconds; and its latency for /metrics."""
     ms = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
     # Labelled by URL rule, not path: /voice/ivr/<step> stays one series whatever the step.
-    observe_webhook(request.url_rule.rule if request.url_rule else UNMATCHED, ms / 1000)
-    log_event(log, "webhook", call_sid=_field("CallSid"), step=request.path.removeprefix("/voice/"),
-              status=response.status_code, ms=round(ms, 2), caller=mask_phone(_field("From")))
+    observe_webhook(metrics(), request.url_rule.rule if request.url_rule else UNMATCHED, ms / 1000)
+    log_event(log, "webhook", call_sid=form_field("CallSid"), step=request.path.removeprefix("/voice/"),
+              status=response.status_code, ms=round(ms, 2), caller=mask_phone(form_field("From")))
     return response
-
-
-@bp.errorhandler(Exception)
-def never_a_500(exc: Exception) -> Response:
-    """HTTP errors stay 4xx with a short reason; a store being down gets the answer that does without it
-    (webhooks/degraded.py); anything else becomes a spoken apology."""
-    if isinstance(exc, HTTPException):
-        return Response(f"{exc.code} {exc.name}: {exc.description}\n", status=exc.code or 400, mimetype="text/plain")
-    try:
-        answer = degraded.answer(exc)
-    except Exception as second:  # noqa: BLE001 - the last resort below must always be reached
-        log.error("degraded answer failed", exc_info=second)
-        answer = None
-    if answer is not None:
-        return answer
-    log.error("webhook failed", exc_info=exc, extra={"fields": {"call_sid": _field("CallSid"), "step": request.path}})
-    return apology(services().config)
 
 
 @bp.post("/fallback")
@@ -112,10 +96,3 @@ def unknown_step(unknown: str) -> Response:
     """A voice URL we never handed out: apologise and hang up rather than 404 mid-call."""
     log_event(log, "unknown voice url", logging.WARNING, step=unknown)
     return apology(services().config)
-
-
-# The call flow's routes register themselves on `bp`: the IVR (/voice/incoming, /voice/ivr/<step>)
-# and the queue (/voice/queue, /wait, /queue-result, /connect, /whisper, /dial-result, /status); then the
-# answers without a store (/voice/degraded/*, and what the handler above gives when a store is down).
-from webhooks.routes import callback as callback_routes, ivr as ivr_routes, queue as queue_routes  # noqa: E402,F401
-from webhooks.degraded import answers as degraded, routes as degraded_routes, health as store_health  # noqa: E402,F401
