@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 import logging
 
 from callqueue import clock
-from callqueue.stats import history, figures as stats
+from callqueue.reports import history, stats
 from callqueue.live import dispatch, ordering, presence
 from callqueue.callbacks import tickets
 from callqueue.live.presence import PresenceError

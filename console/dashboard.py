@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from callqueue import clock
 from callqueue.live import ordering
-from callqueue.stats import figures as stats
+from callqueue.reports import stats
 from callqueue.callbacks import tickets
 from callqueue.settings import queue_settings
 from console.views import agents_table, queue_view
@@ -79,10 +79,10 @@ STAFFING_AHEAD = 4  # quarter hours shown on the dashboard: the current one and 
 def staffing_today(session: Session, now: datetime, config: Config) -> dict[str, Any]:
     """Agents needed now and in the next quarter hours, by Erlang C from today's measured arrivals (one SQL query).
 
-    Quarters still to come are the shipped day profile scaled by today's volume so far (callqueue/staffing.py);
+    Quarters still to come are the shipped day profile scaled by today's volume so far (callqueue/planning/staffing.py);
     `hotline plan` checks such a forecast by simulation, which takes seconds: too slow for a page.
     """
-    from callqueue.stats import history
+    from callqueue.reports import history
     from callqueue.planning import staffing
 
     qs = queue_settings(config)

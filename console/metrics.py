@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from callqueue import clock
-from callqueue.stats import figures as stats
+from callqueue.reports import stats
 from callqueue.callbacks import tickets
 from callqueue.settings import queue_settings
 from console.auth import current_identity, json_error

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, stream_with_context, url_for
 
-from callqueue.stats import history
+from callqueue.reports import history
 from callqueue.live import presence
 from callqueue.agents.logins import authenticate
 from callqueue.live.presence import PresenceError

@@ -259,7 +259,7 @@ class Settings:
 
     @property
     def pin_key_bytes(self) -> bytes:
-        """The PIN key as `hotline.passwords.hash_pin` takes it (filled by `resolve`)."""
+        """The PIN key as `core.passwords.hash_pin` takes it (filled by `resolve`)."""
         return self.pin_key.encode("utf-8")
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> "Settings":

@@ -25,7 +25,7 @@ class Services:
     engine: Engine
     sessions: sessionmaker[Session]
     redis: redis.Redis
-    gateway: Any  # webhooks.gateway.TwilioGateway (an edge object, built by the composition layer)
+    gateway: Any  # webhooks.outbound.gateway.TwilioGateway (an edge object, built by the composition layer)
     redis_url: str
     embedded: EmbeddedRedis | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -33,7 +33,7 @@ def job_services() -> Services:
 def rebuild(svc: Services, full: bool | None = None, counters: bool = True) -> dict[str, Any]:
     """After a store outage: SQL gets what Redis kept for it (captured callbacks become tickets, whose jobs and
     texts are queued here), Redis gets the queue back from SQL when its marker is missing (or `full`), and
-    outage tickets are settled. Cheap when there is nothing to do (callqueue/rebuild.py)."""
+    outage tickets are settled. Cheap when there is nothing to do (callqueue/recovery/rebuild.py)."""
     from callqueue.recovery import rebuild as rb
     from ivr.session import restore_session
     from members.phones import can_text

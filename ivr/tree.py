@@ -50,7 +50,7 @@ MENU = Table(
     required=("root", "max_tries", "timeout_s", "speech", "help_sms", "nodes"),
 )
 
-# The config sections this package owns (registered by hotline.setup.full_config).
+# The config sections this package owns (registered by hotline.configuration.full_config).
 SECTIONS: dict[str, Spec] = {"menu": MENU, "categories": Table(each=LABEL)}
 
 

@@ -83,7 +83,7 @@ def check_pin(pin: str, rules: Rules) -> str | None:
 def check_pin_hash(value: str, pin_key: bytes) -> str | None:
     """Why `value` is not a usable pre-hashed PIN, or None.
 
-    Usable: `hmac-sha256$kid$salt$digest` made with `pin_key` (`hotline.passwords.hash_pin`), or an
+    Usable: `hmac-sha256$kid$salt$digest` made with `pin_key` (`core.passwords.hash_pin`), or an
     older `scrypt$n$r$p$salt$hash` (`hash_secret`; it verifies, and becomes HMAC at the first right PIN).
     """
     value = value or ""
@@ -95,7 +95,7 @@ def check_pin_hash(value: str, pin_key: bytes) -> str | None:
         return None
     m = _PIN_HASH.fullmatch(value)
     if not m:
-        return ("pin_hash: must be hmac-sha256$kid$salt$digest (as `hotline.passwords.hash_pin` writes with HOTLINE_PIN_KEY) "
+        return ("pin_hash: must be hmac-sha256$kid$salt$digest (as `core.passwords.hash_pin` writes with HOTLINE_PIN_KEY) "
                 "or scrypt$n$r$p$salt$hash")
     n, r, p = (int(x) for x in m.groups())
     if n & (n - 1) or not 2**13 <= n <= 2**16 or not 1 <= r <= 16 or not 1 <= p <= 4 or 128 * n * r > 64 * 1024 * 1024:

@@ -2,7 +2,7 @@
 
 Columns (header row, any order, case-insensitive; other columns are ignored):
   uid, name, tier, phone   required; phone holds one number or several separated by ';' or '|'
-  pin                      plaintext PIN (hashed here with `hotline.passwords.hash_pin`: microseconds a row)
+  pin                      plaintext PIN (hashed here with `core.passwords.hash_pin`: microseconds a row)
   pin_hash                 or a PIN already hashed: `hash_pin` with the same HOTLINE_PIN_KEY (one made with another
                            key is rejected: it could never verify), or an older scrypt hash (`hash_secret`)
 Neither pin nor pin_hash on a row: an existing member keeps their PIN; a new member is rejected.

@@ -26,7 +26,7 @@ from flask import Flask
 from rq import Worker
 from sqlalchemy import select
 
-from callqueue.stats import figures as stats
+from callqueue.reports import stats
 from callqueue.agents.accounts import add_agent
 from callqueue.records import CallRecord
 from hotline.app import create_app

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks import attempts
+from callqueue.callbacks import tickets
 from callqueue.agents.accounts import add_agent
 from callqueue.callbacks.tickets import CallbackTicket
 from hotline.app import create_app
@@ -67,11 +68,11 @@ def book(db: Any, i: int, due: datetime, *, booked: datetime | None = None, scor
 def complete(db: Any, i: int, at: datetime) -> tickets.Ticket:
     """A ticket called back and answered: completed at `at`."""
     t = book(db, i, at - timedelta(minutes=3))
-    c = callbacks.claim(db, t.id, at - timedelta(minutes=2))
+    c = attempts.claim(db, t.id, at - timedelta(minutes=2))
     assert c is not None
-    callbacks.placed(db, t.id, c.n, "CA" + f"{i:02d}" * 16)
-    assert callbacks.answered(db, t.id, c.n, "CA" + f"{i:02d}" * 16, at - timedelta(minutes=1)) is not None
-    done = callbacks.ended(db, t.id, c.n, "completed", at, retry_delay_s=600)
+    attempts.placed(db, t.id, c.n, "CA" + f"{i:02d}" * 16)
+    assert attempts.answered(db, t.id, c.n, "CA" + f"{i:02d}" * 16, at - timedelta(minutes=1)) is not None
+    done = attempts.ended(db, t.id, c.n, "completed", at, retry_delay_s=600)
     assert done is not None and done.status == "completed"
     return done
 
@@ -79,9 +80,9 @@ def complete(db: Any, i: int, at: datetime) -> tickets.Ticket:
 def fail(db: Any, i: int, at: datetime) -> tickets.Ticket:
     """A one-attempt ticket that rang out: failed at `at`."""
     t = book(db, i, at - timedelta(minutes=3), max_attempts=1)
-    c = callbacks.claim(db, t.id, at - timedelta(minutes=2))
+    c = attempts.claim(db, t.id, at - timedelta(minutes=2))
     assert c is not None
-    done = callbacks.ended(db, t.id, c.n, "no-answer", at, retry_delay_s=600)
+    done = attempts.ended(db, t.id, c.n, "no-answer", at, retry_delay_s=600)
     assert done is not None and done.status == "failed"
     return done
 
@@ -166,7 +167,7 @@ def test_cancel_a_scheduled_ticket(api: Any, people: Any, db: Any) -> None:
 
 def test_cancel_a_ringing_ticket(api: Any, people: Any, db: Any) -> None:
     t = book(db, 1, NOW - timedelta(minutes=1))
-    assert callbacks.claim(db, t.id, NOW) is not None
+    assert attempts.claim(db, t.id, NOW) is not None
     db.commit()
     resp = api.post(f"/api/callbacks/{t.number}/cancel", headers=people["supervisor"])
     assert resp.status_code == 200 and row(db, t.number).status == "cancelled"
@@ -175,8 +176,8 @@ def test_cancel_a_ringing_ticket(api: Any, people: Any, db: Any) -> None:
 def test_cancel_a_completed_or_connected_ticket_is_409_and_changes_nothing(api: Any, people: Any, db: Any) -> None:
     done = complete(db, 1, NOW - timedelta(minutes=10))
     talking = book(db, 2, NOW - timedelta(minutes=2))
-    c = callbacks.claim(db, talking.id, NOW - timedelta(minutes=1))
-    assert c is not None and callbacks.answered(db, talking.id, c.n, "CA" + "2" * 32, NOW) is not None
+    c = attempts.claim(db, talking.id, NOW - timedelta(minutes=1))
+    assert c is not None and attempts.answered(db, talking.id, c.n, "CA" + "2" * 32, NOW) is not None
     db.commit()
     for t, status in ((done, "completed"), (talking, "connected")):
         resp = api.post(f"/api/callbacks/{t.number}/cancel", headers=people["supervisor"])

@@ -6,7 +6,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks import attempts
+from callqueue.callbacks import tickets
 from callqueue.callbacks.tickets import Ticket
 
 T0 = datetime(2030, 1, 9, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
@@ -56,13 +57,13 @@ def test_the_database_allows_one_open_ticket_per_number_under_racing_bookings(se
 
 def test_of_racing_claims_exactly_one_wins(services: Any, db: Any) -> None:
     t = book(db).ticket
-    won: list[callbacks.Claimed | None] = []
+    won: list[attempts.Claimed | None] = []
     start = threading.Barrier(4)
 
     def racer() -> None:
         with services.sessions() as s:
             start.wait()
-            claimed = callbacks.claim(s, t.id, T0)
+            claimed = attempts.claim(s, t.id, T0)
             s.commit()
             won.append(claimed)
 
@@ -72,28 +73,28 @@ def test_of_racing_claims_exactly_one_wins(services: Any, db: Any) -> None:
     for th in threads:
         th.join(30)
     assert len(won) == 4 and [c.n for c in won if c is not None] == [1]
-    assert callbacks.claim(db, t.id, T0) is None  # dialing already
+    assert attempts.claim(db, t.id, T0) is None  # dialing already
     assert tickets.by_number(db, t.number).status == "dialing"
 
 
 def test_a_claim_waits_for_the_due_time(db: Any) -> None:
     t = book(db, due=T0 + timedelta(minutes=5)).ticket
-    assert callbacks.claim(db, t.id, T0) is None
-    assert callbacks.claim(db, t.id, T0 + timedelta(minutes=5)) is not None
+    assert attempts.claim(db, t.id, T0) is None
+    assert attempts.claim(db, t.id, T0 + timedelta(minutes=5)) is not None
 
 
 def test_unanswered_attempts_retry_after_the_delay_then_fail_with_their_history(db: Any) -> None:
     t = book(db).ticket
     now = T0
     for n, result in enumerate(("busy", "no-answer", "failed"), start=1):
-        c = callbacks.claim(db, t.id, now)
+        c = attempts.claim(db, t.id, now)
         assert c is not None and c.n == n
-        callbacks.placed(db, t.id, n, f"CA{n}")
-        after = callbacks.ended(db, t.id, n, result, now + timedelta(seconds=30), retry_delay_s=600)
+        attempts.placed(db, t.id, n, f"CA{n}")
+        after = attempts.ended(db, t.id, n, result, now + timedelta(seconds=30), retry_delay_s=600)
         assert after.attempts == n
         if n < 3:
             assert after.status == "scheduled" and after.due == now + timedelta(seconds=630)
-            assert callbacks.ended(db, t.id, n, result, now + timedelta(seconds=40), 600) == after  # a repeat: no change
+            assert attempts.ended(db, t.id, n, result, now + timedelta(seconds=40), 600) == after  # a repeat: no change
             now = after.due
         db.commit()
     assert after.status == "failed" and after.note == "3 attempts: busy, no-answer, failed"
@@ -102,34 +103,34 @@ def test_unanswered_attempts_retry_after_the_delay_then_fail_with_their_history(
 
 def test_an_answered_attempt_completes_the_ticket_and_a_late_status_of_an_old_attempt_changes_nothing(db: Any) -> None:
     t = book(db).ticket
-    callbacks.claim(db, t.id, T0)
-    callbacks.ended(db, t.id, 1, "no-answer", T0, retry_delay_s=0)
-    callbacks.claim(db, t.id, T0)
-    assert callbacks.answered(db, t.id, 1, "CA-old", T0) is None  # attempt 1 is over
-    assert callbacks.answered(db, t.id, 2, "CA2", T0).status == "connected"
-    assert callbacks.ended(db, t.id, 1, "no-answer", T0, 0).status == "connected"
-    done = callbacks.ended(db, t.id, 2, "completed", T0 + timedelta(minutes=3), 0)
+    attempts.claim(db, t.id, T0)
+    attempts.ended(db, t.id, 1, "no-answer", T0, retry_delay_s=0)
+    attempts.claim(db, t.id, T0)
+    assert attempts.answered(db, t.id, 1, "CA-old", T0) is None  # attempt 1 is over
+    assert attempts.answered(db, t.id, 2, "CA2", T0).status == "connected"
+    assert attempts.ended(db, t.id, 1, "no-answer", T0, 0).status == "connected"
+    done = attempts.ended(db, t.id, 2, "completed", T0 + timedelta(minutes=3), 0)
     assert done.status == "completed" and done.closed == T0 + timedelta(minutes=3)
 
 
 def test_outages_and_lost_attempts_do_not_use_up_attempts_but_refusals_do(db: Any) -> None:
     t = book(db, max_attempts=2).ticket
-    callbacks.claim(db, t.id, T0)
-    assert callbacks.place_failed(db, t.id, 1, T0, 60, "Twilio did not answer", permanent=False).status == "scheduled"
-    callbacks.claim(db, t.id, T0 + timedelta(seconds=60))
-    assert callbacks.lost(db, t.id, 2, T0 + timedelta(seconds=90)).status == "scheduled"
-    callbacks.claim(db, t.id, T0 + timedelta(seconds=90))
-    after = callbacks.place_failed(db, t.id, 3, T0 + timedelta(seconds=90), 60, "21215 not allowed", permanent=True)
+    attempts.claim(db, t.id, T0)
+    assert attempts.place_failed(db, t.id, 1, T0, 60, "Twilio did not answer", permanent=False).status == "scheduled"
+    attempts.claim(db, t.id, T0 + timedelta(seconds=60))
+    assert attempts.lost(db, t.id, 2, T0 + timedelta(seconds=90)).status == "scheduled"
+    attempts.claim(db, t.id, T0 + timedelta(seconds=90))
+    after = attempts.place_failed(db, t.id, 3, T0 + timedelta(seconds=90), 60, "21215 not allowed", permanent=True)
     assert after.status == "scheduled" and after.attempts == 3  # one counted so far: a retry is left
-    callbacks.claim(db, t.id, T0 + timedelta(seconds=150))
-    assert callbacks.ended(db, t.id, 4, "busy", T0 + timedelta(seconds=160), 60).status == "failed"
+    attempts.claim(db, t.id, T0 + timedelta(seconds=150))
+    assert attempts.ended(db, t.id, 4, "busy", T0 + timedelta(seconds=160), 60).status == "failed"
 
 
 def test_stale_dialing_tickets_are_found_for_recovery(db: Any) -> None:
     t = book(db).ticket
-    callbacks.claim(db, t.id, T0)
-    assert callbacks.stale_dialing(db, T0 + timedelta(seconds=100), stale_after_s=180) == []
-    assert [s.id for s in callbacks.stale_dialing(db, T0 + timedelta(seconds=200), stale_after_s=180)] == [t.id]
+    attempts.claim(db, t.id, T0)
+    assert attempts.stale_dialing(db, T0 + timedelta(seconds=100), stale_after_s=180) == []
+    assert [s.id for s in attempts.stale_dialing(db, T0 + timedelta(seconds=200), stale_after_s=180)] == [t.id]
 
 
 def test_supervisor_figures(db: Any) -> None:
@@ -137,9 +138,9 @@ def test_supervisor_figures(db: Any) -> None:
     book(db, "+8613700000002", due=T0 - timedelta(minutes=1))  # due
     book(db, "+8613700000003", due=T0 - timedelta(hours=1))  # overdue (900 s)
     done = book(db, "+8613700000004", due=T0 - timedelta(hours=2)).ticket
-    callbacks.claim(db, done.id, T0 - timedelta(hours=2))
-    callbacks.answered(db, done.id, 1, "CA", T0 - timedelta(hours=2))
-    callbacks.ended(db, done.id, 1, "completed", T0 - timedelta(minutes=90), 0)
+    attempts.claim(db, done.id, T0 - timedelta(hours=2))
+    attempts.answered(db, done.id, 1, "CA", T0 - timedelta(hours=2))
+    attempts.ended(db, done.id, 1, "completed", T0 - timedelta(minutes=90), 0)
     db.commit()
     day_start = datetime(2030, 1, 8, 16, 0, tzinfo=timezone.utc)  # midnight in Shanghai
     assert tickets.counts(db, T0, day_start, 900) == {"scheduled": 1, "due": 1, "overdue": 1, "completed": 1, "failed": 0}
@@ -154,7 +155,7 @@ def test_pacing_dials_only_what_free_agents_can_take_in_score_order() -> None:
     ahead = {1: 0, 2: 1, 3: 1}
 
     def plan(avail: int, ringing: int, open_: Any = lambda t: True) -> list[int]:
-        chosen = callbacks.plan(due, available_agents=avail, ringing=ringing, callers_ahead=lambda t: ahead[t.id],
+        chosen = attempts.plan(due, available_agents=avail, ringing=ringing, callers_ahead=lambda t: ahead[t.id],
                                 is_open=open_)
         return [t.id for t in chosen]
 
@@ -168,9 +169,9 @@ def test_pacing_dials_only_what_free_agents_can_take_in_score_order() -> None:
 
 def test_after_hours_tickets_are_ordered_as_if_called_at_the_opening() -> None:
     opens = T0
-    standard_early = callbacks.after_hours_score(opens, opens - timedelta(hours=12), boost_s=0)
-    standard_late = callbacks.after_hours_score(opens, opens - timedelta(hours=1), boost_s=0)
-    premium_late = callbacks.after_hours_score(opens, opens - timedelta(minutes=1), boost_s=600)
+    standard_early = attempts.after_hours_score(opens, opens - timedelta(hours=12), boost_s=0)
+    standard_late = attempts.after_hours_score(opens, opens - timedelta(hours=1), boost_s=0)
+    premium_late = attempts.after_hours_score(opens, opens - timedelta(minutes=1), boost_s=600)
     assert premium_late < standard_early < standard_late
     live_standard_at_opening = opens.timestamp() + 1  # a live call just after the opening, no boost
     assert standard_late < live_standard_at_opening

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks import attempts
+from callqueue.callbacks import tickets
 from callqueue.live import presence
 from callqueue.agents.accounts import agent_endpoint
 from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
@@ -129,7 +130,7 @@ def test_a_ticket_left_dialing_by_a_dead_worker_is_recovered_and_dialled_once(se
         (t,) = book_due(flow, services, 1, due=stale)
         # What a worker killed between its claim's commit and Twilio's answer leaves: dialing, no call.
         with services.unit_of_work() as db:
-            assert callbacks.claim(db, t.id, stale) is not None
+            assert attempts.claim(db, t.id, stale) is not None
         agents_available(flow, services, ["ann"])
         start_cron(flow, services, tmp_path)
         (sid,) = wait_placed(flow, [t.phone])
@@ -148,7 +149,7 @@ def test_a_stale_ticket_whose_call_is_still_live_is_left_to_its_status_callback(
         (t,) = book_due(flow, services, 1, due=stale)
         flow.sim.add_phone(t.phone, "answer", answer_after=10_000)  # rings on and on
         with services.unit_of_work() as db:
-            claimed = callbacks.claim(db, t.id, stale)
+            claimed = attempts.claim(db, t.id, stale)
         assert claimed is not None
         answer, status = callback_dialer.urls(flow.svc, t, claimed.n)
         # The worker placed the call and died before recording it: Twilio has a live call to the number.

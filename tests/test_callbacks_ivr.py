@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks import attempts
+from callqueue.callbacks import tickets
 from callqueue.callbacks.tickets import CallbackTicket
 from hotline.app import create_app
 from hotline.configuration import full_config
@@ -317,9 +318,9 @@ def test_key_8_at_the_closed_offer_with_no_open_ticket_says_none(hotline_at, red
 def test_key_8_in_the_main_menu_in_hours_reads_a_retrying_ticket(hotline_at, redis, db):
     noon = datetime(2026, 11, 25, 12, 0, tzinfo=SH)
     t = book_directly(db, UNKNOWN_PHONE, WEDNESDAY_OPENING, TUESDAY_NIGHT)
-    claimed = callbacks.claim(db, t.id, noon - timedelta(minutes=5))
+    claimed = attempts.claim(db, t.id, noon - timedelta(minutes=5))
     assert claimed is not None
-    callbacks.ended(db, t.id, claimed.n, "no-answer", noon - timedelta(minutes=5), retry_delay_s=600)
+    attempts.ended(db, t.id, claimed.n, "no-answer", noon - timedelta(minutes=5), retry_delay_s=600)
     db.commit()
     call = Call(hotline_at(noon), redis, caller=UNKNOWN_PHONE)
     call.start()
@@ -333,7 +334,7 @@ def test_key_8_in_the_main_menu_in_hours_reads_a_retrying_ticket(hotline_at, red
 def test_key_8_in_the_main_menu_in_hours_reads_a_ringing_ticket_and_none_for_another_number(hotline_at, redis, db):
     noon = datetime(2026, 11, 25, 12, 0, tzinfo=SH)
     t = book_directly(db, UNKNOWN_PHONE, WEDNESDAY_OPENING, TUESDAY_NIGHT)
-    assert callbacks.claim(db, t.id, noon) is not None
+    assert attempts.claim(db, t.id, noon) is not None
     db.commit()
     voice = hotline_at(noon)
     call = Call(voice, redis, caller=UNKNOWN_PHONE)

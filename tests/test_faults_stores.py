@@ -451,12 +451,12 @@ def test_with_redis_stopped_every_mid_call_webhook_answers_safe_twiml(
 def test_with_redis_stopped_a_member_answering_their_callback_holds_with_the_tickets_place(
     rdown: tuple[Services, Twilio], fault_redis: RedisProcess,
 ) -> None:
-    from callqueue.callbacks import turns as callbacks
+    from callqueue.callbacks import attempts
     svc, tw = rdown
     with svc.unit_of_work() as s:
         t = tickets.create(s, phone="+8613800000070", tier="premium", lang="en", reason="after_hours", score=12345.0,
                            due=NOW, now=NOW, max_attempts=3).ticket
-        callbacks.claim(s, t.id, NOW)
+        attempts.claim(s, t.id, NOW)
     fault_redis.stop()
     resp = tw.post(f"/voice/callback/answer?ticket={t.id}&n=1", sid_of(70), caller="+864001234567")
     assert verbs(resp) == ["Say", "Say", "Enqueue"] and resp.xml.find("Enqueue").text == "hotline-degraded"
@@ -558,7 +558,7 @@ def test_the_rebuild_puts_recorded_callers_back_in_score_order_and_a_second_run_
     later = jobs.rebuild(svc)
     assert (later["restored"], later["uncertain"]) == (1, 0) and not rebuild.needed(r) and later["counters_restored"] > 0
     assert [c["call_sid"] for c in ordering.in_order(r)] == [sid_of(21), sid_of(20), sid_of(22), sid_of(23)]
-    from callqueue.stats import figures as stats
+    from callqueue.reports import stats
     with svc.sessions() as s:
         recomputed = stats.from_records(s, clock.at, svc.config, "today")
     live = stats.live(r, clock.at, svc.config, "today")
@@ -696,7 +696,7 @@ def test_with_the_database_down_callers_are_answered_callbacks_kept_in_redis_end
     assert [record(svc, sid_of(n)).outcome for n in (51, 52, 53)] == ["ivr"] * 3
     queued_jobs = svc.jobs().rq.get_job_ids()
     assert sum(j.startswith("callback-") for j in queued_jobs) == 2, "each new ticket's job, after its commit"
-    from callqueue.stats import figures as stats
+    from callqueue.reports import stats
     with svc.sessions() as s:
         recomputed = stats.from_records(s, NOW, svc.config, "today")
     live = stats.live(svc.redis, NOW, svc.config, "today")

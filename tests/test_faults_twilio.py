@@ -185,7 +185,7 @@ SCENARIOS = {
                  "voice.wait", "voice.queue_result", "voice.connect", "voice.whisper", "voice.dial_result"},
     "direct": {"voice.queue", "voice.fallback", "voice.unknown_step"},
 }
-# Served only while a store is down (webhooks/degraded.py): repeating them is the store-fault tests' business.
+# Served only while a store is down (webhooks/degraded/answers.py): repeating them is the store-fault tests' business.
 NOT_REPLAYED_PREFIX = "/voice/degraded/"
 
 

@@ -39,7 +39,7 @@ from werkzeug.datastructures import MultiDict
 from callqueue.live import calls, presence
 from core import keys
 from callqueue.callbacks import tickets
-from callqueue.callbacks import turns as cb
+from callqueue.callbacks import attempts
 from callqueue.agents.accounts import add_agent
 from callqueue.live.presence import PresenceError
 from callqueue.records import CallRecord
@@ -272,9 +272,9 @@ def seed(services: Any, db: Any) -> Seeded:
     for i, phone in enumerate(("+8613800000051", "+8613800000052")):
         t = tickets.create(db, phone=phone, tier="premium", lang="zh", reason="after_hours", score=float(i),
                            due=now - timedelta(minutes=1), now=now - timedelta(hours=1), max_attempts=3).ticket
-        claimed = cb.claim(db, t.id, now)
+        claimed = attempts.claim(db, t.id, now)
         assert claimed is not None
-        cb.placed(db, t.id, claimed.n, SIDS[i + 1])
+        attempts.placed(db, t.id, claimed.n, SIDS[i + 1])
         ids.append(t.id)
     db.commit()
     presence.set_state(services.redis, AGENT, "available", now, endpoint="client:" + AGENT)

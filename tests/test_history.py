@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callqueue import clock
-from callqueue.stats import history, figures as stats
+from callqueue.reports import history, stats
 from callqueue.records import IN_PROGRESS, CallRecord
 from callqueue.settings import QueueSettings
 

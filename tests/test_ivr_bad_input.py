@@ -133,7 +133,7 @@ def test_wrong_pins_count_against_the_calling_number_across_members(voice, redis
 
 
 def test_a_store_failure_is_the_degraded_answer_not_a_500(voice, redis, services, members, monkeypatch):
-    """Redis failing mid-request: the premium member is asked for the PIN against SQL (webhooks/degraded.py);
+    """Redis failing mid-request: the premium member is asked for the PIN against SQL (webhooks/degraded/answers.py);
     an unknown caller hears the notice and the callback offer. Full outages: tests/test_faults_stores.py."""
     def broken(*_a: Any, **_k: Any) -> Any:
         raise redis_lib.ConnectionError("redis is down")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from core.config import Config
-from ivr import session as calls
+from ivr import session as ivr_session
 from members.admin import add_member, check_member
 from members.models import Member
 from core import keys
@@ -87,8 +87,8 @@ class Call:
         return {e.get("voice", "") for e in self.doc.iter("Say") if "请按9" not in (e.text or "") and "press 9" not in (e.text or "")}
 
     @property
-    def state(self) -> calls.CallState:
-        found = calls.parse(self.redis.hgetall(keys.ivr_session(self.sid)))
+    def state(self) -> ivr_session.CallState:
+        found = ivr_session.parse(self.redis.hgetall(keys.ivr_session(self.sid)))
         assert found is not None
         return found
 

@@ -5,7 +5,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from ivr import session as calls
+from ivr import session as ivr_session
 from simulator import Script, Simulator, Speech
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.test_ivr_calls import (  # noqa: F401  (members is a fixture)
@@ -28,8 +28,8 @@ def call(sim: Simulator, caller: str, *answers: Any) -> Any:
     return sim.place_call(caller, Script(answers=answers, when_answers_run_out="hangup", hangup_after_queue_seconds=5))
 
 
-def session_of(redis: Any, result: Any) -> calls.CallState:
-    state = calls.parse(redis.hgetall(keys.ivr_session(result.sid)))
+def session_of(redis: Any, result: Any) -> ivr_session.CallState:
+    state = ivr_session.parse(redis.hgetall(keys.ivr_session(result.sid)))
     assert state is not None
     return state
 

@@ -131,7 +131,7 @@ def test_pre_hashed_pins_are_stored_as_given(services, db):
     text = ("uid,name,tier,phone,pin_hash\n30001,Pre,premium,13800000031,{}\n30002,Bad,premium,13800000032,md5$abc\n"
             "30003,Old,premium,13800000033,{}\n").format(h, old)
     totals, rejected = run(services, db, text)
-    assert totals["created"] == 2 and rejected == [(3, "pin_hash: must be hmac-sha256$kid$salt$digest (as `hotline.passwords.hash_pin` "
+    assert totals["created"] == 2 and rejected == [(3, "pin_hash: must be hmac-sha256$kid$salt$digest (as `core.passwords.hash_pin` "
                                                       "writes with HOTLINE_PIN_KEY) or scrypt$n$r$p$salt$hash")]
     assert member(db, "30001").pin_hash == h and member(db, "30003").pin_hash == old
 

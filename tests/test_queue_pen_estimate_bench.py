@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from tools.bench import queue as bench
+from tools.bench import queue as queue_bench
 from callqueue.live import calls, dispatch, estimate, ordering, pen, presence
 
 from tests.queue_support import at
@@ -88,7 +88,7 @@ def test_the_waiturl_read_never_creates_a_call_hash(redis, qs):
 
 
 def test_bench_reports_latency_and_memory(redis, qs):
-    result = bench.bench_queue(redis, qs, sizes=(200, 1000), samples=50)
+    result = queue_bench.bench_queue(redis, qs, sizes=(200, 1000), samples=50)
     assert [run["waiting"] for run in result["runs"]] == [200, 1000]
     for run in result["runs"]:
         assert run["enqueue"]["samples"] == 50 and run["claim_best"]["samples"] == 50
@@ -99,6 +99,6 @@ def test_bench_reports_latency_and_memory(redis, qs):
 
 def test_bench_refuses_a_database_in_use(redis, qs):
     redis.set("something", "live")
-    with pytest.raises(bench.BenchError):
-        bench.bench_queue(redis, qs, sizes=(10,), samples=5)
+    with pytest.raises(queue_bench.BenchError):
+        queue_bench.bench_queue(redis, qs, sizes=(10,), samples=5)
     assert redis.get("something") == "live"

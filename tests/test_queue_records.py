@@ -1,4 +1,4 @@
-"""Call records on real SQL (and Redis, through callqueue.calls): one correct row whatever the callbacks' order."""
+"""Call records on real SQL (and Redis, through callqueue.live.calls): one correct row whatever the callbacks' order."""
 from __future__ import annotations
 
 

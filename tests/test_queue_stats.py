@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from callqueue.live import calls, presence
-from callqueue.stats import figures as stats
+from callqueue.reports import stats
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Asia/Shanghai
 NOW = T0 + timedelta(seconds=1200)  # 10:20; the 15-minute window starts at 10:06 = T0 + 360 s

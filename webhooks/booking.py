@@ -5,7 +5,8 @@ import logging
 from datetime import datetime
 
 from callqueue.live import calls as queue_calls
-from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks import attempts
+from callqueue.callbacks import tickets
 from callqueue.live import ordering
 from callqueue.settings import queue_settings
 from core.context import db
@@ -48,7 +49,7 @@ def book(svc: Services, sid: str, state: CallState, phone: str, now: datetime) -
         due = now
     else:
         opens = datetime.fromisoformat(state.opens) if state.opens else calendar_of(svc).next_opening(now, tier) or now
-        score = callbacks.after_hours_score(opens, now, queue_settings(cfg).boost(tier))
+        score = attempts.after_hours_score(opens, now, queue_settings(cfg).boost(tier))
         due = max(opens, now)
     created = tickets.create(
         db(), phone=phone, tier=tier, lang=state.lang, reason=state.cb_reason or "after_hours", score=score, due=due,

@@ -21,7 +21,7 @@ from core.db import Base, UTCDateTime
 
 STATUSES = ("scheduled", "dialing", "connected", "completed", "failed", "cancelled")
 OPEN = ("scheduled", "dialing", "connected")
-REASONS = ("after_hours", "long_wait", "caller_request", "outage")  # outage: booked while a store was down (webhooks/degraded.py)
+REASONS = ("after_hours", "long_wait", "caller_request", "outage")  # outage: booked while a store was down (webhooks/degraded/answers.py)
 NUMBER_DIGITS = 8
 
 

@@ -4,7 +4,7 @@ callbacks' pacing and score, opening hours, and the statistics counters, all aga
 Discrete events (arrival, answer, end of call, end of wrap-up, hang-up, roster change, callback
 sweep and pick-up, interval snapshot) sit in a heap keyed by (epoch ms, sequence), so ties run in the
 order they were scheduled and a seed gives the same day every time. After-hours callbacks are in
-callqueue/simcallbacks.py. The engine decides nothing the queue code
+callqueue/planning/simcallbacks.py. The engine decides nothing the queue code
 decides: who is served next and by which agent is `dispatch.claim_next`'s answer; waits are the ones
 `dispatch.answered` / `caller_left` recorded. It only keeps counts (callers waiting, agents idle) to
 skip calls that could not pair anyone, and stops with SimulationError if Redis disagrees.
@@ -22,7 +22,7 @@ import redis
 from callqueue import clock
 from core import keys
 from callqueue.live import dispatch, ordering, presence
-from callqueue.stats import figures as stats
+from callqueue.reports import stats
 from callqueue.planning.profile import INTERVAL_S, Caller
 from callqueue.hours import Calendar
 from callqueue.settings import QueueSettings

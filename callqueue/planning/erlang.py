@@ -1,6 +1,6 @@
 """Erlang C: waits of an M/M/c queue (Poisson arrivals, exponential handling, no abandonment, FCFS).
 
-The staffing planner's first estimate (callqueue/staffing.py) and the simulator's closed-form check.
+The staffing planner's first estimate (callqueue/planning/staffing.py) and the simulator's closed-form check.
 Erlang B is computed by its recursion B(0) = 1, B(k) = a·B(k−1) / (k + a·B(k−1)), which never
 forms a^c or c! and so stays finite and exact to rounding for thousands of agents; Erlang C follows
 from it as C = c·B / (c − a·(1 − B)).

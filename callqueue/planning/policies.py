@@ -1,6 +1,6 @@
 """The queue policies the day simulation compares, each as plain QueueSettings for the real ordering code.
 
-The order is always one sorted set scored arrival − boost(tier) (callqueue/ordering.py); a policy is
+The order is always one sorted set scored arrival − boost(tier) (callqueue/live/ordering.py); a policy is
 only a choice of boosts, so every policy runs through the same scripts:
 - ours: the configured boosts (priority with a ceiling, DESIGN "Queue order");
 - fcfs: every boost 0, first come first served;
@@ -45,7 +45,7 @@ def max_overtake_s(settings: Config | QueueSettings, tier: str) -> float:
     return max(qs.boost(t) for t in qs.tiers) - qs.boost(tier)
 
 
-# --- reading a simulated day (callqueue/daysim.py) ------------------------------------------------
+# --- reading a simulated day (callqueue/planning/daysim.py) ------------------------------------------------
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The nearest-rank q-quantile (0 < q <= 1) of `values`; None when empty."""

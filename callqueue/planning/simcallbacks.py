@@ -1,4 +1,4 @@
-"""The day simulation's after-hours callbacks (callqueue/daysim.py): tickets booked while the line is closed,
+"""The day simulation's after-hours callbacks (callqueue/planning/daysim.py): tickets booked while the line is closed,
 dialled from the opening at the pace `callbacks.plan` sets, joining the queue with `after_hours_score`.
 
 Tickets live in memory (SQL tickets add nothing to the order); what orders and paces them is the real
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callqueue import clock
-from callqueue.callbacks import turns as callbacks
+from callqueue.callbacks import attempts
 from core import keys
 from callqueue.live import presence
 from callqueue.planning.profile import Caller
@@ -54,7 +54,7 @@ class AfterHours:
         if opens is None or clock.to_ms(opens) >= d.end_ms:
             self.counts["later"] += 1
             return "callback_later"  # called back on a later day: outside this simulation
-        score = callbacks.after_hours_score(opens, booked, d.qs.boost(c.tier))
+        score = attempts.after_hours_score(opens, booked, d.qs.boost(c.tier))
         self.tickets.append(SimTicket(len(self.tickets) + 1, c, score, clock.to_ms(opens)))
         self.wake(clock.to_ms(opens))
         return "callback"
@@ -85,7 +85,7 @@ class AfterHours:
                 d.ops += 1
                 return int(d.r.zcount(keys.ORDER, "-inf", f"({v.score!r}"))
 
-            chosen = callbacks.plan(
+            chosen = attempts.plan(
                 [self.view(t) for t in due], available_agents=available, ringing=len(self.ringing),
                 callers_ahead=ahead, is_open=lambda v: d.cal is None or d.cal.is_open(at, v.tier))
             for v in chosen:

@@ -3,7 +3,7 @@
 First estimate: Erlang C per interval on the pooled load (all tiers, FCFS), the fewest agents meeting
 the strictest tier's target. Erlang C knows neither priorities (premium is answered faster than pooled
 FCFS, standard slower), abandonment (which relieves the queue), nor after-hours callbacks at opening,
-so the estimate is then checked by the day simulation (callqueue/daysim.py, our policy) and corrected
+so the estimate is then checked by the day simulation (callqueue/planning/daysim.py, our policy) and corrected
 interval by interval: first quarters that miss a target get agents (more the further off they are) until
 the whole day meets them; then every quarter is trimmed by ~4 % per round, and a quarter whose trim
 broke a target goes back (with the two before it, whose queue it inherits) and stays. The plan
@@ -280,7 +280,7 @@ def staffing_for_today(
     """Agents needed per quarter of today, for the supervisor dashboard.
 
     `measured[i]` is {tier: calls offered} in the local quarter i since midnight (e.g. from
-    callqueue.history.intervals(...)["intervals"][i]["tiers"][tier]["offered"]); quarters not yet over
+    callqueue.reports.history.intervals(...)["intervals"][i]["tiers"][tier]["offered"]); quarters not yet over
     are forecast from `baseline` (default: the shipped day), scaled by today's volume so far.
     Without `scratch`: Erlang C only (milliseconds; fine for a page). With `scratch`, an EMPTY Redis
     database that is NOT the live one (it is flushed): checked and corrected by simulation (seconds).

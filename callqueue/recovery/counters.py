@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from callqueue import clock
 from core import keys
-from callqueue.stats import figures as stats
+from callqueue.reports import stats
 from callqueue.records import CallRecord
 from callqueue.settings import queue_settings
 from core.config import Config

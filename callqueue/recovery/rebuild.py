@@ -4,12 +4,12 @@ Redis from SQL (Redis came back, possibly empty): every call the SQL records sho
 in progress, with no call hash in Redis, goes back into our order with its recorded score and queue
 time (`restore_calls`); a caller Redis still holds but SQL has closed (they hung up while Redis was
 down) is taken out (`drop_ended`); today's counters are recomputed from the records when Redis lost
-them (callqueue/rebuild_counters.py). Callback tickets live in SQL already: the callback sweep dials
+them (callqueue/recovery/counters.py). Callback tickets live in SQL already: the callback sweep dials
 the due ones whatever happened to their rq jobs.
 
 SQL from Redis (the database came back): what Redis kept for it while it was down is written
-(callqueue/outage_capture.py). Tickets booked while Redis was down are parked while their caller holds
-and settled against the call's record (callqueue/outage_tickets.py).
+(callqueue/recovery/capture.py). Tickets booked while Redis was down are parked while their caller holds
+and settled against the call's record (callqueue/recovery/outage_tickets.py).
 
 Trigger: `run` on every periodic sweep (cheap when there is nothing to do). The full Redis rebuild
 runs when the marker key `hl:rebuilt` (core/keys.py) is missing: a restarted empty Redis has none, a web process that

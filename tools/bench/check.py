@@ -86,7 +86,7 @@ def settle(stack: Any, logins: Sequence[str], progress: Callable[[str], None], t
 
 
 def fixed_keys(stack: Any, logins: Sequence[str]) -> frozenset[str]:
-    """The hotline's structural Redis keys: one each, however many calls (see callqueue/keys.py)."""
+    """The hotline's structural Redis keys: one each, however many calls (see core/keys.py)."""
     tiers = list(stack.svc.config.tiers)
     return frozenset([keys.ORDER, keys.OFFERS, keys.AVAILABLE, keys.WRAPUP, keys.PEN, keys.CB_RINGING,
                       *(keys.tier_waiting(t) for t in tiers), *(keys.agents_in(s) for s in keys.AGENT_STATES),

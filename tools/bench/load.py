@@ -1,8 +1,8 @@
 """`hotline bench`: whole simulated calls through the hotline under gunicorn, timed per webhook step.
 
-One run: start the stack (hotline/benchstack.py), let the agents log on through the JSON API, drive
+One run: start the stack (tools/bench/stack.py), let the agents log on through the JSON API, drive
 `calls` callers (or, with `duration`, a steady load for that long) with `concurrency` at a time, wait
-until every call and callback has ended, check the end state (hotline/benchcheck.py), then drive the
+until every call and callback has ended, check the end state (tools/bench/check.py), then drive the
 bench-mode constant endpoint with the same HTTP client at the same concurrency. Speed is reported,
 never asserted.
 """
@@ -204,7 +204,7 @@ class Sampler:
 
 
 def run(opts: Options, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    """One bench run; the report as a dict (see hotline/benchreport.py), with `invariant.ok`."""
+    """One bench run; the report as a dict (see tools/bench/report.py), with `invariant.ok`."""
     os.environ["HOTLINE_TWIML_SCHEMA"] = os.devnull  # the tests validate TwiML; here it would only load the client
     rng = random.Random(opts.seed)
     soak = opts.duration > 0

@@ -21,7 +21,7 @@ from core.context import close_db, services
 from core.logs import log_event
 from core.services import Services
 from ivr.replies import say
-from webhooks.degraded import redis_down as degraded_redis, sql_down as degraded_sql
+from webhooks.degraded import redis_down, sql_down
 from webhooks.degraded.twiml import queue_left, dial_status, empty, enqueue_degraded, goodbye, pick_lang, speak, static_hold, ticket_arg
 from webhooks.degraded.health import REDIS, failed_store, note_failure
 from webhooks.routes.voice import bp, form_field
@@ -106,35 +106,35 @@ def _b_connect(svc: Services) -> Response:
 
 Handler = Callable[[Services], Response]
 REDIS_DOWN: dict[str, Handler] = {
-    "voice.incoming": lambda svc: degraded_redis.entry(svc, greet=True),
-    "voice.ivr_step": lambda svc: degraded_redis.entry(svc, greet=False),
-    "voice.queue": lambda svc: degraded_redis.entry(svc, greet=False),
-    "voice.wait": degraded_redis.hold,
-    "voice.hold_offer": degraded_redis.hold,
-    "voice.hold_step": degraded_redis.hold,
-    "voice.queue_result": degraded_redis.queue_result,
-    "voice.status": degraded_redis.status_callback,
-    "voice.connect": degraded_redis.connect,
-    "voice.whisper": degraded_redis.whisper,
-    "voice.dial_result": degraded_redis.dial_result,
-    "voice.callback_answer": degraded_redis.callback_answer,
-    "voice.callback_status": degraded_redis.callback_status,
+    "voice.incoming": lambda svc: redis_down.entry(svc, greet=True),
+    "voice.ivr_step": lambda svc: redis_down.entry(svc, greet=False),
+    "voice.queue": lambda svc: redis_down.entry(svc, greet=False),
+    "voice.wait": redis_down.hold,
+    "voice.hold_offer": redis_down.hold,
+    "voice.hold_step": redis_down.hold,
+    "voice.queue_result": redis_down.queue_result,
+    "voice.status": redis_down.status_callback,
+    "voice.connect": redis_down.connect,
+    "voice.whisper": redis_down.whisper,
+    "voice.dial_result": redis_down.dial_result,
+    "voice.callback_answer": redis_down.callback_answer,
+    "voice.callback_status": redis_down.callback_status,
 }
 SQL_DOWN: dict[str, Handler] = {
-    "voice.incoming": lambda svc: degraded_sql.entry(svc, greet=True),
-    "voice.ivr_step": lambda svc: degraded_sql.entry(svc, greet=False),
-    "voice.queue": lambda svc: degraded_sql.entry(svc, greet=False),
+    "voice.incoming": lambda svc: sql_down.entry(svc, greet=True),
+    "voice.ivr_step": lambda svc: sql_down.entry(svc, greet=False),
+    "voice.queue": lambda svc: sql_down.entry(svc, greet=False),
     "voice.wait": lambda svc: static_hold(svc, "", pick_lang(svc)),
-    "voice.hold_offer": degraded_sql.hold,
-    "voice.hold_step": degraded_sql.hold,
-    "voice.queue_result": degraded_sql.queue_result,
-    "voice.status": degraded_sql.status_callback,
-    "voice.connect": degraded_sql.connect,
-    "voice.whisper": degraded_sql.whisper,
-    "voice.dial_result": degraded_sql.dial_result,
-    "voice.callback_answer": degraded_sql.callback_answer,
+    "voice.hold_offer": sql_down.hold,
+    "voice.hold_step": sql_down.hold,
+    "voice.queue_result": sql_down.queue_result,
+    "voice.status": sql_down.status_callback,
+    "voice.connect": sql_down.connect,
+    "voice.whisper": sql_down.whisper,
+    "voice.dial_result": sql_down.dial_result,
+    "voice.callback_answer": sql_down.callback_answer,
     "voice.callback_status": lambda svc: empty(),  # the attempt stays dialing: the sweep's recovery settles it
-    "voice.degraded_pin": degraded_sql.pin,
+    "voice.degraded_pin": sql_down.pin,
     "voice.degraded_hold": _b_hold,
 }
 BOTH_DOWN: dict[str, Handler] = {

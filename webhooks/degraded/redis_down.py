@@ -3,7 +3,7 @@
 The call's state travels in our own action URLs (Twilio signs the whole URL, query included, so the caller
 cannot change it) and in SQL.
 - /voice/incoming: the call is recorded in SQL. A caller whose number belongs to a member of a held tier
-  (a tier with a boost: the premium ones) is asked for the PIN (checked against SQL, webhooks/degraded_routes.py);
+  (a tier with a boost: the premium ones) is asked for the PIN (checked against SQL, webhooks/degraded/routes.py);
   verified, they get a callback ticket in SQL as a safety net, parked while they hold (outage_tickets.PARK_S),
   hear its number, and hold in the degraded queue. Their record is written as queued with the score they
   would have had, so the rebuild puts them in our order when Redis returns. Everyone else hears an apology
@@ -20,7 +20,8 @@ from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callqueue import records
-from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks import attempts
+from callqueue.callbacks import tickets
 from callqueue.live import calls, ordering
 from callqueue.recovery.outage_tickets import OUTAGE, note_parked, park_due, settle_outage_tickets
 from callqueue.settings import queue_settings
@@ -191,7 +192,7 @@ def _attempt() -> tuple[int, int] | None:
 def callback_answer(svc: Services) -> Response:
     """A member answered their callback as Redis failed: recorded as queued with the ticket's score, then held."""
     sid, now, s, ids = request.form["CallSid"], svc.clock(), db(), _attempt()
-    t = callbacks.answered(s, ids[0], ids[1], sid, now) if ids else None
+    t = attempts.answered(s, ids[0], ids[1], sid, now) if ids else None
     if t is None:  # cancelled meanwhile, or a stale attempt: nothing to connect
         s.commit()
         resp = VoiceResponse()
@@ -213,7 +214,7 @@ def callback_status(svc: Services) -> Response:
     status, ids = request.form.get("CallStatus", ""), _attempt()
     if ids is not None and status in calls.TERMINAL_CALL_STATUSES:
         sid, now, s = request.form["CallSid"], svc.clock(), db()
-        callbacks.ended(s, ids[0], ids[1], status, now, svc.config["callbacks"]["retry_delay_s"])
+        attempts.ended(s, ids[0], ids[1], status, now, svc.config["callbacks"]["retry_delay_s"])
         records.close_call(s, sid, call_status=status, now=now, short_abandon_s=queue_settings(svc.config).short_abandon_s)
         s.commit()  # a retry is due later: the callback sweep dials it without its rq job
     return empty()

@@ -9,7 +9,8 @@ from flask import Response, request
 from sqlalchemy import select
 
 from callqueue import records
-from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks import attempts
+from callqueue.callbacks import tickets
 from core import keys
 from callqueue.live import ordering
 from callqueue.recovery import rebuild
@@ -97,7 +98,7 @@ def degraded_offer() -> Response:
         score, due = ordering.score_for(tier, now, cfg), now
     else:
         opens = cal.next_opening(now, tier) or now
-        score, due = callbacks.after_hours_score(opens, now, queue_settings(cfg).boost(tier)), max(opens, now)
+        score, due = attempts.after_hours_score(opens, now, queue_settings(cfg).boost(tier)), max(opens, now)
     try:
         created = tickets.create(db(), phone=phone, tier=tier, lang=lang, reason=OUTAGE, score=score, due=due,
                                  now=now, max_attempts=cfg["callbacks"]["max_attempts"], member_uid=uid,

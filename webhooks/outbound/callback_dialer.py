@@ -12,7 +12,8 @@ import time
 from datetime import datetime
 from urllib.parse import urlencode
 
-from callqueue.callbacks import turns as callbacks, tickets
+from callqueue.callbacks import attempts
+from callqueue.callbacks import tickets
 from core import keys
 from callqueue.hours import Calendar
 from callqueue.callbacks.tickets import Ticket
@@ -89,8 +90,8 @@ def _one_pass(svc: Services, limit: int) -> int:
     now = svc.clock()
     cal = calendar_of(svc)
     with svc.unit_of_work() as session:
-        due = callbacks.due_tickets(session, now, limit)
-        ringing = callbacks.ringing_count(session) if due else 0
+        due = attempts.due_tickets(session, now, limit)
+        ringing = attempts.ringing_count(session) if due else 0
     if not due:
         return 0
     pipe = svc.redis.pipeline(transaction=False)
@@ -99,7 +100,7 @@ def _one_pass(svc: Services, limit: int) -> int:
         pipe.zcount(keys.ORDER, "-inf", f"({t.score!r}")
     available, *ahead = pipe.execute()
     ahead_of = {t.id: int(n) for t, n in zip(due, ahead)}
-    chosen = callbacks.plan(due, available_agents=int(available), ringing=ringing,
+    chosen = attempts.plan(due, available_agents=int(available), ringing=ringing,
                             callers_ahead=lambda t: ahead_of[t.id], is_open=lambda t: cal.is_open(now, t.tier))
     return sum(1 for t in chosen if place(svc, t.id, now))
 
@@ -113,7 +114,7 @@ def place(svc: Services, ticket_id: int, now: datetime) -> bool:
     stale (a ring that starts late is answered as usual; none means a new attempt, not a lost ticket).
     """
     with svc.unit_of_work() as session:
-        claimed = callbacks.claim(session, ticket_id, now)
+        claimed = attempts.claim(session, ticket_id, now)
     if claimed is None:
         return False
     t, n = claimed.ticket, claimed.n
@@ -130,7 +131,7 @@ def place(svc: Services, ticket_id: int, now: datetime) -> bool:
                 return False  # still dialing: its status callback or `recover` settles it
             permanent = 400 <= exc.status < 500
             with svc.unit_of_work() as session:
-                after = callbacks.place_failed(session, t.id, n, svc.clock(), svc.config["callbacks"]["retry_delay_s"],
+                after = attempts.place_failed(session, t.id, n, svc.clock(), svc.config["callbacks"]["retry_delay_s"],
                                                str(exc), permanent)
             log_event(log, "callback not placed", logging.WARNING, ticket=t.number, attempt=n, status=exc.status,
                       code=exc.code)
@@ -139,7 +140,7 @@ def place(svc: Services, ticket_id: int, now: datetime) -> bool:
             return False
         sid = found
     with svc.unit_of_work() as session:
-        callbacks.placed(session, t.id, n, sid)
+        attempts.placed(session, t.id, n, sid)
     log_event(log, "callback placed", ticket=t.number, attempt=n, call_sid=sid, to=mask_phone(t.phone), tier=t.tier)
     return True
 
@@ -158,7 +159,7 @@ def recover(svc: Services) -> int:
     now = svc.clock()
     cfg = svc.config["callbacks"]
     with svc.unit_of_work() as session:
-        stale = callbacks.stale_dialing(session, now, cfg["stale_dialing_s"])
+        stale = attempts.stale_dialing(session, now, cfg["stale_dialing_s"])
     again = 0
     for t in stale:
         try:
@@ -167,7 +168,7 @@ def recover(svc: Services) -> int:
         except GatewayError:
             return again  # Twilio cannot tell us now: try at the next sweep rather than risk a double dial
         with svc.unit_of_work() as session:
-            after = callbacks.lost(session, t.id, t.attempts, now)
+            after = attempts.lost(session, t.id, t.attempts, now)
         release_agent(svc, t.id)
         if after is not None and after.status == "scheduled":
             again += 1

@@ -31,7 +31,7 @@ def connect_url(svc: Services, offer: Offer) -> str:
 def dispatch_all(svc: Services, limit: int = 1000) -> int:
     """Claim and move callers until no pair is left or Twilio fails; return how many were moved.
 
-    The gateway retries a failed move within its budget (webhooks/gateway.py). A move that finally
+    The gateway retries a failed move within its budget (webhooks/outbound/gateway.py). A move that finally
     failed and provably did not happen puts the caller back at their place and frees the agent; one
     that may have happened (no answer from Twilio, and no telling whether the caller left their queue)
     is left as offered: undoing it could ring the agent while the caller is given to another one, and

@@ -7,7 +7,7 @@ from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callqueue.live import calls as queue_calls
-from callqueue.callbacks import turns as callbacks
+from callqueue.callbacks import attempts
 from core.context import db, services
 from core.logs import log_event
 from ivr import session as ivr_session
@@ -37,7 +37,7 @@ def callback_answer() -> Response:
     svc, sid = services(), request.form["CallSid"]
     cfg, now = svc.config, svc.clock()
     ids = _attempt()
-    t = callbacks.answered(db(), ids[0], ids[1], sid, now) if ids else None
+    t = attempts.answered(db(), ids[0], ids[1], sid, now) if ids else None
     if ids:
         release_agent(svc, ids[0])  # the member joins the queue below, in the place the agent was held for
     resp = VoiceResponse()
@@ -68,7 +68,7 @@ def callback_status() -> Response:
     if ids is None or status not in queue_calls.TERMINAL_CALL_STATUSES:
         return twiml(VoiceResponse())
     now = svc.clock()
-    t = callbacks.ended(db(), ids[0], ids[1], status, now, svc.config["callbacks"]["retry_delay_s"])
+    t = attempts.ended(db(), ids[0], ids[1], status, now, svc.config["callbacks"]["retry_delay_s"])
     rec = queue_calls.call_status(db(), svc.redis, sid, status, now, svc.config)
     db().commit()
     release_agent(svc, ids[0])

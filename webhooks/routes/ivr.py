@@ -20,7 +20,7 @@ from core.config import Config
 from core.context import db, services
 from core.logs import log_event, mask_phone
 from core.services import Services
-from ivr import session as calls
+from ivr import session as ivr_session
 from ivr.flow import HOLD_REASONS, QUEUE, Flow, Input, Reply, Say, say
 from ivr.session import CallState
 from ivr.tickets import ticket_status
@@ -78,7 +78,7 @@ def _read(svc: Services, sid: str, caller: str) -> tuple[CallState | None, int]:
     pipe.hgetall(keys.ivr_session(sid))
     pipe.get(keys.pin_failures(caller))
     stored, failures = pipe.execute()
-    return calls.parse(stored), int(failures or 0)
+    return ivr_session.parse(stored), int(failures or 0)
 
 
 def _caller(svc: Services) -> str:
@@ -94,7 +94,7 @@ def incoming() -> Response:
     if state is None:
         now = svc.clock()
         member = find_by_phone(db(), caller) if caller else None
-        state = calls.open_session(svc.redis, sid, flow.start(caller, member, number_blocked(failures, flow.rules), now))
+        state = ivr_session.open_session(svc.redis, sid, flow.start(caller, member, number_blocked(failures, flow.rules), now))
         queue_calls.arrived(db(), sid, from_number=caller or None, now=now)  # every call gets its record
         db().commit()
         log_event(log, "call opened", call_sid=sid, caller=mask_phone(caller), known=state.member_id is not None,
@@ -113,7 +113,7 @@ def ivr_step(step: str) -> Response:
 def hold_offer() -> Response:
     """A key pressed in the queue's hold loop (waitUrl <Gather>): 1 starts booking a callback that keeps the place."""
     svc, flow, sid = services(), flow_of(services()), request.form["CallSid"]
-    state = calls.parse(svc.redis.hgetall(keys.ivr_session(sid)))
+    state = ivr_session.parse(svc.redis.hgetall(keys.ivr_session(sid)))
     if state is None or state.step != QUEUE or request.args.get("s") != str(state.seq):
         again = _answered_before(svc, flow, sid, state)  # a repeat of the request that started the booking
         return again or _render(svc, flow, sid, state or CallState(), Reply(resume_hold=True), hold=True)
@@ -122,14 +122,14 @@ def hold_offer() -> Response:
     new, reply = flow.hold_offer(state, inp, long_wait=waited.max_wait_exceeded)
     if new != state:
         pipe = svc.redis.pipeline(transaction=False)
-        calls.save(pipe, sid, state, new)
+        ivr_session.save(pipe, sid, state, new)
         replay.stash(pipe, sid, replay.request_id(), reply, hold=True)
         pipe.execute()
     return _render(svc, flow, sid, new, reply, hold=True)
 
 
 def _answered_before(svc: Services, flow: Flow, sid: str, state: CallState | None) -> Response | None:
-    """A stale request that repeats the call's last transition gets that transition's answer again (webhooks/replay.py)."""
+    """A stale request that repeats the call's last transition gets that transition's answer again (webhooks/routes/replay.py)."""
     if state is None:
         return None
     again = replay.recall(svc.redis, sid, replay.request_id())
@@ -184,7 +184,7 @@ def _step(step: str, hold: bool) -> Response:
     in_hold = hold or state.cb_reason in HOLD_REASONS
     rid = replay.request_id()
     pipe = svc.redis.pipeline(transaction=False)
-    calls.save(pipe, sid, state, new)
+    ivr_session.save(pipe, sid, state, new)
     if v is not None and v.count_failure:
         record_number_failure(pipe, caller)
     # The answer is kept for a repeat of this request (with the session: no extra round trip); a booking's is

@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from callqueue import clock
-from callqueue.stats import figures as stats
+from callqueue.reports import stats
 from callqueue.records import IN_PROGRESS, CallRecord
 from callqueue.settings import QueueSettings, queue_settings
 from core.config import Config
