@@ -1,12 +1,12 @@
 """Time as the queue counts it: whole epoch milliseconds, so Redis and SQL compute identical waits."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from core import keys
 
 Now = datetime | float | int
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 

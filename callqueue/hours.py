@@ -23,10 +23,11 @@ Semantics:
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.schema import deep_merge
@@ -34,7 +35,7 @@ from core.schema import deep_merge
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HORIZON_DAYS = 2 * 366 + 2  # "never open" = no opening within about two years
 _CACHE_MAX = 5000  # dates kept per schedule; a long-running process only asks about a few
-_UTC = timezone.utc
+_UTC = UTC
 _SECOND = timedelta(seconds=1)
 
 Interval = tuple[datetime, datetime]  # [start, end) as UTC instants

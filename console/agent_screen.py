@@ -9,9 +9,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from callqueue import clock, records
-from callqueue.live import presence
-from callqueue.callbacks import tickets
 from callqueue.agents.logins import Identity
+from callqueue.callbacks import tickets
+from callqueue.live import presence
 from callqueue.records import CallRecord
 from callqueue.settings import queue_settings
 from core.config import Config

@@ -1,22 +1,21 @@
 """The JSON API under /api: agents' own state and calls; supervisors' queue and statistics."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-import logging
-
 from callqueue import clock
-from callqueue.reports import history, stats
-from callqueue.live import dispatch, ordering, presence
 from callqueue.callbacks import tickets
+from callqueue.live import dispatch, ordering, presence
 from callqueue.live.presence import PresenceError
+from callqueue.reports import history, stats
 from callqueue.settings import queue_settings
-from console.auth import current_identity, json_error, require_role
-from console.openapi import OPENAPI
 from console.agent_screen import agent_view, today_figures
+from console.auth import current_identity, json_error, require_role
 from console.dashboard import dashboard, staffing_today
+from console.openapi import OPENAPI
 from console.views import agents_table, queue_view, save_wrapup
 from core.context import db, services
 from core.logs import log_event, mask_phone

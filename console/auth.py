@@ -6,8 +6,9 @@ import hashlib
 import hmac
 import secrets
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from flask import abort, current_app, g, jsonify, request, session
 
@@ -41,7 +42,7 @@ def _from_basic() -> Identity | None:
         return hit[2]
     # Any failed attempt forgets the login's cached success: a lock applies at once in this process.
     _cache().pop(auth.username, None)
-    result = authenticate(db(), auth.username, auth.password or "", datetime.now(timezone.utc))
+    result = authenticate(db(), auth.username, auth.password or "", datetime.now(UTC))
     db().commit()  # failure counters and lockouts must persist even though the request is refused
     if result.identity is None:
         if result.reason == "locked":

@@ -8,9 +8,9 @@ import redis
 from sqlalchemy.orm import Session
 
 from callqueue import clock
+from callqueue.callbacks import tickets
 from callqueue.live import ordering
 from callqueue.reports import stats
-from callqueue.callbacks import tickets
 from callqueue.settings import queue_settings
 from console.views import agents_table, queue_view
 from core.config import Config
@@ -56,7 +56,9 @@ def with_status(figures: dict[str, Any], config: Config) -> dict[str, Any]:
         for key, state in row["status"].items():
             if _RANK[state] > _RANK.get(worst.get(key, OK), 0):
                 worst[key] = state
-    figures["overall"]["status"] = {key: worst.get(key, OK) for key in ("service_level", "abandon_rate", "longest_wait_s")}
+    figures["overall"]["status"] = {
+        key: worst.get(key, OK) for key in ("service_level", "abandon_rate", "longest_wait_s")
+    }
     return figures
 
 
@@ -82,8 +84,8 @@ def staffing_today(session: Session, now: datetime, config: Config) -> dict[str,
     Quarters still to come are the shipped day profile scaled by today's volume so far (callqueue/planning/staffing.py);
     `hotline plan` checks such a forecast by simulation, which takes seconds: too slow for a page.
     """
-    from callqueue.reports import history
     from callqueue.planning import staffing
+    from callqueue.reports import history
 
     qs = queue_settings(config)
     today = date.fromisoformat(clock.local_day(clock.to_ms(now), qs.tz))

@@ -20,8 +20,10 @@ TEXT: dict[str, dict[str, str]] = {
     "login_name": {"zh": "账号", "en": "Login"},
     "password": {"zh": "密码", "en": "Password"},
     "login_bad": {"zh": "账号或密码不正确。", "en": "The login or password is not correct."},
-    "login_locked": {"zh": "失败次数过多，账号已锁定，请于 {until} 后再试。",
-                     "en": "Too many failed attempts: the account is locked until {until}."},
+    "login_locked": {
+        "zh": "失败次数过多，账号已锁定，请于 {until} 后再试。",
+        "en": "Too many failed attempts: the account is locked until {until}.",
+    },
     "login_missing": {"zh": "请输入账号和密码。", "en": "Enter your login and password."},
     "csrf_failed": {"zh": "页面已过期，请刷新后重试。", "en": "This page has expired; reload it and try again."},
     "forbidden": {"zh": "您没有权限打开此页面。", "en": "You are not allowed to open this page."},
@@ -88,8 +90,10 @@ TEXT: dict[str, dict[str, str]] = {
     "quarter": {"zh": "时段", "en": "From"},
     "forecast_calls": {"zh": "预计来电", "en": "Calls expected"},
     "agents_needed": {"zh": "所需坐席", "en": "Agents needed"},
-    "staffing_note": {"zh": "按今日已到来电预测，用 Erlang C 估算；hotline plan 可用模拟校正。",
-                      "en": "Forecast from today's calls so far, by Erlang C; hotline plan checks it by simulation."},
+    "staffing_note": {
+        "zh": "按今日已到来电预测，用 Erlang C 估算；hotline plan 可用模拟校正。",
+        "en": "Forecast from today's calls so far, by Erlang C; hotline plan checks it by simulation.",
+    },
     "cb_scheduled": {"zh": "已预约", "en": "Scheduled"},
     "cb_due": {"zh": "待回拨", "en": "Due"},
     "cb_overdue": {"zh": "已逾期", "en": "Overdue"},
@@ -105,12 +109,16 @@ TEXT: dict[str, dict[str, str]] = {
     "no_data": {"zh": "当日无数据。", "en": "No calls that day."},
     "seconds": {"zh": "秒", "en": "s"},
     # The store banner (console/stores.py, static/stores.js): shown on every page while a store is down.
-    "store_database_down": {"zh": "数据库暂时无法访问：来电者会听到致歉并可登记回拨（先记在 Redis，数据库恢复后写入）；通话记录、工单和统计暂停更新。",
-                            "en": "The database cannot be reached: callers hear an apology and may leave a callback request "
-                                  "(kept in Redis and saved when the database returns); call records, tickets and figures are on hold."},
-    "store_redis_down": {"zh": "实时排队系统（Redis）暂时无法访问：高级会员在备用队列中等待并已登记回拨工单，其他来电者可登记回拨；恢复后排队顺序将自动重建，请重新设置为“就绪”。",
-                         "en": "The live queue (Redis) cannot be reached: premium members hold in a backup queue with a callback "
-                               "ticket, other callers may book a callback; the queue is rebuilt when it returns: set yourself available again."},
+    "store_database_down": {
+        "zh": "数据库暂时无法访问：来电者会听到致歉并可登记回拨（先记在 Redis，数据库恢复后写入）；通话记录、工单和统计暂停更新。",
+        "en": "The database cannot be reached: callers hear an apology and may leave a callback request "
+        "(kept in Redis and saved when the database returns); call records, tickets and figures are on hold.",
+    },
+    "store_redis_down": {
+        "zh": "实时排队系统（Redis）暂时无法访问：高级会员在备用队列中等待并已登记回拨工单，其他来电者可登记回拨；恢复后排队顺序将自动重建，请重新设置为“就绪”。",
+        "en": "The live queue (Redis) cannot be reached: premium members hold in a backup queue with a callback "
+        "ticket, other callers may book a callback; the queue is rebuilt when it returns: set yourself available again.",
+    },
     "store_captured": {"zh": "已记录 {n} 个待写入的回拨请求。", "en": "{n} callback requests are waiting to be saved."},
 }
 

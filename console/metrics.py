@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,8 +19,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from callqueue import clock
-from callqueue.reports import stats
 from callqueue.callbacks import tickets
+from callqueue.reports import stats
 from callqueue.settings import queue_settings
 from console.auth import current_identity, json_error
 from core.context import metrics as metrics_of_app
@@ -87,8 +88,12 @@ def queue_families(figures: dict[str, Any]) -> Iterator[Metric]:
                                 labels=["tier"])
     longest = GaugeMetricFamily("hotline_queue_longest_wait_seconds", "The longest current wait, 0 when nobody waits.",
                                 labels=["tier"])
-    today = GaugeMetricFamily("hotline_calls_today", "Calls today (hotline time zone; back to 0 at local midnight) "
-                              "by outcome; short_abandoned is counted apart from abandoned.", labels=["tier", "outcome"])
+    today = GaugeMetricFamily(
+        "hotline_calls_today",
+        "Calls today (hotline time zone; back to 0 at local midnight) "
+        "by outcome; short_abandoned is counted apart from abandoned.",
+        labels=["tier", "outcome"],
+    )
     for tier, f in tiers.items():
         waiting.add_metric([tier], f["waiting"])
         longest.add_metric([tier], f["longest_wait_s"])

@@ -5,16 +5,27 @@ import csv
 import functools
 import io
 import logging
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, session, stream_with_context, url_for
+from flask import (
+    Blueprint,
+    Response,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
 
-from callqueue.reports import history
-from callqueue.live import presence
 from callqueue.agents.logins import authenticate
+from callqueue.live import presence
 from callqueue.live.presence import PresenceError
+from callqueue.reports import history
 from console import i18n, stores
 from console.auth import csrf_token, csrf_valid, current_identity
 from core.context import db, services

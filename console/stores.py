@@ -7,7 +7,7 @@ whatever the number of consoles polling.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from callqueue.recovery import capture
@@ -31,7 +31,7 @@ def check(svc: Services) -> dict[str, Any]:
             conn.exec_driver_sql("SELECT 1")
     except Exception:  # noqa: BLE001
         out["database"] = "down"
-    out["checked_at"] = datetime.now(timezone.utc).isoformat()
+    out["checked_at"] = datetime.now(UTC).isoformat()
     svc.extras["console.stores"] = (time.monotonic() + CHECK_EVERY_S, out)
     return out
 

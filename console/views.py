@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callqueue import records
-from callqueue.live import presence
 from callqueue.agents.accounts import Agent
+from callqueue.live import presence
 from callqueue.live.presence import PresenceError
 from core.logs import mask_phone
 

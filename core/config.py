@@ -5,9 +5,10 @@ import ipaddress
 import os
 import secrets
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.schema import Bool, ConfigError, Custom, List, Num, Spec, Str, Table, deep_merge
@@ -93,7 +94,9 @@ def root_spec(extra_sections: Mapping[str, Spec] | None = None) -> Table:
                 }
             ),
             "languages": Table(
-                each=Table(fields={"voice": Str(nonempty=True), "code": Str(nonempty=True)}, required=("voice", "code")),
+                each=Table(
+                    fields={"voice": Str(nonempty=True), "code": Str(nonempty=True)}, required=("voice", "code")
+                ),
                 key_pattern=r"[a-z]{2}",
             ),
             "tiers": Table(each=TIER),
@@ -107,7 +110,9 @@ def root_spec(extra_sections: Mapping[str, Spec] | None = None) -> Table:
                     "short_abandon_s": Num(min=0),
                     "twilio_queue_max_size": Num(min=1, max=5000, integer=True),
                     "twilio_queue_prefix": Str(pattern=r"[A-Za-z0-9_-]{1,40}", hint="1-40 letters, digits, _ or -"),
-                    "hold_music_url": Str(pattern=r"(https?://\S+)?", hint="an http(s) URL of hold audio, or \"\" for silence"),
+                    "hold_music_url": Str(
+                        pattern=r"(https?://\S+)?", hint='an http(s) URL of hold audio, or "" for silence'
+                    ),
                 }
             ),
             "verification": Table(
@@ -242,7 +247,9 @@ class Settings:
     public_url: str = ""
     trusted_proxies: int = 0
     secret_key: str = ""
-    pin_key: str = field(default="", repr=False)  # HOTLINE_PIN_KEY: the secret in every PIN hash (env only, never the TOML file)
+    pin_key: str = field(
+        default="", repr=False
+    )  # HOTLINE_PIN_KEY: the secret in every PIN hash (env only, never the TOML file)
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_api_url: str = "https://api.twilio.com"
@@ -262,7 +269,7 @@ class Settings:
         """The PIN key as `core.passwords.hash_pin` takes it (filled by `resolve`)."""
         return self.pin_key.encode("utf-8")
 
-    def with_overrides(self, overrides: Mapping[str, Any] | None) -> "Settings":
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> Settings:
         """A copy with the given fields replaced (unknown names are an error)."""
         if not overrides:
             return self
@@ -338,7 +345,9 @@ def resolve(settings: Settings) -> Settings:
     elif not settings.twilio_auth_token:
         raise ConfigError(["TWILIO_AUTH_TOKEN: is required when TWILIO_ACCOUNT_SID is set"])
     elif not settings.public_url:
-        raise ConfigError(["HOTLINE_PUBLIC_URL: is required with a real Twilio account (Twilio must reach us and signs that URL)"])
+        raise ConfigError(
+            ["HOTLINE_PUBLIC_URL: is required with a real Twilio account (Twilio must reach us and signs that URL)"]
+        )
     if not settings.secret_key:
         if not settings.offline:
             raise ConfigError(["HOTLINE_SECRET_KEY: is required with a real Twilio account"])

@@ -85,11 +85,15 @@ class EmbeddedRedis:
         ]
         # A new session: Ctrl-C in the terminal reaches our process, which then stops the server
         # cleanly (SIGTERM makes it save) instead of the server dying mid-write.
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"embedded redis-server exited with {self.process.returncode}; see {folder / 'redis.log'}")
+                raise RuntimeError(
+                    f"embedded redis-server exited with {self.process.returncode}; see {folder / 'redis.log'}"
+                )
             if self.running():
                 return self.url
             time.sleep(0.02)  # polling a socket that has no readiness event to wait on

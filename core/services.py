@@ -1,10 +1,11 @@
 """The process's long-lived collaborators, built once by the web app or the worker."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from sqlalchemy import Engine
@@ -29,7 +30,7 @@ class Services:
     redis_url: str
     embedded: EmbeddedRedis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))  # edges read time here; tests set it
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # edges read time here; tests set it
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:

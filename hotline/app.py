@@ -1,8 +1,9 @@
 """The app factory: settings, stores and blueprints wired together."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask, Request, Response, jsonify
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -14,13 +15,14 @@ from core.services import Services, build_services
 from hotline.configuration import full_config
 from webhooks.outbound.gateway import TwilioGateway
 
-
 SHIFT = timedelta(hours=12)  # a console session lasts one long shift, then asks for the password again
 
 
 def make_gateway(settings: Settings) -> TwilioGateway:
     """The Twilio REST gateway for these settings."""
-    return TwilioGateway(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_url, settings.twilio_number)
+    return TwilioGateway(
+        settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_url, settings.twilio_number
+    )
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -24,7 +24,12 @@ from core.services import Services
 
 CONSTANT_TWIML = ('<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-US" voice="Polly.Joanna">'
                   "Thank you for calling.</Say></Response>")
-HEADERS = {"redis": "X-Hotline-Redis-RT", "sql": "X-Hotline-SQL", "sql_tx": "X-Hotline-SQL-Tx", "sql_conn": "X-Hotline-SQL-Conn"}
+HEADERS = {
+    "redis": "X-Hotline-Redis-RT",
+    "sql": "X-Hotline-SQL",
+    "sql_tx": "X-Hotline-SQL-Tx",
+    "sql_conn": "X-Hotline-SQL-Conn",
+}
 
 
 class RoundTrips(threading.local):

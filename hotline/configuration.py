@@ -5,7 +5,8 @@ import os
 
 from callqueue.hours import check_hours
 from core.config import Config, load_config
-from ivr.tree import SECTIONS as IVR_SECTIONS, check_tree
+from ivr.tree import SECTIONS as IVR_SECTIONS
+from ivr.tree import check_tree
 
 
 def full_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -39,6 +39,8 @@ def seed_demo(session: Session, config: Config, now: datetime, *, pin_key: bytes
         lines.append(f"  {tier:<15} uid {uid}  phone {phone}  PIN {pin}  {name}")
     lines.append("demo agents and supervisor (log in at /login; HTTP Basic on /api):")
     for login, name, role, identity, password in DEMO_AGENTS:
-        add_agent(session, login=login, name=name, password=password, role=role, client_identity=identity, phone=None, now=now)
+        add_agent(
+            session, login=login, name=name, password=password, role=role, client_identity=identity, phone=None, now=now
+        )
         lines.append(f"  {role:<10} login {login:<7} password {password:<12} rings client:{identity}")
     return lines

@@ -5,9 +5,11 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -109,9 +111,9 @@ def metrics_env(data_dir: Path) -> dict[str, str]:
 
 def prepare(overrides: dict[str, object] | None = None) -> tuple[Settings, str, EmbeddedRedis | None]:
     """Load and check settings, start the embedded Redis if needed; exit with one line on failure."""
+    from core.schema import ConfigError
     from hotline.app import load_settings
     from hotline.startup import fail
-    from core.schema import ConfigError
 
     try:
         settings = load_settings(overrides)
@@ -189,11 +191,11 @@ def start_offline_twilio(settings: Settings, public_url: str) -> Any:
 
 def run_all(host: str, port: int) -> None:
     """`hotline run`: embedded stores, migrations, demo data, web + worker + cron, offline Twilio; Ctrl-C stops all."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from hotline.startup import fail, open_services
     from hotline.demo import seed_demo
     from hotline.migrate import upgrade
+    from hotline.startup import fail, open_services
     from simulator.discovery import remove_discovery, write_discovery
 
     public_url = f"http://{host}:{port}"
@@ -204,7 +206,7 @@ def run_all(host: str, port: int) -> None:
         try:
             upgrade(svc.engine)
             with svc.unit_of_work() as session:
-                lines = seed_demo(session, svc.config, now=datetime.now(timezone.utc), pin_key=svc.settings.pin_key_bytes)
+                lines = seed_demo(session, svc.config, now=datetime.now(UTC), pin_key=svc.settings.pin_key_bytes)
         finally:
             svc.close()
         extra = {"HOTLINE_PUBLIC_URL": public_url}
@@ -228,8 +230,11 @@ def run_all(host: str, port: int) -> None:
         raise
     for line in lines:
         click.echo(line)
-    phone = ("\n  Terminal phone         hotline call   (answered by: hotline agent --login agent1 --password agent1-pass)"
-             if settings.offline else "")
+    phone = (
+        "\n  Terminal phone         hotline call   (answered by: hotline agent --login agent1 --password agent1-pass)"
+        if settings.offline
+        else ""
+    )
     click.echo(f"""
 Hotline is running (Ctrl-C stops everything):
   Twilio voice webhook   POST {public_url}/voice/incoming   (status: /voice/status, fallback: /voice/fallback)
@@ -238,7 +243,7 @@ Hotline is running (Ctrl-C stops everything):
   Agent/supervisor API   {public_url}/api   (OpenAPI: {public_url}/api/openapi.json)
   Prometheus metrics     {public_url}/metrics
   Health                 {public_url}/healthz
-  Twilio                 {'offline: the simulator answers REST at ' + extra['TWILIO_API_URL'] if settings.offline else settings.twilio_api_url}{phone}
+  Twilio                 {"offline: the simulator answers REST at " + extra["TWILIO_API_URL"] if settings.offline else settings.twilio_api_url}{phone}
   Stores                 {settings.database_url} and redis at {url}
 """)
     sys.exit(sup.wait())

@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from redis import Redis
 from rq import Queue, SimpleWorker
 
+from core.jobqueue import QUEUE
 from core.logs import log_event
 from core.redisconn import make_redis
-from core.jobqueue import QUEUE
 from core.services import Services
 
 log = logging.getLogger("hotline.worker")

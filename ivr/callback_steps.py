@@ -14,7 +14,20 @@ import phonenumbers
 
 from core.config import Config
 from ivr.replies import (
-    CB_CONFIRM, CB_ENTER, CB_NUMBER, CLOSED, END, HOLD_REASONS, MENU, QUEUE, Ask, Deps, Input, Reply, Say, say,
+    CB_CONFIRM,
+    CB_ENTER,
+    CB_NUMBER,
+    CLOSED,
+    END,
+    HOLD_REASONS,
+    MENU,
+    QUEUE,
+    Ask,
+    Deps,
+    Input,
+    Reply,
+    Say,
+    say,
 )
 from ivr.session import CallState
 from ivr.tree import Tree
@@ -32,14 +45,16 @@ class NumberRules:
     allow_premium_rate: bool
 
     @classmethod
-    def from_config(cls, config: Config) -> "NumberRules":
+    def from_config(cls, config: Config) -> NumberRules:
         """The rules of a validated configuration."""
         cb = config["callbacks"]
         return cls(config["hotline"]["phone_region"], cb["allow_foreign_numbers"], cb["allow_premium_rate"])
 
     def check(self, raw: str) -> str | None:
         """`raw` as an E.164 number we may call, or None."""
-        return callback_number(raw, self.region, allow_foreign=self.allow_foreign, allow_premium_rate=self.allow_premium_rate)
+        return callback_number(
+            raw, self.region, allow_foreign=self.allow_foreign, allow_premium_rate=self.allow_premium_rate
+        )
 
 
 class FlowMoves(Protocol):
@@ -106,7 +121,9 @@ class CallbackSteps:
         if inp.empty:
             return flow.fail(now, state, "retry_no_input")
         if inp.digits == CONFIRM_KEY:
-            return flow.to_agent(now, replace(state, category=state.category or flow.tree.nodes[flow.tree.root].category or ""))
+            return flow.to_agent(
+                now, replace(state, category=state.category or flow.tree.nodes[flow.tree.root].category or "")
+            )
         if inp.digits == SELF_SERVICE_KEY:
             new = replace(state, step=MENU, node=flow.tree.root, tries=0)
             return new, Reply(ask=flow.ask(new))

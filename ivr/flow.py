@@ -5,20 +5,42 @@ and the answer is plain values (`Reply`) that webhooks/ renders as TwiML.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from callqueue.hours import Calendar
 from core.config import Config
 from ivr.callback_steps import CallbackSteps, NumberRules, closed_notice
-from ivr.replies import (  # noqa: F401  (re-exported: the flow's vocabulary)
-    CALLBACK_STEPS, CB_CONFIRM, CB_ENTER, CB_NUMBER, CLOSED, END, GUEST, HOLD_REASONS, MENU, OFFER, OFFER_KEY, PIN, QUEUE,
-    SKIP_KEY, UID, Ask, Deps, Input, Reply, Say, ToQueue, say,
+from ivr.replies import (
+    CALLBACK_STEPS,
+    CB_CONFIRM,
+    CB_ENTER,
+    CB_NUMBER,
+    CLOSED,
+    END,
+    GUEST,
+    HOLD_REASONS,
+    MENU,
+    OFFER,
+    OFFER_KEY,
+    PIN,
+    QUEUE,
+    SKIP_KEY,
+    UID,
+    Ask,
+    Deps,
+    Input,
+    Reply,
+    Say,
+    ToQueue,
+    say,
 )
 from ivr.session import CallState
 from ivr.tree import Node, Option, Tree, build_tree, match
 from members.verification import UID_MAX_LENGTH, MemberRef, Outcome, Rules, uid_format_ok
+
 
 class Flow:
     """The rules of one configuration: build once per process with `Flow.from_config`."""
@@ -30,7 +52,7 @@ class Flow:
         self.callbacks = CallbackSteps(self)
 
     @classmethod
-    def from_config(cls, config: Config) -> "Flow":
+    def from_config(cls, config: Config) -> Flow:
         """The flow of a validated configuration."""
         return cls(build_tree(config), Rules.from_config(config), config.tiers, config["hotline"]["default_language"],
                    Calendar.from_config(config), NumberRules.from_config(config))
@@ -39,7 +61,9 @@ class Flow:
     def start(self, caller: str, member: MemberRef | None, number_blocked: bool, now: datetime) -> CallState:
         """The new call's session: a known caller ID is asked for the PIN unless the member or the number is locked."""
         claimed = member.tier if member is not None and member.tier in self.tiers else GUEST
-        state = CallState(caller=caller, lang=self.default_lang, step=MENU, node=self.tree.root, started_at=now.isoformat())
+        state = CallState(
+            caller=caller, lang=self.default_lang, step=MENU, node=self.tree.root, started_at=now.isoformat()
+        )
         if not self.hours.is_open(now, claimed):
             opens = self.hours.next_opening(now, claimed)
             state = replace(state, step=CLOSED, closed=True, opens=opens.isoformat() if opens else "")
@@ -105,7 +129,9 @@ class Flow:
 
     def to_agent(self, now: datetime, state: CallState) -> tuple[CallState, Reply]:
         """Towards an agent: the queue when verified (or refused), else the PIN or member number first."""
-        if state.verified or state.locked:  # verified, or verification refused in this call: queue (the latter as guest)
+        if (
+            state.verified or state.locked
+        ):  # verified, or verification refused in this call: queue (the latter as guest)
             return self._to_queue(now, state)
         new = replace(state, step=PIN if state.member_id else UID, after=QUEUE, tries=0)
         return new, Reply(ask=self.ask(new))
@@ -239,7 +265,10 @@ class Flow:
             return self.callbacks.ask(state, reprompt)
         if state.step == MENU:
             node = self._node(state)
-            prompts = (say(node.reprompt if reprompt else node.prompt, lang), *self._language_offers(state, node.options))
+            prompts = (
+                say(node.reprompt if reprompt else node.prompt, lang),
+                *self._language_offers(state, node.options),
+            )
             return Ask(MENU, prompts, lang, digits=1, speech=self.tree.speech, hints=node.hints(lang))
         if state.step == PIN:
             lang_opt = self.tree.language_option()

@@ -60,8 +60,10 @@ class Reply:
     hangup: bool = False
     sms: str = ""         # first text the caller this prompt (the edge sends it and says whether it went)
     ticket: bool = False  # first read out the caller's callback ticket
-    callback: str = ""    # book a callback ticket to this number (then say its number and end, or leave the queue)
-    resume_hold: bool = False  # back to holding in the queue, keeping the place (a callback booked from hold was dropped)
+    callback: str = ""  # book a callback ticket to this number (then say its number and end, or leave the queue)
+    resume_hold: bool = (
+        False  # back to holding in the queue, keeping the place (a callback booked from hold was dropped)
+    )
 
 
 @dataclass(frozen=True)

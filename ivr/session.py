@@ -81,7 +81,7 @@ class CallState:
         return out
 
     @classmethod
-    def from_fields(cls, data: dict[str, Any]) -> "CallState":
+    def from_fields(cls, data: dict[str, Any]) -> CallState:
         """Parse a hash (tolerating missing or damaged fields: they take their defaults)."""
         values: dict[str, Any] = {}
         for f in fields(cls):

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from core.config import LABEL, Config
 from core.schema import Bool, Num, Spec, Str, Table
@@ -175,8 +176,14 @@ def build_tree(config: Config) -> Tree:
     for name, node in menu["nodes"].items():
         options = tuple(
             Option(
-                key=key, goto=o.get("goto"), do=o.get("do"), lang=o.get("lang"),
-                hints={lang: tuple(h.strip() for h in text.split(",") if h.strip()) for lang, text in (o.get("hints") or {}).items()},
+                key=key,
+                goto=o.get("goto"),
+                do=o.get("do"),
+                lang=o.get("lang"),
+                hints={
+                    lang: tuple(h.strip() for h in text.split(",") if h.strip())
+                    for lang, text in (o.get("hints") or {}).items()
+                },
             )
             for key, o in sorted(node["options"].items())
         )

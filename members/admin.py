@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -95,8 +95,10 @@ def check_pin_hash(value: str, pin_key: bytes) -> str | None:
         return None
     m = _PIN_HASH.fullmatch(value)
     if not m:
-        return ("pin_hash: must be hmac-sha256$kid$salt$digest (as `core.passwords.hash_pin` writes with HOTLINE_PIN_KEY) "
-                "or scrypt$n$r$p$salt$hash")
+        return (
+            "pin_hash: must be hmac-sha256$kid$salt$digest (as `core.passwords.hash_pin` writes with HOTLINE_PIN_KEY) "
+            "or scrypt$n$r$p$salt$hash"
+        )
     n, r, p = (int(x) for x in m.groups())
     if n & (n - 1) or not 2**13 <= n <= 2**16 or not 1 <= r <= 16 or not 1 <= p <= 4 or 128 * n * r > 64 * 1024 * 1024:
         return "pin_hash: scrypt parameters out of range (n a power of two 2^13..2^16, r 1..16, p 1..4, at most 64 MiB)"
@@ -108,12 +110,16 @@ def phone_owners(session: Session, phones: list[str] | tuple[str, ...]) -> dict[
     if not phones:
         return {}
     rows = session.execute(
-        select(MemberPhone.e164, Member.id, Member.uid).join(Member, Member.id == MemberPhone.member_id).where(MemberPhone.e164.in_(phones))
+        select(MemberPhone.e164, Member.id, Member.uid)
+        .join(Member, Member.id == MemberPhone.member_id)
+        .where(MemberPhone.e164.in_(phones))
     )
     return {e164: (mid, uid) for e164, mid, uid in rows}
 
 
-def add_member(session: Session, fields: MemberFields, pin: str, config: Config, now: datetime, *, pin_key: bytes) -> int:
+def add_member(
+    session: Session, fields: MemberFields, pin: str, config: Config, now: datetime, *, pin_key: bytes
+) -> int:
     """Create a member (not an upsert: the member number must be new); return its id. Does not commit.
 
     The PIN is hashed with `pin_key` (the settings' `pin_key_bytes`)."""

@@ -15,10 +15,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -114,7 +114,9 @@ def read_csv(data: bytes, encoding: str = "utf-8") -> CsvFile:
     return CsvFile(index, len(header), records)
 
 
-def parse_row(line: int, values: list[str], csv_file: CsvFile, config: Config, rules: Rules, pin_key: bytes) -> Row | Rejected:
+def parse_row(
+    line: int, values: list[str], csv_file: CsvFile, config: Config, rules: Rules, pin_key: bytes
+) -> Row | Rejected:
     """One record checked on its own (references to other rows and the database are checked later)."""
     if len(values) != csv_file.width:
         return Rejected(line, f"has {len(values)} fields, the header has {csv_file.width}")
@@ -166,7 +168,7 @@ class PinHasher:
             self.pool.shutdown()
             self.pool = None
 
-    def __enter__(self) -> "PinHasher":
+    def __enter__(self) -> PinHasher:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -206,17 +208,27 @@ def _check_against_file(row: Row, seen_uid: dict[str, int], seen_phone: dict[str
         return Rejected(row.line, f"uid: {uid} was already given on line {seen_uid[uid]}")
     for p in row.fields.phones:
         if p in seen_phone:
-            return Rejected(row.line, f"phone: {p} was already given for member {seen_phone[p][0]} on line {seen_phone[p][1]}")
+            return Rejected(
+                row.line, f"phone: {p} was already given for member {seen_phone[p][0]} on line {seen_phone[p][1]}"
+            )
     seen_uid[uid] = row.line
     for p in row.fields.phones:
         seen_phone[p] = (uid, row.line)
     return row
 
 
-def _apply(session: Session, rows: list[Row], result: ChunkResult, hasher: PinHasher, now: datetime, pin_key: bytes) -> None:
+def _apply(
+    session: Session, rows: list[Row], result: ChunkResult, hasher: PinHasher, now: datetime, pin_key: bytes
+) -> None:
     """Write one chunk's valid rows: a few set-based statements, whatever the chunk's size."""
-    existing = {uid: (mid, name, tier, pin_hash) for mid, uid, name, tier, pin_hash in session.execute(
-        select(Member.id, Member.uid, Member.name, Member.tier, Member.pin_hash).where(Member.uid.in_([r.fields.uid for r in rows])))}
+    existing = {
+        uid: (mid, name, tier, pin_hash)
+        for mid, uid, name, tier, pin_hash in session.execute(
+            select(Member.id, Member.uid, Member.name, Member.tier, Member.pin_hash).where(
+                Member.uid.in_([r.fields.uid for r in rows])
+            )
+        )
+    }
     old_phones: dict[int, dict[str, int]] = {}
     for pid, mid, e164 in session.execute(select(MemberPhone.id, MemberPhone.member_id, MemberPhone.e164).where(
             MemberPhone.member_id.in_([v[0] for v in existing.values()]))):
@@ -247,7 +259,16 @@ def _apply(session: Session, rows: list[Row], result: ChunkResult, hasher: PinHa
         f, ex = row.fields, existing.get(row.fields.uid)
         pin_hash = next(hashed) if row.pin else (row.pin_hash or None)
         if ex is None:
-            new_members.append({"uid": f.uid, "name": f.name, "tier": f.tier, "pin_hash": pin_hash, "failed_pins": 0, "created_at": now})
+            new_members.append(
+                {
+                    "uid": f.uid,
+                    "name": f.name,
+                    "tier": f.tier,
+                    "pin_hash": pin_hash,
+                    "failed_pins": 0,
+                    "created_at": now,
+                }
+            )
             new_phones += [(f.uid, p) for p in f.phones]
             result.created += 1
             continue

@@ -22,7 +22,9 @@ class Member(Base):
     failed_pins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    phones: Mapped[list["MemberPhone"]] = relationship(back_populates="member", cascade="all, delete-orphan", lazy="selectin")
+    phones: Mapped[list[MemberPhone]] = relationship(
+        back_populates="member", cascade="all, delete-orphan", lazy="selectin"
+    )
 
 
 class MemberPhone(Base):

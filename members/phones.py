@@ -36,6 +36,9 @@ def callback_number(raw: str | None, region: str, *, allow_foreign: bool, allow_
     if not allow_foreign and phonenumbers.region_code_for_number(number) != region:
         return None
     kind = phonenumbers.number_type(number)
-    if not allow_premium_rate and kind in (phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.SHARED_COST):
+    if not allow_premium_rate and kind in (
+        phonenumbers.PhoneNumberType.PREMIUM_RATE,
+        phonenumbers.PhoneNumberType.SHARED_COST,
+    ):
         return None
     return e164

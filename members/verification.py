@@ -35,9 +35,15 @@ class Rules:
     pin_max: int
 
     @classmethod
-    def from_config(cls, config: Config) -> "Rules":
+    def from_config(cls, config: Config) -> Rules:
         v = config["verification"]
-        return cls(v["max_pin_failures"], v["lock_minutes"], v["number_attempts_per_hour"], v["pin_min_length"], v["pin_max_length"])
+        return cls(
+            v["max_pin_failures"],
+            v["lock_minutes"],
+            v["number_attempts_per_hour"],
+            v["pin_min_length"],
+            v["pin_max_length"],
+        )
 
     def pin_format_ok(self, pin: str) -> bool:
         """True for digits only, of an allowed length (anything else cannot be a PIN and is not counted as a try)."""
@@ -68,7 +74,9 @@ def find_by_phone(session: Session, e164: str) -> MemberRef | None:
     """The member whose registered number is `e164` (one query)."""
     if not e164:
         return None
-    row = session.execute(_ref_query().join(MemberPhone, MemberPhone.member_id == Member.id).where(MemberPhone.e164 == e164)).first()
+    row = session.execute(
+        _ref_query().join(MemberPhone, MemberPhone.member_id == Member.id).where(MemberPhone.e164 == e164)
+    ).first()
     return MemberRef(*row) if row else None
 
 

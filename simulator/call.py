@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import urllib.parse
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Sequence
 
 from simulator import dial, enqueue, verbs
 from simulator.control import CallControl, HungUp, Redirected
@@ -38,7 +38,7 @@ class SimulatedCall:
         self.result = CallResult(self.sid, from_, to, direction)
         self.status_callback, self.callback_events = status_callback, tuple(callback_events)
         self.callee, self.ring_timeout, self.twiml = callee, ring_timeout, twiml
-        self.created = datetime.now(timezone.utc)
+        self.created = datetime.now(UTC)
         self.started: datetime | None = None
         self.ended: datetime | None = None
         self._answered_at = 0.0
@@ -112,7 +112,7 @@ class SimulatedCall:
     def _answer(self) -> None:
         self.status = "in-progress"
         self._answered_at = self.control.now
-        self.started = datetime.now(timezone.utc)
+        self.started = datetime.now(UTC)
         self.control.hang_up_after("call", self.cursor.script.hangup_after_seconds)
         self.net.events.emit("call.answered", self.sid)
 
@@ -142,7 +142,9 @@ class SimulatedCall:
                                     f"--- document ---\n{ET.tostring(root, encoding='unicode')}")
             handler = HANDLERS.get(el.tag)
             if handler is None:
-                raise NotSimulated(f"call {self.sid}: <{el.tag}> in {doc_url} is valid TwiML the simulator does not run")
+                raise NotSimulated(
+                    f"call {self.sid}: <{el.tag}> in {doc_url} is valid TwiML the simulator does not run"
+                )
             outcome = handler(self, el, doc_url, ctx)
             if outcome is not None:
                 return outcome
@@ -187,18 +189,20 @@ class SimulatedCall:
         if not self.status_callback or event not in self.callback_events:
             return
         fields = {"CallbackSource": "call-progress-events", "SequenceNumber": str(self._sequence),
-                  "Timestamp": format_datetime(datetime.now(timezone.utc)), **(extra or {})}
+                  "Timestamp": format_datetime(datetime.now(UTC)), **(extra or {})}
         self._sequence += 1
         sent = self.params(fields, call_status)
         reply = self._post(self.status_callback, sent)
         self.result.requests.append(WebhookRequest("status", self.status_callback, sent, reply.status, reply.body))
         if not 200 <= reply.status < 300:
-            raise SimulationError(f"call {self.sid}: status callback {self.status_callback} answered {reply.status}\n{reply.body}")
+            raise SimulationError(
+                f"call {self.sid}: status callback {self.status_callback} answered {reply.status}\n{reply.body}"
+            )
 
     def _end(self, final: str) -> None:
         answered = self.status == "in-progress"
         self.status = final
-        self.ended = datetime.now(timezone.utc)
+        self.ended = datetime.now(UTC)
         self.result.status = final
         self.result.duration = int(self.control.now - self._answered_at) if answered else 0
         if self.result.error is None:
@@ -206,4 +210,6 @@ class SimulatedCall:
                 self._progress("completed", final, {"CallDuration": str(self.result.duration)})
             except SimulationError as exc:
                 self.result.error = exc
-        self.net.events.emit("call.ended", self.sid, status=final, error=repr(self.result.error) if self.result.error else "")
+        self.net.events.emit(
+            "call.ended", self.sid, status=final, error=repr(self.result.error) if self.result.error else ""
+        )

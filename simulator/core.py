@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import threading
 import urllib.parse
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from simulator.call import SimulatedCall
 from simulator.control import HungUp
@@ -61,7 +62,9 @@ class CallHandle:
 
     def hangup(self) -> None:
         """The person on this call hangs up now (answered: completed; still ringing: canceled)."""
-        self.call.control.interrupt(HungUp("completed" if self.call.status == "in-progress" else "canceled", by="caller"))
+        self.call.control.interrupt(
+            HungUp("completed" if self.call.status == "in-progress" else "canceled", by="caller")
+        )
 
 
 class Simulator:
@@ -71,10 +74,21 @@ class Simulator:
     URLs resolve against each document's URL. Call `start()` before the hotline uses REST.
     """
 
-    def __init__(self, transport: Transport, hotline_url: str, auth_token: str, *, account_sid: str = DEFAULT_ACCOUNT_SID,
-                 number: str = "+864001234567", voice_path: str = "/voice/incoming", status_path: str = "/voice/status",
-                 scale: float = 0.001, max_requests: int = 500, max_call_seconds: float = 4 * 3600.0,
-                 play_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        hotline_url: str,
+        auth_token: str,
+        *,
+        account_sid: str = DEFAULT_ACCOUNT_SID,
+        number: str = "+864001234567",
+        voice_path: str = "/voice/incoming",
+        status_path: str = "/voice/status",
+        scale: float = 0.001,
+        max_requests: int = 500,
+        max_call_seconds: float = 4 * 3600.0,
+        play_seconds: float = 30.0,
+    ) -> None:
         self.hotline_url, self.auth_token, self.number = hotline_url.rstrip("/"), auth_token, number
         self.voice_url = urllib.parse.urljoin(self.hotline_url + "/", voice_path.lstrip("/"))
         self.status_url = urllib.parse.urljoin(self.hotline_url + "/", status_path.lstrip("/"))
@@ -153,25 +167,53 @@ class Simulator:
 
     # -- calls --
 
-    def start_call(self, from_: str, script: Script | Sequence[Answer] | None = None, *, to: str | None = None) -> CallHandle:
+    def start_call(
+        self, from_: str, script: Script | Sequence[Answer] | None = None, *, to: str | None = None
+    ) -> CallHandle:
         """An inbound call to the hotline's number, running on its own thread."""
-        call = SimulatedCall(self.net, from_, to or self.number, self.voice_url, _script(script), status_callback=self.status_url)
+        call = SimulatedCall(
+            self.net, from_, to or self.number, self.voice_url, _script(script), status_callback=self.status_url
+        )
         return self._track(CallHandle(call)).start()
 
-    def place_call(self, from_: str, script: Script | Sequence[Answer] | None = None, *, to: str | None = None) -> CallResult:
+    def place_call(
+        self, from_: str, script: Script | Sequence[Answer] | None = None, *, to: str | None = None
+    ) -> CallResult:
         """An inbound call run to its end on this thread; raises the call's failure."""
-        call = SimulatedCall(self.net, from_, to or self.number, self.voice_url, _script(script), status_callback=self.status_url)
+        call = SimulatedCall(
+            self.net, from_, to or self.number, self.voice_url, _script(script), status_callback=self.status_url
+        )
         result = call.run()
         if result.error is not None:
             raise result.error
         return result
 
-    def start_outbound(self, to: str, from_: str, url: str, *, twiml: str | None = None, status_callback: str | None = None,
-                       callback_events: Sequence[str] = ("completed",), ring_timeout: float = 60.0) -> SimulatedCall:
+    def start_outbound(
+        self,
+        to: str,
+        from_: str,
+        url: str,
+        *,
+        twiml: str | None = None,
+        status_callback: str | None = None,
+        callback_events: Sequence[str] = ("completed",),
+        ring_timeout: float = 60.0,
+    ) -> SimulatedCall:
         """A Calls.create call to a registered phone, ringing on its own thread."""
         callee = self.net.endpoints.get(to)
-        call = SimulatedCall(self.net, from_, to, url, Script(), direction="outbound-api", status_callback=status_callback,
-                             callback_events=callback_events, callee=callee, ring_timeout=ring_timeout, twiml=twiml)
+        call = SimulatedCall(
+            self.net,
+            from_,
+            to,
+            url,
+            Script(),
+            direction="outbound-api",
+            status_callback=status_callback,
+            callback_events=callback_events,
+            callee=callee,
+            ring_timeout=ring_timeout,
+            twiml=twiml,
+        )
         self._track(CallHandle(call)).start()
         return call
 
@@ -207,7 +249,9 @@ class Simulator:
     def rest_requests(self, method: str | None = None, path_contains: str = "") -> list[RestRequest]:
         """The REST requests so far, optionally filtered."""
         with self._lock:
-            return [r for r in self._rest_requests if (method is None or r.method == method) and path_contains in r.path]
+            return [
+                r for r in self._rest_requests if (method is None or r.method == method) and path_contains in r.path
+            ]
 
     def send_message(self, to: str, from_: str, body: str) -> Message:
         """Record a text message (Messages.json)."""

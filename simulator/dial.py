@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from simulator.control import HungUp, LegEnded, Redirected
@@ -30,7 +30,7 @@ class Leg:
         self.endpoint, self.whisper_url = endpoint, whisper_url
         self.from_, self.to, self.direction = from_, endpoint.key, "outbound-dial"
         self.status = "ringing"
-        self.created = datetime.now(timezone.utc)
+        self.created = datetime.now(UTC)
         self.started: datetime | None = None
         self.ended: datetime | None = None
         self.heard: list[Heard] = []
@@ -59,7 +59,7 @@ class Leg:
         if self.status == "in-progress":
             self.duration = int(now - self.answered_at)
         self.status = status
-        self.ended = datetime.now(timezone.utc)
+        self.ended = datetime.now(UTC)
 
 
 def _legs(call: SimulatedCall, el: ET.Element, doc_url: str) -> list[Leg]:
@@ -127,7 +127,7 @@ def dial(call: SimulatedCall, el: ET.Element, doc_url: str, ctx: Context) -> Out
 
 def _connect(call: SimulatedCall, leg: Leg, time_limit: float | None) -> str:
     """The leg answered: whisper, then talk until the agent's talk time, a hang-up or the time limit."""
-    leg.status, leg.answered_at, leg.started = "in-progress", call.control.now, datetime.now(timezone.utc)
+    leg.status, leg.answered_at, leg.started = "in-progress", call.control.now, datetime.now(UTC)
     call.net.events.emit("dial.answered", call.sid, endpoint=leg.to, dial_call_sid=leg.sid)
     if leg.whisper_url:
         root = call.fetch(leg.whisper_url, "whisper", params=leg.params())
@@ -155,9 +155,15 @@ def _close(call: SimulatedCall, legs: list[Leg], shown: Leg, status: str) -> Dia
             leg.finish("canceled" if someone_answered or status == "completed" else status, call.control.now)
     outcome = DialOutcome(status, shown.sid, shown.duration, shown.to, shown.heard)
     call.result.dial_results.append(outcome)
-    call.net.events.emit("dial.ended", call.sid, endpoint=shown.to, dial_call_sid=shown.sid, status=status, duration=shown.duration)
+    call.net.events.emit(
+        "dial.ended", call.sid, endpoint=shown.to, dial_call_sid=shown.sid, status=status, duration=shown.duration
+    )
     return outcome
 
 
 def _figures(outcome: DialOutcome) -> dict[str, str]:
-    return {"DialCallStatus": outcome.status, "DialCallSid": outcome.dial_call_sid, "DialCallDuration": str(outcome.duration)}
+    return {
+        "DialCallStatus": outcome.status,
+        "DialCallSid": outcome.dial_call_sid,
+        "DialCallDuration": str(outcome.duration),
+    }

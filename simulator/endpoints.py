@@ -48,5 +48,7 @@ class EndpointRegistry:
             found = self._by_key.get(key)
             known = sorted(self._by_key)
         if found is None:
-            raise SimulationError(f"no simulated endpoint {key!r} (register it with add_agent/add_phone); known: {known}")
+            raise SimulationError(
+                f"no simulated endpoint {key!r} (register it with add_agent/add_phone); known: {known}"
+            )
         return found

@@ -28,7 +28,9 @@ def enqueue(call: SimulatedCall, el: ET.Element, doc_url: str, ctx: Context) -> 
         return _report(call, action, {"QueueResult": "queue-full", "QueueSid": full.queue.sid, "QueueTime": "0"})
     except ValueError:  # a name Twilio refuses (empty or over 64 characters)
         return _report(call, action, {"QueueResult": "error", "QueueTime": "0"})
-    call.net.events.emit("queue.joined", call.sid, queue=name, queue_sid=member.queue.sid, position=queues.position(member))
+    call.net.events.emit(
+        "queue.joined", call.sid, queue=name, queue_sid=member.queue.sid, position=queues.position(member)
+    )
     call.control.hang_up_after("queue", call.cursor.script.hangup_after_queue_seconds)
     try:
         _hold(call, member, wait_url)

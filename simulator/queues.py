@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from simulator.control import CallControl
 
@@ -19,9 +19,9 @@ class Member:
 
     call_sid: str
     control: CallControl
-    queue: "Queue"
+    queue: Queue
     enqueued_at: float
-    date_enqueued: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    date_enqueued: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def wait_time(self) -> int:
         """Whole simulated seconds spent in the queue so far."""
@@ -35,7 +35,7 @@ class Queue:
     sid: str
     friendly_name: str
     max_size: int
-    date_created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
     members: list[Member] = field(default_factory=list)
 
     def average_wait_time(self) -> int:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ class Message:
     to: str
     from_: str
     body: str
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def rfc2822(when: datetime | None) -> str | None:
@@ -41,7 +41,12 @@ def rfc2822(when: datetime | None) -> str | None:
 
 def error(status: int, code: int, message: str) -> dict[str, Any]:
     """A Twilio error body."""
-    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
 
 
 def base(account_sid: str) -> str:
@@ -54,15 +59,35 @@ def call_json(account_sid: str, call: Any) -> dict[str, Any]:
     uri = f"{base(account_sid)}/Calls/{call.sid}.json"
     ended = call.ended is not None
     return {
-        "sid": call.sid, "account_sid": account_sid, "parent_call_sid": call.parent_sid,
-        "to": call.to, "to_formatted": call.to, "from": call.from_, "from_formatted": call.from_,
-        "status": call.status, "direction": call.direction, "api_version": API_VERSION,
-        "date_created": rfc2822(call.created), "date_updated": rfc2822(datetime.now(timezone.utc)),
-        "start_time": rfc2822(call.started), "end_time": rfc2822(call.ended),
-        "duration": str(call.duration) if ended else None, "price": None, "price_unit": "USD",
-        "answered_by": None, "caller_name": None, "forwarded_from": None, "group_sid": None,
-        "phone_number_sid": None, "queue_time": "0", "trunk_sid": None, "annotation": None, "uri": uri,
-        "subresource_uris": {name: uri.replace(".json", f"/{name}.json") for name in ("Notifications", "Recordings", "Events")},
+        "sid": call.sid,
+        "account_sid": account_sid,
+        "parent_call_sid": call.parent_sid,
+        "to": call.to,
+        "to_formatted": call.to,
+        "from": call.from_,
+        "from_formatted": call.from_,
+        "status": call.status,
+        "direction": call.direction,
+        "api_version": API_VERSION,
+        "date_created": rfc2822(call.created),
+        "date_updated": rfc2822(datetime.now(UTC)),
+        "start_time": rfc2822(call.started),
+        "end_time": rfc2822(call.ended),
+        "duration": str(call.duration) if ended else None,
+        "price": None,
+        "price_unit": "USD",
+        "answered_by": None,
+        "caller_name": None,
+        "forwarded_from": None,
+        "group_sid": None,
+        "phone_number_sid": None,
+        "queue_time": "0",
+        "trunk_sid": None,
+        "annotation": None,
+        "uri": uri,
+        "subresource_uris": {
+            name: uri.replace(".json", f"/{name}.json") for name in ("Notifications", "Recordings", "Events")
+        },
     }
 
 
@@ -72,7 +97,7 @@ def queue_json(account_sid: str, queue: Queue) -> dict[str, Any]:
     return {
         "sid": queue.sid, "account_sid": account_sid, "friendly_name": queue.friendly_name,
         "current_size": len(queue.members), "max_size": queue.max_size, "average_wait_time": queue.average_wait_time(),
-        "date_created": rfc2822(queue.date_created), "date_updated": rfc2822(datetime.now(timezone.utc)),
+        "date_created": rfc2822(queue.date_created), "date_updated": rfc2822(datetime.now(UTC)),
         "uri": uri, "subresource_uris": {"members": uri.replace(".json", "/Members.json")},
     }
 

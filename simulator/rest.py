@@ -12,7 +12,15 @@ from simulator.errors import SimulationError
 from simulator.faults import Fault
 from simulator.network import API_VERSION
 from simulator.resources import (
-    PAGE_SIZE, RestRequest, base, call_json, error, member_json, message_json, page, queue_json,
+    PAGE_SIZE,
+    RestRequest,
+    base,
+    call_json,
+    error,
+    member_json,
+    message_json,
+    page,
+    queue_json,
 )
 from simulator.softphone import CONTROL_PREFIX, control_api
 
@@ -56,7 +64,9 @@ def create_rest_app(sim: Simulator) -> Flask:
         ok = bool(auth and auth.username == net.account_sid
                     and hmac.compare_digest((auth.password or "").encode(), sim.auth_token.encode()))
         if not request.path.startswith(CONTROL_PREFIX):  # the record is what the hotline asked Twilio, not our controls
-            sim.record_rest(RestRequest(request.method, request.path, _params(), request.values.to_dict(flat=False), ok))
+            sim.record_rest(
+                RestRequest(request.method, request.path, _params(), request.values.to_dict(flat=False), ok)
+            )
         if not ok:
             body, status = _fail(401, 20003, "Authenticate")
             body.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
@@ -66,7 +76,9 @@ def create_rest_app(sim: Simulator) -> Flask:
         fault = None if request.path.startswith(CONTROL_PREFIX) else sim.faults.take(request.method, request.path)
         if fault is None:
             return None
-        net.events.emit("rest.fault", method=request.method, path=request.path, status=fault.status, applied=fault.applied)
+        net.events.emit(
+            "rest.fault", method=request.method, path=request.path, status=fault.status, applied=fault.applied
+        )
         if fault.applied:
             g.fault = fault  # the request takes effect first; its answer fails or is late (after_request)
             return None
@@ -104,8 +116,12 @@ def create_rest_app(sim: Simulator) -> Flask:
     @app.get(f"{ACCOUNT}/Calls.json")
     def list_calls(account: str) -> Any:
         """Calls.json GET, filtered by Status, To, From."""
-        wanted = {k: request.args[p] for k, p in (("status", "Status"), ("to", "To"), ("from_", "From")) if p in request.args}
-        calls = [c for c in reversed(net.calls.all()) if all(getattr(c, k) == v for k, v in wanted.items())]  # newest first, as Twilio
+        wanted = {
+            k: request.args[p] for k, p in (("status", "Status"), ("to", "To"), ("from_", "From")) if p in request.args
+        }
+        calls = [
+            c for c in reversed(net.calls.all()) if all(getattr(c, k) == v for k, v in wanted.items())
+        ]  # newest first, as Twilio
         return page("calls", [call_json(account, c) for c in calls], f"{base(account)}/Calls.json", _page_size())
 
     @app.post(f"{ACCOUNT}/Calls.json")
@@ -122,8 +138,13 @@ def create_rest_app(sim: Simulator) -> Flask:
             raise SimulationError("Calls.create with Method other than POST is not simulated")
         events = [e for v in request.values.getlist("StatusCallbackEvent") for e in v.split()] or ["completed"]
         call = sim.start_outbound(
-            to=p["To"], from_=p["From"], url=p.get("Url", ""), twiml=p.get("Twiml"), status_callback=p.get("StatusCallback"),
-            callback_events=events, ring_timeout=float(p.get("Timeout") or 60),
+            to=p["To"],
+            from_=p["From"],
+            url=p.get("Url", ""),
+            twiml=p.get("Twiml"),
+            status_callback=p.get("StatusCallback"),
+            callback_events=events,
+            ring_timeout=float(p.get("Timeout") or 60),
         )
         return call_json(account, call), 201
 
@@ -148,7 +169,9 @@ def create_rest_app(sim: Simulator) -> Flask:
     @app.get(f"{ACCOUNT}/Queues.json")
     def list_queues(account: str) -> Any:
         """Queues.json GET."""
-        return page("queues", [queue_json(account, q) for q in net.queues.all()], f"{base(account)}/Queues.json", _page_size())
+        return page(
+            "queues", [queue_json(account, q) for q in net.queues.all()], f"{base(account)}/Queues.json", _page_size()
+        )
 
     @app.post(f"{ACCOUNT}/Queues.json")
     def create_queue(account: str) -> Any:

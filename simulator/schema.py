@@ -52,4 +52,9 @@ def validate_twiml(text: str) -> None:
         return
     errors = [str(e.reason or e) + f" (at {e.path})" for e in schema.iter_errors(text)]
     if errors:
-        raise TwimlInvalid("TwiML does not validate against the shared schema:\n  " + "\n  ".join(errors) + "\n--- document ---\n" + text)
+        raise TwimlInvalid(
+            "TwiML does not validate against the shared schema:\n  "
+            + "\n  ".join(errors)
+            + "\n--- document ---\n"
+            + text
+        )

@@ -1,8 +1,9 @@
 """What a simulated caller does: the answers it gives to successive <Gather>s and when it hangs up."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence, Union
+from typing import Literal, Union
 
 KEYS = "0123456789*#"
 HANGUP = "<hangup>"

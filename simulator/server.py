@@ -34,7 +34,9 @@ class BackgroundServer:
         if self._server is None:
             self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler)
             # A short poll interval makes stop() quick: shutdown() waits for the next poll.
-            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name=f"serve:{self.url}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, args=(0.02,), name=f"serve:{self.url}", daemon=True
+            )
             self._thread.start()
         return self.url
 

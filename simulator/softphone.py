@@ -21,7 +21,8 @@ import re
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request
 

@@ -5,7 +5,8 @@ import http.client
 import threading
 import time
 import urllib.parse
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 from twilio.request_validator import RequestValidator
 
@@ -108,7 +109,9 @@ class HttpTransport:
             raise
         if self.observe is not None:
             self.observe(path, time.perf_counter() - t0, resp.status, resp.headers)
-        return Reply(resp.status, raw.decode(resp.headers.get_content_charset() or "utf-8"), resp.headers.get("Content-Type", ""))
+        return Reply(
+            resp.status, raw.decode(resp.headers.get_content_charset() or "utf-8"), resp.headers.get("Content-Type", "")
+        )
 
     def _drop(self, scheme: str, netloc: str) -> None:
         conn = self._local.__dict__.get("pool", {}).pop((scheme, netloc), None)

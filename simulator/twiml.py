@@ -19,7 +19,9 @@ def document(reply: Reply, url: str, who: str) -> ET.Element:
     """The <Response> root of a webhook answer; TwimlRejected (with the body) when Twilio would refuse it."""
     def rejected(why: str) -> TwimlRejected:
         """The failure, with the answer attached."""
-        return TwimlRejected(f"{who}: POST {url} {why}\n--- answer ({reply.status}, {reply.content_type!r}) ---\n{reply.body}")
+        return TwimlRejected(
+            f"{who}: POST {url} {why}\n--- answer ({reply.status}, {reply.content_type!r}) ---\n{reply.body}"
+        )
 
     if reply.status != 200:
         raise rejected(f"answered HTTP {reply.status}")

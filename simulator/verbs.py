@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from simulator.control import HungUp
 from simulator.errors import TwimlRejected
@@ -80,7 +81,9 @@ def gather(call: SimulatedCall, el: ET.Element, doc_url: str, ctx: Context) -> O
         PROMPTS[child.tag](call, child, doc_url, ctx)
     started = call.control.now
     answer = call.cursor.next_hold_answer(timeout) if ctx.kind == "wait" else call.cursor.next_answer(timeout)
-    listened = call.control.now - started  # a live caller (simulator/softphone.py) may take time to answer; a script none
+    listened = (
+        call.control.now - started
+    )  # a live caller (simulator/softphone.py) may take time to answer; a script none
     if answer == HANGUP:
         raise HungUp("completed", by="caller")
     extra: dict[str, str] = {}

@@ -3,18 +3,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 
+from core.redisconn import EmbeddedRedis, make_redis
+from core.services import Services
 from hotline.app import create_app, create_services
 from hotline.migrate import upgrade
 from hotline.models import Base
-from core.redisconn import EmbeddedRedis, make_redis
-from core.services import Services
 from simulator.schema import schema_available, schema_path, validate_twiml
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -132,7 +133,10 @@ def redis(services: Services) -> Any:
 def twiml_check() -> Callable[[str], None]:
     """Validate a TwiML document against the shared schema (skipped, with a reason, when absent)."""
     if not schema_available():
-        print("TwiML schema absent (../shared/twiml-schema or HOTLINE_TWIML_SCHEMA): documents are not validated", file=sys.stderr)
+        print(
+            "TwiML schema absent (../shared/twiml-schema or HOTLINE_TWIML_SCHEMA): documents are not validated",
+            file=sys.stderr,
+        )
     return validate_twiml
 
 

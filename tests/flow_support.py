@@ -15,27 +15,28 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
 from rq import Worker
 from sqlalchemy import select
 
-from callqueue.reports import stats
 from callqueue.agents.accounts import add_agent
 from callqueue.records import CallRecord
-from hotline.app import create_app
+from callqueue.reports import stats
 from core.config import Config
 from core.passwords import hash_pin
 from core.redisconn import make_redis
-from hotline.runner import gunicorn_args
 from core.services import Services
+from hotline.app import create_app
 from hotline.configuration import full_config
+from hotline.runner import gunicorn_args
 from members.importer import PinHasher, import_members, read_csv
 from simulator import CallHandle, Event, Script, Simulator
 from tests.conftest import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL
@@ -81,14 +82,14 @@ class FakeClock:
 
     def __init__(self, tz: str = "Asia/Shanghai") -> None:
         self._lock = threading.Lock()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         local = now.astimezone(ZoneInfo(tz))
         midnight = datetime(local.year, local.month, local.day, tzinfo=ZoneInfo(tz)) + timedelta(days=1)
         self._offset = min(timedelta(0), midnight - timedelta(minutes=30) - now)
 
     def __call__(self) -> datetime:
         with self._lock:
-            return datetime.now(timezone.utc) + self._offset
+            return datetime.now(UTC) + self._offset
 
     def advance(self, seconds: float) -> None:
         with self._lock:
@@ -101,7 +102,9 @@ def write_config(folder: Path, extra: str = "", **queue: Any) -> tuple[Path, Con
     """A HOTLINE_CONFIG file with a [queue] section: no wrap-up (agents free at once), a long hold
     between announcements (few waitUrl requests at the simulator's fast time), and `queue` overrides."""
     values = {"wrap_up_s": 0, "announce_every_s": 120, "ring_timeout_s": 15, **queue}
-    lines = [extra or ALWAYS_OPEN.read_text(encoding="utf-8"), "[queue]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    lines = [extra or ALWAYS_OPEN.read_text(encoding="utf-8"), "[queue]"] + [
+        f"{k} = {json.dumps(v)}" for k, v in values.items()
+    ]
     path = folder / "flow.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path, full_config(path)
@@ -119,7 +122,7 @@ def basic(login: str) -> dict[str, str]:
 
 def add_people(services: Services, agents: Sequence[str]) -> None:
     """Agents (Twilio Client identity = login) and the supervisor `sam`, all offline in Redis until they say otherwise."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with services.unit_of_work() as db:
         for login in agents:
             add_agent(db, login=login, name=login.title(), password=password(login), role="agent",
@@ -136,7 +139,9 @@ def phone(tier: str, i: int) -> str:
 
 def add_members(services: Services, config: Config, counts: dict[str, int]) -> dict[str, list[str]]:
     """Members per tier, one phone each and the PIN `PIN`, imported in bulk (the PIN hashed once)."""
-    pin_hash = hash_pin(PIN, services.settings.pin_key_bytes)  # the web and worker processes (hotline_env) read this key from the same data dir
+    pin_hash = hash_pin(
+        PIN, services.settings.pin_key_bytes
+    )  # the web and worker processes (hotline_env) read this key from the same data dir
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["uid", "name", "tier", "phone", "pin_hash"])
@@ -148,8 +153,14 @@ def add_members(services: Services, config: Config, counts: dict[str, int]) -> d
             phones.setdefault(tier, []).append(phone(tier, i))
             w.writerow([str(uid), f"member {uid}", tier, phone(tier, i), pin_hash])
     with services.unit_of_work() as db, PinHasher(1) as hasher:
-        for chunk in import_members(db, read_csv(out.getvalue().encode()), config=config, now=datetime.now(timezone.utc), hasher=hasher,
-                                    pin_key=services.settings.pin_key_bytes):
+        for chunk in import_members(
+            db,
+            read_csv(out.getvalue().encode()),
+            config=config,
+            now=datetime.now(UTC),
+            hasher=hasher,
+            pin_key=services.settings.pin_key_bytes,
+        ):
             assert not chunk.rejected, chunk.rejected
     return phones
 
@@ -321,7 +332,9 @@ class Processes:
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "wb")
         try:
-            proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         finally:
             log.close()
         self.children.append((name, proc))
@@ -387,7 +400,9 @@ class Processes:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # still running, so the group is still its own: its work horse goes too
+                os.killpg(
+                    proc.pid, signal.SIGKILL
+                )  # still running, so the group is still its own: its work horse goes too
                 proc.wait()
         for _, proc in self.children:
             # A child killed outright (a fault test's SIGKILL) leaves its own children behind: rq's scheduler is a

@@ -12,16 +12,17 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
 
 from callqueue.records import CallRecord
-from hotline.app import create_app, create_services
-from hotline.benchmode import CONSTANT_TWIML, RoundTrips, count_redis, count_sql
 from core.redisconn import make_redis
 from core.services import Services
+from hotline.app import create_app, create_services
+from hotline.benchmode import CONSTANT_TWIML, RoundTrips, count_redis, count_sql
 from tests.conftest import PUBLIC_URL, sign
 from tests.flow_support import ROOT
 
@@ -84,7 +85,9 @@ def test_quick_bench_accounts_for_every_caller_exactly_once(services: Services) 
     assert per_call["webhooks"] > 0 and per_call["redis_from_webhooks"] > 0 and per_call["sql_from_webhooks"] > 0
     assert per_call["redis_commands_all_clients"] >= per_call["redis_from_webhooks"]
     rss = rep["memory"]["web_worker_rss_kb"]
-    assert len(rss["start"]) == len(rss["end"]) == rep["stack"]["gunicorn_workers"] and min(rss["start"] + rss["end"]) > 0
+    assert (
+        len(rss["start"]) == len(rss["end"]) == rep["stack"]["gunicorn_workers"] and min(rss["start"] + rss["end"]) > 0
+    )
     keys = rep["end_state"]["redis_keys"]
     assert keys["persistent_new_count"] == 0 and keys["collections_grown"] == {}
     assert rep["end_state"]["rq_failed_jobs"] == 0 and rep["end_state"]["drained"]["idle"]
@@ -155,7 +158,9 @@ def test_the_constant_endpoint_exists_only_in_bench_mode(client: Any, overrides:
         assert (resp.headers["X-Hotline-Redis-RT"], resp.headers["X-Hotline-SQL"]) == ("0", "0")
         params = {"CallSid": "CA" + "7" * 32, "AccountSid": "AC" + "0" * 32, "From": "+8613900000009",
                   "To": "+864001234567", "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
-        call = bench.post("/voice/incoming", data=params, headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/voice/incoming", params)})
+        call = bench.post(
+            "/voice/incoming", data=params, headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/voice/incoming", params)}
+        )
         assert call.status_code == 200
         # README: /voice/incoming is one SELECT and one INSERT, and a handful of Redis round trips
         assert int(call.headers["X-Hotline-SQL"]) == 2 and int(call.headers["X-Hotline-Redis-RT"]) >= 1

@@ -5,23 +5,22 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
-from callqueue.callbacks import attempts
-from callqueue.callbacks import tickets
 from callqueue.agents.accounts import add_agent
+from callqueue.callbacks import attempts, tickets
 from callqueue.callbacks.tickets import CallbackTicket
 from hotline.app import create_app
 from hotline.cli.callbacks import callbacks as callbacks_cli
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=SH)  # the app's clock: a Tuesday noon
-UTC_NOW = NOW.astimezone(timezone.utc)
+UTC_NOW = NOW.astimezone(UTC)
 
 
 def basic(login: str, password: str) -> dict[str, str]:
@@ -41,11 +40,35 @@ def api(svc: Any) -> Any:
 
 @pytest.fixture
 def people(db: Any) -> dict[str, dict[str, str]]:
-    add_agent(db, login="ann", name="Ann", password="ann-pass-1", role="agent", client_identity="ann", phone=None, now=UTC_NOW)
-    add_agent(db, login="sam", name="Sam", password="sam-pass-1", role="supervisor", client_identity="sam", phone=None, now=UTC_NOW)
-    add_agent(db, login="sue", name="Sue", password="sue-pass-1", role="supervisor", client_identity="sue", phone=None, now=UTC_NOW)
+    add_agent(
+        db, login="ann", name="Ann", password="ann-pass-1", role="agent", client_identity="ann", phone=None, now=UTC_NOW
+    )
+    add_agent(
+        db,
+        login="sam",
+        name="Sam",
+        password="sam-pass-1",
+        role="supervisor",
+        client_identity="sam",
+        phone=None,
+        now=UTC_NOW,
+    )
+    add_agent(
+        db,
+        login="sue",
+        name="Sue",
+        password="sue-pass-1",
+        role="supervisor",
+        client_identity="sue",
+        phone=None,
+        now=UTC_NOW,
+    )
     db.commit()
-    return {"agent": basic("ann", "ann-pass-1"), "supervisor": basic("sam", "sam-pass-1"), "other": basic("sue", "sue-pass-1")}
+    return {
+        "agent": basic("ann", "ann-pass-1"),
+        "supervisor": basic("sam", "sam-pass-1"),
+        "other": basic("sue", "sue-pass-1"),
+    }
 
 
 def phone(i: int) -> str:
@@ -131,13 +154,15 @@ def test_listing_shows_masked_numbers_and_the_attempt_history(api: Any, people: 
     assert shown["status"] == "completed" and shown["attempts"] == 1 and shown["member_uid"] == "3"
     [attempt] = shown["history"]
     assert attempt["n"] == 1 and attempt["result"] == "answered" and attempt["call_sid"] == "CA" + "03" * 16
-    assert datetime.fromisoformat(attempt["ended"]) == (NOW - timedelta(minutes=10)).astimezone(timezone.utc)
+    assert datetime.fromisoformat(attempt["ended"]) == (NOW - timedelta(minutes=10)).astimezone(UTC)
     assert by_number[later.number]["history"] == [] and by_number[later.number]["closed"] is None
-    assert datetime.fromisoformat(by_number[later.number]["due"]) == (NOW + timedelta(hours=1)).astimezone(timezone.utc)
+    assert datetime.fromisoformat(by_number[later.number]["due"]) == (NOW + timedelta(hours=1)).astimezone(UTC)
 
     scheduled = api.get("/api/callbacks?status=scheduled", headers=people["supervisor"]).json
     assert [r["number"] for r in scheduled] == [first.number, later.number]  # dialling (score) order
-    assert [r["number"] for r in api.get("/api/callbacks?status=completed", headers=people["supervisor"]).json] == [done.number]
+    assert [r["number"] for r in api.get("/api/callbacks?status=completed", headers=people["supervisor"]).json] == [
+        done.number
+    ]
     assert api.get("/api/callbacks?status=failed", headers=people["supervisor"]).json == []
     assert len(api.get("/api/callbacks?limit=1", headers=people["supervisor"]).json) == 1
 
@@ -260,7 +285,9 @@ def test_cli_list_as_json_lines(svc: Any, db: Any) -> None:
     assert {r["number"] for r in rows} >= {t.number} and len(rows) == 2
     assert {r["phone"] for r in rows} == {masked(1), masked(2)}
     mine = next(r for r in rows if r["number"] == t.number)
-    assert mine["status"] == "scheduled" and mine["due"] == "2026-11-25T01:00:00+00:00" and mine["reason"] == "after_hours"
+    assert (
+        mine["status"] == "scheduled" and mine["due"] == "2026-11-25T01:00:00+00:00" and mine["reason"] == "after_hours"
+    )
     assert cli(svc, "list", "--json", "--status", "cancelled").output.strip() == ""
 
 

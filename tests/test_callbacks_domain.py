@@ -3,14 +3,13 @@ double dial impossible, retries and failure, the supervisor's figures, and the o
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from callqueue.callbacks import attempts
-from callqueue.callbacks import tickets
+from callqueue.callbacks import attempts, tickets
 from callqueue.callbacks.tickets import Ticket
 
-T0 = datetime(2030, 1, 9, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
+T0 = datetime(2030, 1, 9, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 PHONE = "+8613700000001"
 
 
@@ -142,12 +141,20 @@ def test_supervisor_figures(db: Any) -> None:
     attempts.answered(db, done.id, 1, "CA", T0 - timedelta(hours=2))
     attempts.ended(db, done.id, 1, "completed", T0 - timedelta(minutes=90), 0)
     db.commit()
-    day_start = datetime(2030, 1, 8, 16, 0, tzinfo=timezone.utc)  # midnight in Shanghai
-    assert tickets.counts(db, T0, day_start, 900) == {"scheduled": 1, "due": 1, "overdue": 1, "completed": 1, "failed": 0}
+    day_start = datetime(2030, 1, 8, 16, 0, tzinfo=UTC)  # midnight in Shanghai
+    assert tickets.counts(db, T0, day_start, 900) == {
+        "scheduled": 1,
+        "due": 1,
+        "overdue": 1,
+        "completed": 1,
+        "failed": 0,
+    }
 
 
 def ticket(i: int, score: float, tier: str = "premium") -> Ticket:
-    return Ticket(i, str(i), "scheduled", tier, PHONE, "zh", "after_hours", score, None, None, T0, T0, 0, 3, None, None, None)
+    return Ticket(
+        i, str(i), "scheduled", tier, PHONE, "zh", "after_hours", score, None, None, T0, T0, 0, 3, None, None, None
+    )
 
 
 def test_pacing_dials_only_what_free_agents_can_take_in_score_order() -> None:

@@ -14,16 +14,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from callqueue.callbacks import attempts
-from callqueue.callbacks import tickets
-from callqueue.live import presence
 from callqueue.agents.accounts import agent_endpoint
+from callqueue.callbacks import attempts, tickets
 from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
+from callqueue.live import presence
 from tests.flow_support import ROOT, Flow, add_people, hotline_env, in_process_flow, phone
 from webhooks.outbound import callback_dialer
 
 
-def book_due(flow: Flow, services: Any, n: int, *, due: datetime | None = None, jobs: bool = True) -> list[tickets.Ticket]:
+def book_due(
+    flow: Flow, services: Any, n: int, *, due: datetime | None = None, jobs: bool = True
+) -> list[tickets.Ticket]:
     """n tickets due now (as after-hours bookings whose opening has come), each with its job, and phones that answer."""
     out = []
     now = flow.clock()

@@ -7,9 +7,10 @@ as `hotline callbacks run-due` does, and the workers dispatch the answered callb
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +19,14 @@ from sqlalchemy import select
 from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
 from simulator import Script
 from tests.flow_support import (
-    PIN, Flow, RunningClock, add_members, add_people, in_process_flow, join_queue, records,
+    PIN,
+    Flow,
+    RunningClock,
+    add_members,
+    add_people,
+    in_process_flow,
+    join_queue,
+    records,
 )
 from webhooks.outbound.callback_dialer import dial_due
 
@@ -107,10 +115,15 @@ def test_after_hours_a_premium_ticket_is_called_back_at_the_opening_before_an_ea
     rows = ticket_rows(services)
     assert rows[premium].status == rows[standard].status == "completed"
     recs = records(services)
-    assert recs[rows[premium].call_sid].outcome == "answered" and recs[rows[premium].call_sid].score == rows[premium].score
+    assert (
+        recs[rows[premium].call_sid].outcome == "answered" and recs[rows[premium].call_sid].score == rows[premium].score
+    )
 
     code, listed = api.call("GET", "/api/callbacks?status=completed", "sam")
-    assert code == 200 and [t["number"] for t in listed] == [rows[premium].number, rows[standard].number]  # newest first
+    assert code == 200 and [t["number"] for t in listed] == [
+        rows[premium].number,
+        rows[standard].number,
+    ]  # newest first
     assert listed[0]["history"][0]["result"] == "answered"
     assert api.stats()["callbacks"] == {"scheduled": 0, "due": 0, "overdue": 0, "completed": 2, "failed": 0}
 
@@ -149,7 +162,9 @@ def test_an_unanswered_callback_is_retried_then_fails_visibly(flow: Flow, servic
     assert any(flow.config.prompt("ticket_none", "zh") in s for s in check.said())
 
 
-def test_a_caller_booking_from_the_hold_loop_keeps_the_place_and_is_called_in_turn(services: Any, tmp_path: Path) -> None:
+def test_a_caller_booking_from_the_hold_loop_keeps_the_place_and_is_called_in_turn(
+    services: Any, tmp_path: Path
+) -> None:
     with in_process_flow(services, tmp_path, announce_every_s=20) as flow:
         sim, api = flow.sim, flow.api
         phones = add_members(services, flow.config, {"premium": 1, "standard": 1})

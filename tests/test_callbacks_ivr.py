@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
-from callqueue.callbacks import attempts
-from callqueue.callbacks import tickets
+from callqueue.callbacks import attempts, tickets
 from callqueue.callbacks.tickets import CallbackTicket
+from core import keys
 from hotline.app import create_app
 from hotline.configuration import full_config
 from tests.conftest import PUBLIC_URL, sign
 from tests.test_ivr_calls import PREMIUM_PHONE, PREMIUM_PIN, PREMIUM_UID, UNKNOWN_PHONE, Call, make_member
-from core import keys
 
 SH = ZoneInfo("Asia/Shanghai")
 SHIPPED = full_config(None)  # the shipped hours: CN holidays, weekdays 09:00-21:00, weekends 10:00-18:00
@@ -68,7 +68,9 @@ def hotline_at(services: Any, twiml_check: Callable[[str], None]) -> Callable[..
 @pytest.fixture
 def premium(db: Any, services: Any) -> int:
     """A premium member whose phone is the default caller ID."""
-    return make_member(db, SHIPPED, PREMIUM_UID, "premium", PREMIUM_PHONE, PREMIUM_PIN, pin_key=services.settings.pin_key_bytes)
+    return make_member(
+        db, SHIPPED, PREMIUM_UID, "premium", PREMIUM_PHONE, PREMIUM_PIN, pin_key=services.settings.pin_key_bytes
+    )
 
 
 def all_tickets(db: Any) -> list[CallbackTicket]:
@@ -150,8 +152,14 @@ def test_member_verifies_and_books_a_callback_to_the_calling_number(hotline_at, 
     call.press("1")
 
     [t] = all_tickets(db)
-    assert (t.phone, t.tier, t.member_uid, t.reason, t.status) == (PREMIUM_PHONE, "premium", PREMIUM_UID, "after_hours", "scheduled")
-    assert t.due == WEDNESDAY_OPENING.astimezone(timezone.utc)  # due at the next opening
+    assert (t.phone, t.tier, t.member_uid, t.reason, t.status) == (
+        PREMIUM_PHONE,
+        "premium",
+        PREMIUM_UID,
+        "after_hours",
+        "scheduled",
+    )
+    assert t.due == WEDNESDAY_OPENING.astimezone(UTC)  # due at the next opening
     assert t.source_call_sid == sid and t.lang == "zh" and t.attempts == 0
     assert len(t.number) == 8 and t.number.isdigit() and t.number[0] != "0"
     assert p("ticket_created", number=spaced(t.number), month=11, day=25, time="09:00") in call.said

@@ -12,23 +12,24 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from callqueue import records
-from hotline.demo import DEMO_MEMBERS
-from hotline.models import Base
-from tools.phone.client import HttpError, SimulatorClient
 from core.redisconn import make_redis
 from hotline.configuration import full_config
+from hotline.demo import DEMO_MEMBERS
+from hotline.models import Base
 from simulator import Simulator, softphone
 from tests.conftest import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL
 from tests.test_ivr_calls import PREMIUM_PHONE, PREMIUM_PIN, members  # noqa: F401  (members is a fixture)
 from tests.test_run import free_port
+from tools.phone.client import HttpError, SimulatorClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = "0.05"  # the simulator at 20× real time: a whole IVR walk takes about three seconds
@@ -62,7 +63,9 @@ class Output:
         with self._cond:
             hit = self._cond.wait_for(lambda: found() or (self.lines and self.lines[-1] is None), timeout)
         line = found()
-        assert line is not None, f"no line matching {pattern!r} within {timeout:g} s (ended: {hit is True}):\n{self.text()}"
+        assert line is not None, (
+            f"no line matching {pattern!r} within {timeout:g} s (ended: {hit is True}):\n{self.text()}"
+        )
         return line
 
     def text(self) -> str:
@@ -83,9 +86,17 @@ class Running:
               ) -> tuple[subprocess.Popen[str], Output]:
         """`hotline <args>` as a child of its own session, stdout followed by an Output."""
         full = {**self.env, **(env or {}), "HOTLINE_DATA_DIR": str(data_dir or self.data_dir)}
-        proc = subprocess.Popen([sys.executable, "-m", "hotline.cli", *args], env=full, cwd=ROOT, text=True, encoding="utf-8",
-                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hotline.cli", *args],
+            env=full,
+            cwd=ROOT,
+            text=True,
+            encoding="utf-8",
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return proc, Output(proc)
 
     def api(self, login: str, path: str) -> Any:
@@ -107,8 +118,14 @@ def _server_stores() -> dict[str, str]:
 
     Not through the `services` fixture: the autouse clean_stores would then empty them again before each test.
     """
-    stores = {name: os.environ[test] for name, test in (("HOTLINE_DATABASE_URL", "HOTLINE_TEST_DATABASE_URL"),
-                                                        ("HOTLINE_REDIS_URL", "HOTLINE_TEST_REDIS_URL")) if os.environ.get(test)}
+    stores = {
+        name: os.environ[test]
+        for name, test in (
+            ("HOTLINE_DATABASE_URL", "HOTLINE_TEST_DATABASE_URL"),
+            ("HOTLINE_REDIS_URL", "HOTLINE_TEST_REDIS_URL"),
+        )
+        if os.environ.get(test)
+    }
     if "HOTLINE_DATABASE_URL" in stores:
         engine = create_engine(stores["HOTLINE_DATABASE_URL"])
         with engine.begin() as conn:  # as the session fixture does; `hotline run` migrates it again
@@ -157,8 +174,9 @@ def test_a_scripted_premium_call_waits_in_the_queue_and_a_terminal_agent_answers
     agent = None
     try:
         heard.wait_for(r"排在第\d+位")  # held in the queue: nobody is available yet
-        agent, seen = hotline.start("agent", "--login", "agent1", "--password", "agent1-pass", "--ring", "1", "--talk", "2",
-                                    "--wrap", "0")
+        agent, seen = hotline.start(
+            "agent", "--login", "agent1", "--password", "agent1-pass", "--ring", "1", "--talk", "2", "--wrap", "0"
+        )
         assert call.wait(timeout=60) == 0, heard.text()
         lines = heard.text().splitlines()
         assert lines[0].startswith(f"calling +864001234567 from {phone}")
@@ -198,7 +216,11 @@ def test_ctrl_c_while_holding_hangs_up_and_the_hotline_counts_an_abandoned_call(
         call.send_signal(signal.SIGINT)
         assert call.wait(timeout=30) == 0, heard.text()
         lines = heard.text().splitlines()
-        assert lines[lines.index("[you hang up]"):] == ["[you hang up]", "[out of the queue: hangup]", "[call ended: completed]"]
+        assert lines[lines.index("[you hang up]") :] == [
+            "[you hang up]",
+            "[out of the queue: hangup]",
+            "[call ended: completed]",
+        ]
         # The simulator reports the end only after the hotline answered the caller's hang-up (status callback).
         after = hotline.api("super", "/api/stats")["tiers"][tier]
         assert (after["abandoned"], after["waiting"]) == (before + 1, 0)
@@ -215,7 +237,9 @@ def test_the_control_api_refuses_requests_without_the_accounts_credentials(hotli
         req = urllib.request.Request(found["api_url"] + path, method=method, data=b"{}" if method == "POST" else None,
                                      headers={"Content-Type": "application/json"})
         if password is not None:
-            req.add_header("Authorization", "Basic " + base64.b64encode(f"{found['account_sid']}:{password}".encode()).decode())
+            req.add_header(
+                "Authorization", "Basic " + base64.b64encode(f"{found['account_sid']}:{password}".encode()).decode()
+            )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status
@@ -232,7 +256,9 @@ def test_the_control_api_refuses_requests_without_the_accounts_credentials(hotli
 def test_without_a_running_hotline_call_says_so_in_one_line(hotline: Running, tmp_path: Path) -> None:
     proc, out = hotline.start("call", "--script", "0", data_dir=tmp_path)
     assert proc.wait(timeout=30) == 2
-    assert re.fullmatch(r"hotline: no hotline is running with data dir .*: start one with `make run` or `hotline run`.*", out.text())
+    assert re.fullmatch(
+        r"hotline: no hotline is running with data dir .*: start one with `make run` or `hotline run`.*", out.text()
+    )
     (tmp_path / "simulator.json").write_text(json.dumps({"api_url": f"http://127.0.0.1:{free_port()}",
                                                          "account_sid": "AC" + "0" * 32, "hotline_url": hotline.url}))
     proc, out = hotline.start("call", "--script", "0", data_dir=tmp_path)  # left behind by a killed run
@@ -252,13 +278,17 @@ def test_with_a_real_twilio_account_call_and_agent_explain_they_need_the_simulat
     for args in (("call",), ("agent", "--login", "agent1", "--password", "agent1-pass")):
         proc, out = hotline.start(*args, env=real)
         assert proc.wait(timeout=30) == 2
-        assert out.text() == "hotline: this needs the offline Twilio simulator, and a real Twilio account is configured " \
-                             "(TWILIO_ACCOUNT_SID); call the real number instead"
+        assert (
+            out.text() == "hotline: this needs the offline Twilio simulator, and a real Twilio account is configured "
+            "(TWILIO_ACCOUNT_SID); call the real number instead"
+        )
 
 
 # --- the control API in-process (the simulator's fast time, the hotline as a Flask app) ---------
 
-def test_remote_answers_queue_up_a_silent_item_times_out_and_the_remote_hang_up_reaches_the_hotline(app, services, members):
+def test_remote_answers_queue_up_a_silent_item_times_out_and_the_remote_hang_up_reaches_the_hotline(
+    app, services, members
+):
     with Simulator.for_app(app, PUBLIC_URL, AUTH_TOKEN) as sim:
         client = SimulatorClient(sim.api_url, sim.account_sid, AUTH_TOKEN, "the simulator")
         answers = [{"silence": True}, {"digits": PREMIUM_PIN + "#"}, {"digits": "0"}]  # all sent before the call starts
@@ -269,8 +299,14 @@ def test_remote_answers_queue_up_a_silent_item_times_out_and_the_remote_hang_up_
         events, last = client.call_events(sid, 0, wait=0)
     pin_prompt, retry = services.config.prompt("pin_prompt", "zh"), services.config.prompt("retry_no_input", "zh")
     said = result.said()
-    assert said.count(pin_prompt) == 2 and said.index(retry) > said.index(pin_prompt)  # the silent item: no input, asked again
-    inputs = [{k: v for k, v in e.items() if k in ("digits", "silence")} for e in events if e["kind"] == "input" and e["party"] == "main"]
+    assert said.count(pin_prompt) == 2 and said.index(retry) > said.index(
+        pin_prompt
+    )  # the silent item: no input, asked again
+    inputs = [
+        {k: v for k, v in e.items() if k in ("digits", "silence")}
+        for e in events
+        if e["kind"] == "input" and e["party"] == "main"
+    ]
     assert inputs == [{"silence": True}, {"digits": PREMIUM_PIN + "#"}, {"digits": "0"}]
     assert events[-1]["kind"] == "call.ended" and events[-1]["status"] == "completed" and last >= events[-1]["seq"]
     assert [q["QueueResult"] for q in result.queue_results] == ["hangup"]

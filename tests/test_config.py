@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hotline.cli.main import main
 from core.config import ConfigError, resolve, settings_from_env
+from hotline.cli.main import main
 from hotline.configuration import full_config
 
 
@@ -40,19 +40,31 @@ def test_override_merges_table_by_table(tmp_path: Path) -> None:
     "toml, expected",
     [
         ("[tiers.premium]\nboost_s = -5\n", "tiers.premium.boost_s: must be a number >= 0"),
-        ("[tiers.premium]\nboost_s = \"ten\"\n", "tiers.premium.boost_s: must be a number >= 0"),
+        ('[tiers.premium]\nboost_s = "ten"\n', "tiers.premium.boost_s: must be a number >= 0"),
         ("[tiers.premium]\nboots_s = 5\n", "tiers.premium.boots_s: unknown key"),
         ("[queue]\nwrap_up = 5\n", "queue.wrap_up: unknown key"),
-        ("[queue]\non_no_answer = \"sleep\"\n", "queue.on_no_answer: must be one of away, available"),
-        ("[queue]\ntwilio_queue_max_size = 6000\n", "queue.twilio_queue_max_size: must be a whole number >= 1 and <= 5000"),
-        ("[hours]\ntimezone = \"Mars/Olympus\"\n", "hours.timezone: must be an IANA time zone such as Asia/Shanghai"),
-        ("[hours.weekly]\nmon = [\"21:00-09:00\"]\n", "hours.weekly.mon: '21:00-09:00': the end must come after the start"),
-        ("[hours.weekly]\nmon = [\"9-5\"]\n", "hours.weekly.mon[0]: must be a span \"HH:MM-HH:MM\""),
-        ("[hours]\nholiday_calendar = \"XX\"\n", "hours.holiday_calendar: must be a country code of the holidays package (e.g. CN) or \"\""),
-        ("[prompts.greeting]\nen = \"\"\n", "prompts.greeting.en: must not be empty"),
+        ('[queue]\non_no_answer = "sleep"\n', "queue.on_no_answer: must be one of away, available"),
+        (
+            "[queue]\ntwilio_queue_max_size = 6000\n",
+            "queue.twilio_queue_max_size: must be a whole number >= 1 and <= 5000",
+        ),
+        ('[hours]\ntimezone = "Mars/Olympus"\n', "hours.timezone: must be an IANA time zone such as Asia/Shanghai"),
+        (
+            '[hours.weekly]\nmon = ["21:00-09:00"]\n',
+            "hours.weekly.mon: '21:00-09:00': the end must come after the start",
+        ),
+        ('[hours.weekly]\nmon = ["9-5"]\n', 'hours.weekly.mon[0]: must be a span "HH:MM-HH:MM"'),
+        (
+            '[hours]\nholiday_calendar = "XX"\n',
+            'hours.holiday_calendar: must be a country code of the holidays package (e.g. CN) or ""',
+        ),
+        ('[prompts.greeting]\nen = ""\n', "prompts.greeting.en: must not be empty"),
         ("[tiers.gold]\nboost_s = 5\n", "tiers.gold.label: is required"),
-        ("[hotline]\ndefault_language = \"fr\"\n", "hotline.default_language: 'fr' is not a key of [languages]"),
-        ("[verification]\npin_min_length = 8\npin_max_length = 6\n", "verification.pin_max_length: must be >= pin_min_length"),
+        ('[hotline]\ndefault_language = "fr"\n', "hotline.default_language: 'fr' is not a key of [languages]"),
+        (
+            "[verification]\npin_min_length = 8\npin_max_length = 6\n",
+            "verification.pin_max_length: must be >= pin_min_length",
+        ),
     ],
 )
 def test_bad_values_are_named_by_key_path(tmp_path: Path, toml: str, expected: str) -> None:
@@ -81,7 +93,10 @@ def test_config_check_command(tmp_path: Path) -> None:
 def test_env_settings_and_offline_defaults(tmp_path: Path) -> None:
     s = resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path)}))
     assert s.offline and s.database_url == f"sqlite:///{tmp_path / 'hotline.db'}"
-    assert s.twilio_auth_token and s.twilio_auth_token == resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path)})).twilio_auth_token
+    assert (
+        s.twilio_auth_token
+        and s.twilio_auth_token == resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path)})).twilio_auth_token
+    )
     assert (tmp_path / "offline_auth_token").stat().st_mode & 0o777 == 0o600
 
 
@@ -108,7 +123,9 @@ def test_offline_pin_key_is_a_local_secret_kept_in_the_data_dir(tmp_path: Path) 
     s = resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path)}))
     assert s.pin_key and s.pin_key != s.secret_key and s.pin_key_bytes == (tmp_path / "pin_key").read_text().encode()
     assert (tmp_path / "pin_key").stat().st_mode & 0o777 == 0o600
-    assert resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path)})).pin_key == s.pin_key  # every process gets the same
+    assert (
+        resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path)})).pin_key == s.pin_key
+    )  # every process gets the same
     given = "g" * 32
     assert resolve(settings_from_env({"HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_PIN_KEY": given})).pin_key == given
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []

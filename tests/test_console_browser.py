@@ -21,7 +21,9 @@ FAST_PAGES = ALWAYS_OPEN.read_text(encoding="utf-8") + "\n[console]\npoll_ms = 3
 WAIT_MS = 15_000
 
 
-def test_supervisor_sees_a_premium_call_join_and_be_answered_through_the_agent_console(services: Services, tmp_path: Path) -> None:
+def test_supervisor_sees_a_premium_call_join_and_be_answered_through_the_agent_console(
+    services: Services, tmp_path: Path
+) -> None:
     chromium_or_skip()
     from playwright.sync_api import expect
 
@@ -73,7 +75,9 @@ def test_supervisor_sees_a_premium_call_join_and_be_answered_through_the_agent_c
         expect(overall("answered")).to_have_text("1")
         expect(premium("asa_s")).not_to_have_text("–")
         expect(premium("service_level")).to_have_text("100.0% / 90.0%")
-        expect(boss.locator('#agents-body tr[data-agent="ann"] [data-state]')).to_have_attribute("data-state", "on_call")
+        expect(boss.locator('#agents-body tr[data-agent="ann"] [data-state]')).to_have_attribute(
+            "data-state", "on_call"
+        )
         shot(boss, "supervisor-call-answered")
 
         # The caller hangs up: the wrap-up form, with its countdown; the agent saves it and is available again.
@@ -93,7 +97,12 @@ def test_supervisor_sees_a_premium_call_join_and_be_answered_through_the_agent_c
         call.join(WAIT_MS / 1000)
 
         rec = records(flow.svc)[call.sid]
-        assert (rec.outcome, rec.agent_login, rec.disposition, rec.notes) == ("answered", "ann", "resolved", "解释了会员权益")
+        assert (rec.outcome, rec.agent_login, rec.disposition, rec.notes) == (
+            "answered",
+            "ann",
+            "resolved",
+            "解释了会员权益",
+        )
 
         # That day's CSV holds the call, with the disposition; the number is masked.
         today = flow.clock().astimezone(ZoneInfo(flow.config["hotline"]["timezone"])).date().isoformat()
@@ -155,6 +164,8 @@ def test_login_errors_language_and_tablet_layout(services: Services, tmp_path: P
 
         # The dashboard fits a tablet too: its wide tables scroll inside their cards, the page does not.
         log_in(page, base, SUPERVISOR, password(SUPERVISOR))
-        expect(page.locator('#figures-body td[data-tier="overall"][data-fig="waiting"]')).to_have_text("0", timeout=WAIT_MS)
+        expect(page.locator('#figures-body td[data-tier="overall"][data-fig="waiting"]')).to_have_text(
+            "0", timeout=WAIT_MS
+        )
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         shot(page, "supervisor-tablet-en")

@@ -5,7 +5,7 @@ import base64
 import csv
 import io
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callqueue import records
-from callqueue.live import calls, presence
-from callqueue.callbacks import tickets
 from callqueue.agents.accounts import add_agent
+from callqueue.callbacks import tickets
+from callqueue.live import calls, presence
 from console.agent_screen import handle_seconds
 from console.dashboard import tier_status
 from members.admin import MemberFields, add_member
 
 ROOT = Path(__file__).resolve().parents[1]
-NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 CONSOLE = {"default_language": "zh", "poll_ms": 1000, "at_risk_margin": 0.05, "abandon_rate_target": 0.1}
 # Routes anyone may reach: Twilio's (signature-checked instead), health, the login form, files, the API description.
 PUBLIC = ("/voice/", "/healthz", "/login", "/assets/", "/api/openapi.json", "/metrics")
@@ -29,8 +29,19 @@ PUBLIC = ("/voice/", "/healthz", "/login", "/assets/", "/api/openapi.json", "/me
 
 @pytest.fixture
 def people(db: Any) -> None:
-    add_agent(db, login="ann", name="Ann", password="ann-pass-1", role="agent", client_identity="ann", phone=None, now=NOW)
-    add_agent(db, login="sam", name="Sam", password="sam-pass-1", role="supervisor", client_identity="sam", phone=None, now=NOW)
+    add_agent(
+        db, login="ann", name="Ann", password="ann-pass-1", role="agent", client_identity="ann", phone=None, now=NOW
+    )
+    add_agent(
+        db,
+        login="sam",
+        name="Sam",
+        password="sam-pass-1",
+        role="supervisor",
+        client_identity="sam",
+        phone=None,
+        now=NOW,
+    )
     db.commit()
 
 
@@ -104,11 +115,14 @@ def test_login_starts_a_new_session_and_logout_ends_it(client: Any, people: Any,
     log_in(client, "ann", "ann-pass-1")
     token = page_csrf(client)
     assert token != before, "a new CSRF token (and session) after logging in"
-    assert client.put("/api/agents/me/status", json={"status": "available"}, headers={"X-CSRF-Token": token}).status_code == 200
+    assert (
+        client.put("/api/agents/me/status", json={"status": "available"}, headers={"X-CSRF-Token": token}).status_code
+        == 200
+    )
     assert client.post("/logout", data={}).status_code == 400, "logout needs the token too"
     resp = client.post("/logout", data={"csrf_token": token})
     assert resp.status_code == 200 and "您已退出登录" in resp.get_data(as_text=True)
-    assert presence.get(redis, "ann", datetime.now(timezone.utc)).state == "offline", "no calls to an empty desk"
+    assert presence.get(redis, "ann", datetime.now(UTC)).state == "offline", "no calls to an empty desk"
     assert client.get("/agent").status_code == 302
     assert client.get("/api/agents/me").status_code == 401
 
@@ -178,28 +192,48 @@ def test_pages_use_no_external_files() -> None:
     assert len(files) >= 9
     for f in files:
         text = f.read_text(encoding="utf-8")
-        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), f"{f.name} loads something from elsewhere"
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), (
+            f"{f.name} loads something from elsewhere"
+        )
         assert "@import" not in text and "url(http" not in text, f.name
 
 
 # --- the agent's screen -------------------------------------------------------------------------
 
-def test_agent_sees_the_routed_callers_context_before_answering(client: Any, people: Any, db: Any, redis: Any, services: Any) -> None:
-    add_member(db, MemberFields(uid="10001", name="李雷", tier="premium", phones=["+8613800000001"]), "2468", services.config, NOW,
-               pin_key=services.settings.pin_key_bytes)
+def test_agent_sees_the_routed_callers_context_before_answering(
+    client: Any, people: Any, db: Any, redis: Any, services: Any
+) -> None:
+    add_member(
+        db,
+        MemberFields(uid="10001", name="李雷", tier="premium", phones=["+8613800000001"]),
+        "2468",
+        services.config,
+        NOW,
+        pin_key=services.settings.pin_key_bytes,
+    )
     old = tickets.create(db, phone="+8613800000001", tier="premium", lang="zh", reason="after_hours", score=1.0,
                          due=NOW, now=NOW - timedelta(days=2), member_uid="10001", category="billing", max_attempts=3)
     db.commit()
     log_in(client, "ann", "ann-pass-1")
     token = page_csrf(client)
     client.put("/api/agents/me/status", json={"status": "available"}, headers={"X-CSRF-Token": token})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     earlier = "CA" + "1" * 32
     calls.arrived(db, earlier, from_number="+8613800000001", now=now - timedelta(days=1))
     sid = "CA" + "7" * 32
     calls.arrived(db, sid, from_number="+8613800000001", now=now)
-    calls.join_queue(db, redis, sid, tier="premium", now=now, settings=services.config, category="billing", verified=True,
-                     member_uid="10001", from_number="+8613800000001")
+    calls.join_queue(
+        db,
+        redis,
+        sid,
+        tier="premium",
+        now=now,
+        settings=services.config,
+        category="billing",
+        verified=True,
+        member_uid="10001",
+        from_number="+8613800000001",
+    )
     assert calls.dispatch(db, redis, now) is not None
     db.commit()
     call = client.get("/api/agents/me").json["call"]
@@ -215,7 +249,9 @@ def test_agent_sees_the_routed_callers_context_before_answering(client: Any, peo
 def test_wrapup_needs_a_configured_disposition(client: Any, people: Any) -> None:
     log_in(client, "ann", "ann-pass-1")
     token = page_csrf(client)
-    resp = client.post("/api/agents/me/wrapup", json={"disposition": "made-up", "notes": ""}, headers={"X-CSRF-Token": token})
+    resp = client.post(
+        "/api/agents/me/wrapup", json={"disposition": "made-up", "notes": ""}, headers={"X-CSRF-Token": token}
+    )
     assert resp.status_code == 400 and "resolved" in resp.json["error"]
     page = client.get("/agent").get_data(as_text=True)
     assert '<option value="resolved">已解决</option>' in page
@@ -235,7 +271,7 @@ def test_handle_time_is_talk_plus_wrap_up_until_saved_or_its_limit() -> None:
 
 
 def test_today_counts_only_this_agents_calls_of_today(client: Any, people: Any, db: Any, services: Any) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i, (agent, answered) in enumerate([("ann", now - timedelta(minutes=5)), ("ann", now - timedelta(minutes=20)),
                                           ("sam", now - timedelta(minutes=3)), ("ann", now - timedelta(days=2))]):
         db.add(records.CallRecord(call_sid=f"CA{i:032d}", agent_login=agent, answered=answered, outcome="answered",
@@ -256,14 +292,29 @@ def test_target_status_colours() -> None:
     tier = {"service_level_goal": 0.9, "max_wait_s": 300}
     def fig(sl: float | None, ab: float | None, longest: float) -> dict[str, Any]:
         return {"service_level": sl, "abandon_rate": ab, "longest_wait_s": longest}
-    assert tier_status(fig(0.97, 0.01, 10), tier, CONSOLE) == {"service_level": "ok", "abandon_rate": "ok", "longest_wait_s": "ok"}
-    assert tier_status(fig(0.93, 0.06, 240), tier, CONSOLE) == {"service_level": "warn", "abandon_rate": "warn", "longest_wait_s": "warn"}
-    assert tier_status(fig(0.85, 0.2, 301), tier, CONSOLE) == {"service_level": "bad", "abandon_rate": "bad", "longest_wait_s": "bad"}
+
+    assert tier_status(fig(0.97, 0.01, 10), tier, CONSOLE) == {
+        "service_level": "ok",
+        "abandon_rate": "ok",
+        "longest_wait_s": "ok",
+    }
+    assert tier_status(fig(0.93, 0.06, 240), tier, CONSOLE) == {
+        "service_level": "warn",
+        "abandon_rate": "warn",
+        "longest_wait_s": "warn",
+    }
+    assert tier_status(fig(0.85, 0.2, 301), tier, CONSOLE) == {
+        "service_level": "bad",
+        "abandon_rate": "bad",
+        "longest_wait_s": "bad",
+    }
     assert tier_status(fig(None, None, 0), tier, CONSOLE)["service_level"] == "ok", "no calls yet: nothing at risk"
 
 
-def test_dashboard_has_figures_agents_queue_and_callbacks(client: Any, people: Any, db: Any, redis: Any, services: Any) -> None:
-    now = datetime.now(timezone.utc)
+def test_dashboard_has_figures_agents_queue_and_callbacks(
+    client: Any, people: Any, db: Any, redis: Any, services: Any
+) -> None:
+    now = datetime.now(UTC)
     for i, tier in enumerate(("standard", "premium")):
         sid = f"CA{i:032d}"
         calls.arrived(db, sid, from_number=f"+861380000000{i}", now=now - timedelta(seconds=400))
@@ -281,9 +332,9 @@ def test_dashboard_has_figures_agents_queue_and_callbacks(client: Any, people: A
 
 
 def test_csv_export_has_one_row_per_call_of_the_day(client: Any, people: Any, db: Any) -> None:
-    day_calls = [("CA" + "a" * 32, datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)),
-                 ("CA" + "b" * 32, datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)),
-                 ("CA" + "c" * 32, datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc))]  # the next day in Shanghai
+    day_calls = [("CA" + "a" * 32, datetime(2026, 11, 20, 2, 0, tzinfo=UTC)),
+                 ("CA" + "b" * 32, datetime(2026, 11, 20, 9, 0, tzinfo=UTC)),
+                 ("CA" + "c" * 32, datetime(2026, 11, 21, 2, 0, tzinfo=UTC))]  # the next day in Shanghai
     for sid, when in day_calls:
         calls.arrived(db, sid, from_number="+8613800000001", now=when)
     db.commit()

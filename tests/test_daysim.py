@@ -16,9 +16,18 @@ import pytest
 from click.testing import CliRunner
 
 from callqueue.planning import erlang
-from callqueue.planning.profile import Caller, DayProfile, ProfileError, TierModel, day_start_ms, draw_callers, load_tiers, parse_day
 from callqueue.planning.daysim import SimResult, SimulationError, simulate
 from callqueue.planning.policies import answered_waits, overtaken, percentile, policy_settings, tier_rows
+from callqueue.planning.profile import (
+    Caller,
+    DayProfile,
+    ProfileError,
+    TierModel,
+    day_start_ms,
+    draw_callers,
+    load_tiers,
+    parse_day,
+)
 from callqueue.settings import QueueSettings, queue_settings
 from hotline.cli.main import main
 from hotline.configuration import full_config

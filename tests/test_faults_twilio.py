@@ -18,32 +18,43 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from rq import Worker
 from sqlalchemy import select
 
-from core import keys
-from callqueue.live import ordering, presence
-from callqueue.callbacks import tickets
 from callqueue.agents.accounts import agent_endpoint
-from callqueue.live.dispatch import sweep as sweep_queue
+from callqueue.callbacks import tickets
 from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
+from callqueue.live import ordering, presence
+from callqueue.live.dispatch import sweep as sweep_queue
+from core import keys
+from core.redisconn import make_redis
 from hotline.app import create_app
 from hotline.models import Base
-from core.redisconn import make_redis
 from simulator import Fault, Script
 from simulator.transport import Reply
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, sign
 from tests.flow_support import (
-    PIN, Api, Flow, RunningClock, add_members, add_people, assert_stats_match_records, free_port, in_process_flow,
-    join_queue, records, script,
+    PIN,
+    Api,
+    Flow,
+    RunningClock,
+    add_members,
+    add_people,
+    assert_stats_match_records,
+    free_port,
+    in_process_flow,
+    join_queue,
+    records,
+    script,
 )
 from webhooks.outbound import callback_dialer
 from webhooks.outbound.dispatcher import dispatch_all
@@ -83,8 +94,11 @@ def snapshot(services: Any) -> dict[str, Any]:
         for k in sorted(r.keys("*")):
             kind = r.type(k).decode()
             value: Any = {
-                "string": lambda: r.get(k), "hash": lambda: r.hgetall(k), "zset": lambda: r.zrange(k, 0, -1, withscores=True),
-                "set": lambda: sorted(r.smembers(k)), "list": lambda: r.lrange(k, 0, -1),
+                "string": lambda: r.get(k),
+                "hash": lambda: r.hgetall(k),
+                "zset": lambda: r.zrange(k, 0, -1, withscores=True),
+                "set": lambda: sorted(r.smembers(k)),
+                "list": lambda: r.lrange(k, 0, -1),
             }.get(kind, lambda: kind)()
             out["redis " + k.decode()] = value
     finally:
@@ -121,7 +135,9 @@ class TwiceTransport:
     same lock to dispatch, so the snapshots around a pair see only what the pair did.
     """
 
-    def __init__(self, inner: Any, app: Any, clock: StepClock, services: Any, twiml_check: Callable[[str], None]) -> None:
+    def __init__(
+        self, inner: Any, app: Any, clock: StepClock, services: Any, twiml_check: Callable[[str], None]
+    ) -> None:
         self.inner, self.clock, self.services, self.twiml_check = inner, clock, services, twiml_check
         self.adapter = app.url_map.bind("hotline.test")
         self.lock = threading.RLock()
@@ -146,7 +162,9 @@ class TwiceTransport:
         """Both answers equal, nothing changed by the repeat; returns the endpoints replayed."""
         assert self.pairs
         for p in self.pairs:
-            assert p.second == p.first, f"POST {p.url} answered differently the second time:\n{p.first.body}\n---\n{p.second.body}"
+            assert p.second == p.first, (
+                f"POST {p.url} answered differently the second time:\n{p.first.body}\n---\n{p.second.body}"
+            )
             assert not p.by_second, f"POST {p.url} changed state again the second time: {p.by_second}"
         return {p.endpoint for p in self.pairs}
 
@@ -177,12 +195,37 @@ def replaying(services: Any, folder: Path, twiml_check: Callable[[str], None], s
 
 # The endpoints each replay scenario must have sent twice; together, every /voice/* webhook.
 SCENARIOS = {
-    "answered": {"voice.incoming", "voice.ivr_step", "voice.wait", "voice.queue_result", "voice.connect", "voice.whisper",
-                 "voice.dial_result", "voice.status"},
-    "hold": {"voice.incoming", "voice.ivr_step", "voice.wait", "voice.hold_offer", "voice.hold_step", "voice.queue_result",
-             "voice.status"},
-    "callback": {"voice.incoming", "voice.ivr_step", "voice.status", "voice.callback_status", "voice.callback_answer",
-                 "voice.wait", "voice.queue_result", "voice.connect", "voice.whisper", "voice.dial_result"},
+    "answered": {
+        "voice.incoming",
+        "voice.ivr_step",
+        "voice.wait",
+        "voice.queue_result",
+        "voice.connect",
+        "voice.whisper",
+        "voice.dial_result",
+        "voice.status",
+    },
+    "hold": {
+        "voice.incoming",
+        "voice.ivr_step",
+        "voice.wait",
+        "voice.hold_offer",
+        "voice.hold_step",
+        "voice.queue_result",
+        "voice.status",
+    },
+    "callback": {
+        "voice.incoming",
+        "voice.ivr_step",
+        "voice.status",
+        "voice.callback_status",
+        "voice.callback_answer",
+        "voice.wait",
+        "voice.queue_result",
+        "voice.connect",
+        "voice.whisper",
+        "voice.dial_result",
+    },
     "direct": {"voice.queue", "voice.fallback", "voice.unknown_step"},
 }
 # Served only while a store is down (webhooks/degraded/answers.py): repeating them is the store-fault tests' business.
@@ -205,7 +248,9 @@ def test_every_webhook_of_an_answered_call_twice_same_answer_state_changed_once(
         flow.sim.add_agent("nora", behaviour="no-answer")
         flow.sim.add_agent("ann", answer_after=2, talk_seconds=20)
         # PIN; the account answers (1); text me the link (1); an agent (0)
-        handle = flow.sim.start_call(phones["premium"][0], Script(answers=(PIN + "#", "1", "1", "0"), when_answers_run_out="hangup"))
+        handle = flow.sim.start_call(
+            phones["premium"][0], Script(answers=(PIN + "#", "1", "1", "0"), when_answers_run_out="hangup")
+        )
         joined = flow.sim.events.wait("queue.joined", timeout=20, call_sid=handle.sid)
         with twice.lock:
             available(services, "nora", clock())
@@ -245,17 +290,26 @@ def test_every_webhook_of_a_callback_booked_on_hold_and_of_a_hang_up_in_the_queu
         guest.join(30)
         replayed = twice.assert_idempotent()
         assert replayed >= SCENARIOS["hold"], SCENARIOS["hold"] - replayed
-        hold_steps = [p.url.removeprefix(PUBLIC_URL) for p in twice.pairs if p.endpoint in ("voice.hold_offer", "voice.hold_step")]
+        hold_steps = [
+            p.url.removeprefix(PUBLIC_URL) for p in twice.pairs if p.endpoint in ("voice.hold_offer", "voice.hold_step")
+        ]
         assert hold_steps == ["/voice/hold/offer?s=2", "/voice/hold/cbnum?s=3"]
         assert any(p.url.endswith("/voice/ivr/uid?s=1") for p in twice.pairs)
         with services.sessions() as db:
             (ticket,) = db.scalars(select(CallbackTicket)).all()
-        assert (ticket.phone, ticket.reason, ticket.source_call_sid) == (phones["standard"][0], "caller_request", booker.sid)
+        assert (ticket.phone, ticket.reason, ticket.source_call_sid) == (
+            phones["standard"][0],
+            "caller_request",
+            booker.sid,
+        )
         assert any(" ".join(ticket.number) in s for s in booked.said())
         assert [q["QueueResult"] for q in booked.queue_results] == ["leave"]
         recs = records(services)
         assert recs[booker.sid].outcome == "to_callback"
-        assert (recs[guest.sid].outcome, recs[guest.sid].queue_result) == ("short_abandoned", "hangup")  # 2 s by this clock
+        assert (recs[guest.sid].outcome, recs[guest.sid].queue_result) == (
+            "short_abandoned",
+            "hangup",
+        )  # 2 s by this clock
         assert_stats_match_records(flow.api, services, flow.config)
 
 
@@ -268,7 +322,9 @@ def test_every_webhook_of_an_after_hours_booking_and_its_callback_twice(
         flow.sim.add_agent("ann", answer_after=2, talk_seconds=20)
         flow.sim.add_phone(member, "answer", answer_after=2)
         # PIN; closed: 1 (call me back); 1 (this number)
-        night = flow.sim.start_call(member, Script(answers=(PIN + "#", "1", "1"), when_answers_run_out="hangup")).join(30)
+        night = flow.sim.start_call(member, Script(answers=(PIN + "#", "1", "1"), when_answers_run_out="hangup")).join(
+            30
+        )
         with services.sessions() as db:
             (ticket,) = db.scalars(select(CallbackTicket)).all()
         assert any(" ".join(ticket.number) in s for s in night.said())
@@ -300,8 +356,15 @@ def test_the_queue_fallback_and_unknown_webhooks_twice(services: Any, twiml_chec
     svc = dataclasses.replace(services, clock=clock, extras={"jobs": services.jobs()})
     app = create_app(services=svc)
     twice = TwiceTransport(FlaskTransport(app, AUTH_TOKEN), app, clock, services, twiml_check)
-    params = {"CallSid": "CA" + "5" * 32, "AccountSid": "AC" + "0" * 32, "From": "+8613600000078", "To": "+864001234567",
-              "CallStatus": "in-progress", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    params = {
+        "CallSid": "CA" + "5" * 32,
+        "AccountSid": "AC" + "0" * 32,
+        "From": "+8613600000078",
+        "To": "+864001234567",
+        "CallStatus": "in-progress",
+        "Direction": "inbound",
+        "ApiVersion": "2010-04-01",
+    }
     queued = twice.post(PUBLIC_URL + "/voice/queue", params)
     assert "<Enqueue" in queued.body and ordering.position(services.redis, params["CallSid"]) == 1
     assert "<Hangup" in twice.post(PUBLIC_URL + "/voice/fallback", params).body
@@ -338,7 +401,9 @@ class Line:
     def post(self, path: str, sid: str, **params: str) -> str:
         data = {"CallSid": sid, "AccountSid": "AC" + "0" * 32, "From": self.GUEST, "To": "+864001234567",
                 "CallStatus": "in-progress", "Direction": "inbound", "ApiVersion": "2010-04-01", **params}
-        resp = self.app.test_client().post(path, data=data, headers={"X-Twilio-Signature": sign(PUBLIC_URL + path, data)})
+        resp = self.app.test_client().post(
+            path, data=data, headers={"X-Twilio-Signature": sign(PUBLIC_URL + path, data)}
+        )
         assert resp.status_code == 200, (path, resp.status_code, resp.get_data(as_text=True))
         body = resp.get_data(as_text=True)
         if body.strip():
@@ -382,7 +447,9 @@ def test_status_before_the_enqueue_action_abandoned_once(line: Line, services: A
     line.clock.tick(70)
     line.post("/voice/status", SID, CallStatus="completed", CallDuration="95")
     line.clock.tick()
-    assert "<Hangup" in line.post("/voice/queue-result", SID, QueueResult="hangup", QueueTime="71", CallStatus="completed")
+    assert "<Hangup" in line.post(
+        "/voice/queue-result", SID, QueueResult="hangup", QueueTime="71", CallStatus="completed"
+    )
     rec = records(services)[SID]
     assert (rec.outcome, rec.waited_s, rec.queue_result, rec.call_status) == ("abandoned", 71.0, "hangup", "completed")
     assert rec.ended == rec.left_queue == queued + timedelta(seconds=71)
@@ -401,7 +468,9 @@ def test_an_answered_call_whose_status_comes_before_the_dial_action(line: Line, 
     line.clock.tick(120)
     line.post("/voice/status", SID, CallStatus="completed", CallDuration="150")
     line.clock.tick()
-    line.post("/voice/dial-result?agent=ann", SID, DialCallStatus="completed", DialCallDuration="120", CallStatus="completed")
+    line.post(
+        "/voice/dial-result?agent=ann", SID, DialCallStatus="completed", DialCallDuration="120", CallStatus="completed"
+    )
     rec = records(services)[SID]
     assert (rec.outcome, rec.agent_login, rec.waited_s, rec.dial_status, rec.queue_result) == (
         "answered", "ann", 15.0, "completed", "redirected")
@@ -418,7 +487,9 @@ def test_the_enqueue_action_arriving_after_the_connect_and_the_whisper(line: Lin
     line.whisper(SID)
     line.post("/voice/queue-result", SID, QueueResult="redirected", QueueTime="3")  # late: changes nothing
     line.clock.tick(60)
-    assert "<Hangup" in line.post("/voice/dial-result?agent=ann", SID, DialCallStatus="completed", DialCallDuration="60")
+    assert "<Hangup" in line.post(
+        "/voice/dial-result?agent=ann", SID, DialCallStatus="completed", DialCallDuration="60"
+    )
     line.post("/voice/status", SID, CallStatus="completed", CallDuration="70")
     rec = records(services)[SID]
     assert (rec.outcome, rec.queue_result, rec.offers) == ("answered", "redirected", 1)
@@ -436,7 +507,9 @@ def test_a_whisper_after_the_caller_hung_up_does_not_answer_the_call(line: Line,
     assert line.agent() == "available"  # she keeps her turn
     line.clock.tick()
     line.whisper(SID)  # her leg's whisper request arrives late
-    line.post("/voice/dial-result?agent=ann", SID, DialCallStatus="completed", DialCallDuration="0", CallStatus="completed")
+    line.post(
+        "/voice/dial-result?agent=ann", SID, DialCallStatus="completed", DialCallDuration="0", CallStatus="completed"
+    )
     rec = records(services)[SID]
     assert (rec.outcome, rec.answered, rec.agent_login) == ("abandoned", None, "ann")
     assert line.agent() == "available"
@@ -482,8 +555,20 @@ def test_progress_statuses_after_the_end_and_late_repeats_change_nothing(line: L
     # The record only takes what late events alone say (the Enqueue and Dial actions' words); how the call
     # ended, when, after which wait and with whom stays as first settled.
     rec = records(services)[SID]
-    settled_fields = ("outcome", "waited_s", "queued", "offered", "answered", "left_queue", "ended", "agent_login", "offers",
-                      "call_status", "score", "tier")
+    settled_fields = (
+        "outcome",
+        "waited_s",
+        "queued",
+        "offered",
+        "answered",
+        "left_queue",
+        "ended",
+        "agent_login",
+        "offers",
+        "call_status",
+        "score",
+        "tier",
+    )
     assert [getattr(rec, f) for f in settled_fields] == [getattr(settled, f) for f in settled_fields]
     assert (rec.outcome, rec.agent_login, rec.waited_s) == ("answered", "ann", 2.0)
     assert_stats_match_records(line.api, services, line.svc.config)
@@ -502,8 +587,16 @@ TIMEOUT_S = 0.3  # the gateway's request timeout in these tests; a fault's delay
 def fast_gateway(sim: Any, pauses: list[float] | None = None, api_url: str | None = None, **kw: Any) -> TwilioGateway:
     """A gateway on the simulator whose backoff pauses are recorded in `pauses` instead of slept (when given)."""
     extra: dict[str, Any] = {"sleep": pauses.append, "rand": lambda: 0.5} if pauses is not None else {}
-    return TwilioGateway(sim.account_sid, AUTH_TOKEN, api_url or sim.api_url, from_number=sim.number,
-                         timeout_s=kw.pop("timeout_s", TIMEOUT_S), policies={**FAST, **kw.pop("policies", {})}, **extra, **kw)
+    return TwilioGateway(
+        sim.account_sid,
+        AUTH_TOKEN,
+        api_url or sim.api_url,
+        from_number=sim.number,
+        timeout_s=kw.pop("timeout_s", TIMEOUT_S),
+        policies={**FAST, **kw.pop("policies", {})},
+        **extra,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -536,7 +629,9 @@ def test_the_backoff_doubles_up_to_its_cap_with_half_of_it_random() -> None:
     assert [p.backoff(n, 1.0) for n in (1, 2, 3, 4, 5)] == [0.25, 0.5, 1.0, 2.0, 2.0]
 
 
-def test_a_move_answered_500_twice_is_retried_after_checking_the_caller_is_still_queued(sim: Any, services: Any) -> None:
+def test_a_move_answered_500_twice_is_retried_after_checking_the_caller_is_still_queued(
+    sim: Any, services: Any
+) -> None:
     handle, queue = held_caller(sim)
     fault = sim.faults.add(Fault("POST", "/Calls/CA", status=500, times=2))
     pauses: list[float] = []
@@ -578,12 +673,16 @@ def test_moves_that_timed_out_are_repeated_while_the_caller_is_still_queued(sim:
 
 def test_a_move_done_whose_answer_was_lost_is_not_repeated(sim: Any) -> None:
     handle, queue = held_caller(sim)
-    sim.faults.add(Fault("POST", "/Calls/CA", status=None, applied=True, delay_s=1.0))  # done; the answer comes too late
+    sim.faults.add(
+        Fault("POST", "/Calls/CA", status=None, applied=True, delay_s=1.0)
+    )  # done; the answer comes too late
     pauses: list[float] = []
     fast_gateway(sim, pauses).redirect_call(handle.sid, PUBLIC_URL + "/voice/fallback", queue_name=queue)
     handle.join(15)
     assert rest(sim, "POST", f"/Calls/{handle.sid}") == 1 and pauses == []  # gone from the queue: it was done
-    assert moves_to(handle, "/voice/fallback") == 1 and [q["QueueResult"] for q in handle.result.queue_results] == ["redirected"]
+    assert moves_to(handle, "/voice/fallback") == 1 and [q["QueueResult"] for q in handle.result.queue_results] == [
+        "redirected"
+    ]
 
 
 def test_an_unsure_move_with_no_queue_to_look_in_is_never_repeated(sim: Any) -> None:
@@ -668,7 +767,9 @@ MOVE = "/Calls/CA"  # Calls/{CallSid}.json: the dispatcher's redirect (not Calls
     dict(status=503, times=3),
     dict(delay_s=1.0, times=2),  # two timeouts
 ], ids=["500x2", "429x2", "503x3", "timeout-x2"])
-def test_a_dispatch_rides_out_failing_moves_and_rings_the_agent_once(how: dict[str, Any], services: Any, tmp_path: Path) -> None:
+def test_a_dispatch_rides_out_failing_moves_and_rings_the_agent_once(
+    how: dict[str, Any], services: Any, tmp_path: Path
+) -> None:
     fault = Fault("POST", MOVE, **how)
     with fixed_flow(services, tmp_path) as flow:
         flow_gateway(flow)
@@ -708,11 +809,19 @@ def test_a_move_failing_for_good_puts_the_caller_back_in_place_and_frees_the_age
         flow.sim.faults.add(fault)
         available(services, "ann", flow.clock())
         assert dispatch_all(flow.svc) == 0  # gave up, and did not claim the next caller while Twilio fails
-        assert rest(flow.sim, "POST", f"/Calls/{first.sid}") == 3 and rest(flow.sim, "POST", f"/Calls/{second.sid}") == 0
+        assert (
+            rest(flow.sim, "POST", f"/Calls/{first.sid}") == 3 and rest(flow.sim, "POST", f"/Calls/{second.sid}") == 0
+        )
         # Not claimed, not lost: first in line at the same score, the agent available, no offer open, nobody rung.
         assert services.redis.hget(keys.call(first.sid), "state") == "waiting"
-        assert (ordering.position(services.redis, first.sid), services.redis.zscore(keys.ORDER, first.sid)) == (1, score)
-        assert services.redis.zcard(keys.OFFERS) == 0 and presence.get(services.redis, "ann", flow.clock()).state == "available"
+        assert (ordering.position(services.redis, first.sid), services.redis.zscore(keys.ORDER, first.sid)) == (
+            1,
+            score,
+        )
+        assert (
+            services.redis.zcard(keys.OFFERS) == 0
+            and presence.get(services.redis, "ann", flow.clock()).state == "available"
+        )
         assert not flow.sim.events.all("dial.ringing") and moves_to(first, "/voice/connect") == 0
         # Twilio is back: the next dispatch connects the same caller.
         flow.sim.faults.clear()
@@ -755,8 +864,17 @@ def test_a_move_that_may_have_happened_is_left_to_the_sweep_not_undone(services:
 def due_ticket(flow: Flow, services: Any, member: str) -> tickets.Ticket:
     with services.unit_of_work() as db:
         now = flow.clock()
-        return tickets.create(db, phone=member, tier="premium", lang="zh", reason="after_hours", score=now.timestamp() - 600,
-                              due=now, now=now, max_attempts=3).ticket
+        return tickets.create(
+            db,
+            phone=member,
+            tier="premium",
+            lang="zh",
+            reason="after_hours",
+            score=now.timestamp() - 600,
+            due=now,
+            now=now,
+            max_attempts=3,
+        ).ticket
 
 
 def ticket_row(services: Any, ticket_id: int) -> tuple[CallbackTicket, list[str | None]]:
@@ -776,7 +894,9 @@ def answer_and_hang_up(flow: Flow, member: str) -> str:
     return started.call_sid
 
 
-def test_a_callback_whose_create_failed_unsure_is_not_redialled_but_recovered_once_stale(services: Any, tmp_path: Path) -> None:
+def test_a_callback_whose_create_failed_unsure_is_not_redialled_but_recovered_once_stale(
+    services: Any, tmp_path: Path
+) -> None:
     with fixed_flow(services, tmp_path) as flow:
         flow_gateway(flow)
         add_people(services, ["ann"])
@@ -788,7 +908,9 @@ def test_a_callback_whose_create_failed_unsure_is_not_redialled_but_recovered_on
         assert callback_dialer.dial_due(flow.svc) == 0
         row, results = ticket_row(services, t.id)
         assert (row.status, row.call_sid, results) == ("dialing", None, [None])  # left for the stale-dialing check
-        assert rest(flow.sim, "POST", "/Calls.json") == 1 and rest(flow.sim, "GET", "/Calls.json") == 1  # looked, found none
+        assert (
+            rest(flow.sim, "POST", "/Calls.json") == 1 and rest(flow.sim, "GET", "/Calls.json") == 1
+        )  # looked, found none
         assert services.redis.zcard(keys.CB_RINGING) == 0  # no agent held for a call that may not exist
         assert callback_dialer.sweep(flow.svc) == {"callbacks_recovered": 0, "callbacks_placed": 0}  # not stale yet
         flow.clock.advance(flow.config["callbacks"]["stale_dialing_s"] + 1)
@@ -799,7 +921,9 @@ def test_a_callback_whose_create_failed_unsure_is_not_redialled_but_recovered_on
         assert [e.call_sid for e in flow.sim.events.all("call.started", to=member)] == [sid]  # the member rang once
 
 
-def test_a_callback_twilio_placed_despite_an_error_is_found_and_recorded_not_redialled(services: Any, tmp_path: Path) -> None:
+def test_a_callback_twilio_placed_despite_an_error_is_found_and_recorded_not_redialled(
+    services: Any, tmp_path: Path
+) -> None:
     with fixed_flow(services, tmp_path) as flow:
         flow_gateway(flow)
         add_people(services, ["ann"])
@@ -860,7 +984,9 @@ def claimed_not_ringing(services: Any, sim: Any) -> list[str]:
     return out
 
 
-def test_a_worker_killed_while_moving_a_caller_leaves_nobody_claimed_and_loses_nothing(services: Any, tmp_path: Path) -> None:
+def test_a_worker_killed_while_moving_a_caller_leaves_nobody_claimed_and_loses_nothing(
+    services: Any, tmp_path: Path
+) -> None:
     gate = threading.Event()
     with in_process_flow(services, tmp_path, workers=2) as flow:
         sim, api = flow.sim, flow.api
@@ -900,7 +1026,9 @@ def test_a_worker_killed_while_moving_a_caller_leaves_nobody_claimed_and_loses_n
         flow.clock.advance(flow.config["queue"]["ring_timeout_s"] + 31)
         swept = sweep_queue(services.redis, flow.clock(), flow.config)
         assert swept["offers_returned"] == 1, swept
-        assert claimed_not_ringing(services, sim) == [] and services.redis.hget(keys.call(first.sid), "state") == "waiting"
+        assert (
+            claimed_not_ringing(services, sim) == [] and services.redis.hget(keys.call(first.sid), "state") == "waiting"
+        )
         assert dispatch_all(flow.svc) == 1
         assert [d.status for d in first.join(30).dial_results] == ["completed"]
         api.status("bob", "available")  # the surviving worker dispatches the second caller (to Bob, or Ann once free)

@@ -17,31 +17,40 @@ import base64
 import re
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import schemathesis
-from markupsafe import escape
 from hypothesis import HealthCheck, Phase, given, settings
+from markupsafe import escape
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, negative_data_rejection, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
 )
 from sqlalchemy import func, select
 
-from callqueue.live import calls, presence
-from callqueue.callbacks import tickets
 from callqueue.agents.accounts import add_agent
-from callqueue.records import CallRecord
+from callqueue.callbacks import tickets
 from callqueue.callbacks.tickets import CallbackTicket
+from callqueue.live import calls, presence
+from callqueue.records import CallRecord
 from hotline.models import Base
 
 EXAMPLES = 400  # per role and generation mode: the file runs in well under a minute
 
-FUZZ = settings(deadline=None, derandomize=True, database=None, max_examples=EXAMPLES, phases=(Phase.explicit, Phase.generate),
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    max_examples=EXAMPLES,
+    phases=(Phase.explicit, Phase.generate),
+    suppress_health_check=list(HealthCheck),
+)
 
 PASSWORDS = {"ann": "ann-pass-1", "sam": "sam-pass-1", "bob": "bob-pass-1"}
 
@@ -53,10 +62,23 @@ def basic(login: str) -> dict[str, str]:
 @pytest.fixture
 def world(db: Any, redis: Any, services: Any) -> dict[str, Any]:
     """Two agents and a supervisor; ann has just finished a call (wrap-up), bob is on one, two callers wait, a ticket is due."""
-    now = datetime.now(timezone.utc)
-    add_agent(db, login="ann", name="Ann", password=PASSWORDS["ann"], role="agent", client_identity="ann", phone=None, now=now)
-    add_agent(db, login="bob", name="Bob", password=PASSWORDS["bob"], role="agent", client_identity="bob", phone=None, now=now)
-    add_agent(db, login="sam", name="Sam", password=PASSWORDS["sam"], role="supervisor", client_identity="sam", phone=None, now=now)
+    now = datetime.now(UTC)
+    add_agent(
+        db, login="ann", name="Ann", password=PASSWORDS["ann"], role="agent", client_identity="ann", phone=None, now=now
+    )
+    add_agent(
+        db, login="bob", name="Bob", password=PASSWORDS["bob"], role="agent", client_identity="bob", phone=None, now=now
+    )
+    add_agent(
+        db,
+        login="sam",
+        name="Sam",
+        password=PASSWORDS["sam"],
+        role="supervisor",
+        client_identity="sam",
+        phone=None,
+        now=now,
+    )
     cfg = services.config
     sids = ["CA" + c * 32 for c in "abcd"]
     for i, sid in enumerate(sids):
@@ -112,8 +134,10 @@ def test_schemathesis_finds_no_error_and_every_answer_matches_the_document(
 
     run()
     with capsys.disabled():
-        print(f"\n[fuzz] schemathesis {mode.value} as {login}: {sum(seen.values())} requests in {time.perf_counter() - t0:.1f} s "
-              f"over {len(seen)} of {len(operations)} operations; status codes {dict(sorted(statuses.items()))}")
+        print(
+            f"\n[fuzz] schemathesis {mode.value} as {login}: {sum(seen.values())} requests in {time.perf_counter() - t0:.1f} s "
+            f"over {len(seen)} of {len(operations)} operations; status codes {dict(sorted(statuses.items()))}"
+        )
     # Invalid input needs an input to spoil: without unknown parameters, only operations with a query or a body have one.
     # (A string path parameter cannot be made invalid either.)
     expected = {op.label for op in operations
@@ -188,14 +212,20 @@ def test_writes_refuse_strangers(app: Any, client: Any, services: Any, world: An
         assert resp.status_code == 401 and resp.json["error"]
     else:
         assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
-    assert client.open(path, method=method, headers={"Authorization": "Basic " + base64.b64encode(b"ann:wrong").decode()},
-                       **body_for(method, rule)).status_code in (400, 401, 302)
+    assert client.open(
+        path,
+        method=method,
+        headers={"Authorization": "Basic " + base64.b64encode(b"ann:wrong").decode()},
+        **body_for(method, rule),
+    ).status_code in (400, 401, 302)
     assert state_of(services) == before, "a refused write changed the stores"
 
 
 @pytest.mark.parametrize("method, rule", sorted(k for k, v in ROLES.items() if "anyone" not in v))
 @pytest.mark.parametrize("role", sorted(LOGINS))
-def test_writes_refuse_the_wrong_role(app: Any, client: Any, services: Any, world: Any, method: str, rule: str, role: str) -> None:
+def test_writes_refuse_the_wrong_role(
+    app: Any, client: Any, services: Any, world: Any, method: str, rule: str, role: str
+) -> None:
     before = state_of(services)
     resp = client.open(concrete(rule, world), method=method, headers=basic(LOGINS[role]), **body_for(method, rule))
     if role in ROLES[(method, rule)]:
@@ -207,8 +237,9 @@ def test_writes_refuse_the_wrong_role(app: Any, client: Any, services: Any, worl
 
 @pytest.mark.parametrize("method, rule", sorted(ROLES))
 @pytest.mark.parametrize("token", ["missing", "forged", "another session's"])
-def test_session_writes_need_this_sessions_csrf_token(app: Any, client: Any, services: Any, world: Any, method: str, rule: str,
-                                                      token: str) -> None:
+def test_session_writes_need_this_sessions_csrf_token(
+    app: Any, client: Any, services: Any, world: Any, method: str, rule: str, token: str
+) -> None:
     allowed = ROLES[(method, rule)]
     login = LOGINS["supervisor"] if "supervisor" in allowed or "anyone" in allowed else LOGINS["agent"]
     own = log_in(client, login)
@@ -241,16 +272,34 @@ def test_session_writes_need_this_sessions_csrf_token(app: Any, client: Any, ser
 
 # SQL injection, template injection (each would leave a marker if evaluated: "zqzqzq" or "<class"), markup, formulas.
 INJECTIONS = (
-    "' OR '1'='1", "'; DROP TABLE call_records; --", "\" OR \"\"=\"", "1; SELECT pg_sleep(0)--", "') UNION SELECT password_hash FROM agents--",
-    "{{'zq'*3}}", "{{ config }}", "{% for x in range(2) %}zq{% endfor %}zq", "${'zq'*3}", "#{'zq'*3}", "<%= 'zq'*3 %>", "{0.__class__}",
-    "%s%s%n", "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "=HYPERLINK(\"http://x\")", "\\x00", "nul\x00byte", "中文' --",
+    "' OR '1'='1",
+    "'; DROP TABLE call_records; --",
+    '" OR ""="',
+    "1; SELECT pg_sleep(0)--",
+    "') UNION SELECT password_hash FROM agents--",
+    "{{'zq'*3}}",
+    "{{ config }}",
+    "{% for x in range(2) %}zq{% endfor %}zq",
+    "${'zq'*3}",
+    "#{'zq'*3}",
+    "<%= 'zq'*3 %>",
+    "{0.__class__}",
+    "%s%s%n",
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    '=HYPERLINK("http://x")',
+    "\\x00",
+    "nul\x00byte",
+    "中文' --",
 )
 EVALUATED = ("zqzqzq", "<class", "SECRET_KEY", "&lt;Config")
 
 
 def counts(services: Any) -> dict[str, int]:
     with services.engine.connect() as conn:
-        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in Base.metadata.sorted_tables}
+        return {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in Base.metadata.sorted_tables
+        }
 
 
 def inert_html(page: str, payload: str) -> None:
@@ -263,9 +312,13 @@ def inert_html(page: str, payload: str) -> None:
 
 
 @pytest.mark.parametrize("payload", INJECTIONS)
-def test_injection_strings_in_wrapup_notes_are_stored_verbatim(client: Any, services: Any, db: Any, world: Any, payload: str) -> None:
+def test_injection_strings_in_wrapup_notes_are_stored_verbatim(
+    client: Any, services: Any, db: Any, world: Any, payload: str
+) -> None:
     before = counts(services)
-    resp = client.post("/api/agents/me/wrapup", json={"disposition": "resolved", "notes": payload}, headers=basic("ann"))
+    resp = client.post(
+        "/api/agents/me/wrapup", json={"disposition": "resolved", "notes": payload}, headers=basic("ann")
+    )
     db.expire_all()
     rec = db.scalar(select(CallRecord).where(CallRecord.agent_login == "ann"))
     if "\x00" in payload:  # no database text column can hold a NUL: refused with the reason, nothing stored
@@ -284,14 +337,26 @@ def test_injection_strings_in_wrapup_notes_are_stored_verbatim(client: Any, serv
 
 
 @pytest.mark.parametrize("payload", INJECTIONS)
-def test_injection_strings_in_queries_and_paths_are_refused_or_ignored(client: Any, services: Any, world: Any, payload: str) -> None:
+def test_injection_strings_in_queries_and_paths_are_refused_or_ignored(
+    client: Any, services: Any, world: Any, payload: str
+) -> None:
     before = counts(services)
     sup = basic("sam")
-    for path, params in (("/api/history", {"date": payload}), ("/api/queue", {"limit": payload}), ("/api/stats", {"window": payload}),
-                         ("/api/callbacks", {"status": payload}), ("/api/callbacks", {"limit": payload})):
+    for path, params in (
+        ("/api/history", {"date": payload}),
+        ("/api/queue", {"limit": payload}),
+        ("/api/stats", {"window": payload}),
+        ("/api/callbacks", {"status": payload}),
+        ("/api/callbacks", {"limit": payload}),
+    ):
         resp = client.get(path, query_string=params, headers=sup)
-        assert resp.status_code == 400 and resp.mimetype == "application/json" and "error" in resp.json, (path, resp.status_code)
-    resp = client.post("/api/callbacks/" + payload.replace("/", "%2F").replace("?", "%3F").replace("#", "%23") + "/cancel", headers=sup)
+        assert resp.status_code == 400 and resp.mimetype == "application/json" and "error" in resp.json, (
+            path,
+            resp.status_code,
+        )
+    resp = client.post(
+        "/api/callbacks/" + payload.replace("/", "%2F").replace("?", "%3F").replace("#", "%23") + "/cancel", headers=sup
+    )
     assert resp.status_code in (404, 405)
     assert db_ticket_status(services, world["ticket"]) == "scheduled"
     assert counts(services) == before
@@ -328,18 +393,29 @@ def test_injection_strings_in_the_console_forms_are_rendered_escaped(app: Any, c
     assert {k: v for k, v in counts(services).items() if k != "agents"} == before
 
 
-def test_injection_notes_reach_the_csv_export_as_text_not_formulas(client: Any, services: Any, db: Any, world: Any) -> None:
+def test_injection_notes_reach_the_csv_export_as_text_not_formulas(
+    client: Any, services: Any, db: Any, world: Any
+) -> None:
     payload = "=HYPERLINK(\"http://x\",\"y\")"
-    assert client.post("/api/agents/me/wrapup", json={"disposition": "resolved", "notes": payload}, headers=basic("ann")).status_code == 200
+    assert (
+        client.post(
+            "/api/agents/me/wrapup", json={"disposition": "resolved", "notes": payload}, headers=basic("ann")
+        ).status_code
+        == 200
+    )
     log_in(client, "sam")
     csv_text = client.get("/supervisor/export.csv").get_data(as_text=True)
     assert "'" + payload.replace('"', '""') in csv_text, "a note starting with = is exported as text"
-    assert "," + payload.replace('"', '""') not in csv_text and "\"" + payload.replace('"', '""') not in csv_text.replace("\"'", "")
+    assert "," + payload.replace('"', '""') not in csv_text and '"' + payload.replace(
+        '"', '""'
+    ) not in csv_text.replace("\"'", "")
 
 
 # --- found by the fuzzers, kept as plain cases ---------------------------------------------------
 
-@pytest.mark.parametrize("disposition", [{}, [], ["resolved"], 1, None, True], ids=["object", "empty-list", "list", "number", "null", "bool"])
+@pytest.mark.parametrize(
+    "disposition", [{}, [], ["resolved"], 1, None, True], ids=["object", "empty-list", "list", "number", "null", "bool"]
+)
 def test_a_disposition_that_is_not_a_string_is_400(client: Any, world: Any, disposition: Any) -> None:
     """The document says disposition is a string; JSON may carry anything else (an object or a list used to raise
     TypeError: unhashable, a 500)."""
@@ -354,4 +430,6 @@ def test_credentials_with_a_nul_byte_are_refused_not_a_crash(app: Any, client: A
     assert client.get("/api/agents/me", headers=auth).status_code == 401
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    assert client.post("/login", data={"login": login, "password": "ann-pass-1", "csrf_token": token}).status_code == 401
+    assert (
+        client.post("/login", data={"login": login, "password": "ann-pass-1", "csrf_token": token}).status_code == 401
+    )

@@ -24,10 +24,11 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -36,18 +37,17 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from callqueue.live import calls, presence
-from core import keys
-from callqueue.callbacks import tickets
-from callqueue.callbacks import attempts
 from callqueue.agents.accounts import add_agent
+from callqueue.callbacks import attempts, tickets
+from callqueue.live import calls, presence
 from callqueue.live.presence import PresenceError
 from callqueue.records import CallRecord
+from core import keys
 from hotline.models import Base
 from ivr import replies
-from webhooks.outbound.dispatcher import connect_url
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, sign
 from tests.test_ivr_calls import PREMIUM_PHONE, PREMIUM_PIN, STANDARD_PHONE, STANDARD_PIN, UNKNOWN_PHONE, members  # noqa: F401
+from webhooks.outbound.dispatcher import connect_url
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 256 * 1024  # the app's MAX_CONTENT_LENGTH
@@ -69,7 +69,16 @@ FUZZ = settings(
 
 SIDS = ("CA" + "f" * 32, "CA" + "e" * 32, "CA" + "d" * 32)
 # The call flow's steps (the <step> of /voice/ivr/<step> and /voice/hold/<step>).
-STEPS = (replies.MENU, replies.PIN, replies.UID, replies.OFFER, replies.QUEUE, replies.END, replies.CLOSED, *replies.CALLBACK_STEPS)
+STEPS = (
+    replies.MENU,
+    replies.PIN,
+    replies.UID,
+    replies.OFFER,
+    replies.QUEUE,
+    replies.END,
+    replies.CLOSED,
+    *replies.CALLBACK_STEPS,
+)
 
 
 def query_names() -> tuple[str, ...]:
@@ -120,12 +129,20 @@ NUMBERS = st.one_of(
 def value_for(name: str) -> st.SearchStrategy[str]:
     """A plausible-but-hostile value for form field `name`."""
     typed: dict[str, st.SearchStrategy[str]] = {
-        "CallSid": st.sampled_from(SIDS), "ParentCallSid": st.sampled_from(SIDS), "DialCallSid": st.sampled_from(SIDS),
-        "Digits": st.one_of(st.from_regex(r"[0-9*#]{0,10}", fullmatch=True), st.sampled_from((PREMIUM_PIN, STANDARD_PIN, "0", "1", "10001"))),
+        "CallSid": st.sampled_from(SIDS),
+        "ParentCallSid": st.sampled_from(SIDS),
+        "DialCallSid": st.sampled_from(SIDS),
+        "Digits": st.one_of(
+            st.from_regex(r"[0-9*#]{0,10}", fullmatch=True),
+            st.sampled_from((PREMIUM_PIN, STANDARD_PIN, "0", "1", "10001")),
+        ),
         "SpeechResult": st.sampled_from(("人工", "agent", "一", "one", "English", "账号", "按1", "")),
-        "CallStatus": st.sampled_from(CALL_STATUSES), "QueueResult": st.sampled_from(QUEUE_RESULTS),
+        "CallStatus": st.sampled_from(CALL_STATUSES),
+        "QueueResult": st.sampled_from(QUEUE_RESULTS),
         "DialCallStatus": st.sampled_from(DIAL_STATUSES),
-        "From": st.sampled_from(PHONES), "To": st.sampled_from(PHONES), "Caller": st.sampled_from(PHONES),
+        "From": st.sampled_from(PHONES),
+        "To": st.sampled_from(PHONES),
+        "Caller": st.sampled_from(PHONES),
         "Called": st.sampled_from(PHONES),
         "QueueSid": st.sampled_from(("QU" + "1" * 32, "QU" + "2" * 32)),
         "Direction": st.sampled_from(("inbound", "outbound-api", "outbound-dial")),
@@ -146,10 +163,16 @@ JUNK_KEY = st.one_of(st.sampled_from(("", " ", "callsid", "CALLSID", "Digits[]",
 def form_changes(draw: st.DrawFn) -> dict[str, Any]:
     """How one request's form differs from what Twilio sends: fields dropped, replaced, duplicated, added."""
     return {
-        "drop": draw(st.lists(st.sampled_from(FIELDS[:9]), max_size=2, unique=True) if draw(st.integers(0, 4)) == 0 else st.just([])),
+        "drop": draw(
+            st.lists(st.sampled_from(FIELDS[:9]), max_size=2, unique=True)
+            if draw(st.integers(0, 4)) == 0
+            else st.just([])
+        ),
         "set": draw(st.lists(FIELD_VALUE, max_size=3)),
         "dupes": draw(st.lists(FIELD_VALUE, max_size=2) if draw(st.integers(0, 3)) == 0 else st.just([])),
-        "junk": draw(st.lists(st.tuples(JUNK_KEY, FUZZ_TEXT), max_size=2) if draw(st.integers(0, 4)) == 0 else st.just([])),
+        "junk": draw(
+            st.lists(st.tuples(JUNK_KEY, FUZZ_TEXT), max_size=2) if draw(st.integers(0, 4)) == 0 else st.just([])
+        ),
     }
 
 
@@ -158,7 +181,9 @@ def query_value(name: str, ticket_ids: tuple[int, ...]) -> st.SearchStrategy[str
         "s": st.integers(0, 6).map(str), "n": st.integers(0, 3).map(str), "agent": st.sampled_from((AGENT, "nobody")),
         "caller": st.sampled_from(SIDS), "ticket": st.sampled_from(ticket_ids or (1,)).map(str),
     }
-    return st.one_of(known.get(name, st.sampled_from(("0", "1", "zh", "en"))), FUZZ_TEXT.filter(lambda v: len(v) < 3000))
+    return st.one_of(
+        known.get(name, st.sampled_from(("0", "1", "zh", "en"))), FUZZ_TEXT.filter(lambda v: len(v) < 3000)
+    )
 
 
 SEGMENT = st.from_regex(r"[A-Za-z0-9_.\-]{1,20}", fullmatch=True)
@@ -212,7 +237,9 @@ def signature(path: str, query: str, pairs: list[tuple[str, str]]) -> str:
     return sign(public_url(path, query), MultiDict(pairs))
 
 
-def send(client: Any, method: str, path: str, query: str, pairs: list[tuple[str, str]], headers: dict[str, str]) -> Sent:
+def send(
+    client: Any, method: str, path: str, query: str, pairs: list[tuple[str, str]], headers: dict[str, str]
+) -> Sent:
     sent = Sent(method, path, query, pairs, headers)
     resp = client.open(path + ("?" + query if query else ""), method=method, data=body_of(pairs),
                        content_type="application/x-www-form-urlencoded", headers=headers)
@@ -247,7 +274,9 @@ def route_strategy(app: Any, node_names: tuple[str, ...]) -> st.SearchStrategy[s
             if m is None:
                 pieces.append(st.just(part))
             elif m.group(1) == "path":
-                pieces.append(st.lists(st.one_of(st.sampled_from(names), SEGMENT), min_size=1, max_size=3).map("/".join))
+                pieces.append(
+                    st.lists(st.one_of(st.sampled_from(names), SEGMENT), min_size=1, max_size=3).map("/".join)
+                )
             else:
                 pieces.append(st.one_of(st.sampled_from(names), SEGMENT))
         return st.tuples(*pieces).map("".join)
@@ -266,8 +295,10 @@ class Seeded:
 
 def seed(services: Any, db: Any) -> Seeded:
     """Members (fixture), an available agent, and callback tickets being dialled; remembered for `restore`."""
-    now = datetime.now(timezone.utc)
-    add_agent(db, login=AGENT, name="Fuzz", password="fuzz-pass-1", role="agent", client_identity=AGENT, phone=None, now=now)
+    now = datetime.now(UTC)
+    add_agent(
+        db, login=AGENT, name="Fuzz", password="fuzz-pass-1", role="agent", client_identity=AGENT, phone=None, now=now
+    )
     ids = []
     for i, phone in enumerate(("+8613800000051", "+8613800000052")):
         t = tickets.create(db, phone=phone, tier="premium", lang="zh", reason="after_hours", score=float(i),
@@ -365,13 +396,17 @@ def queue_problems(services: Any) -> list[str]:
                 problems.append(f"agent {login} is on a call with {a.get('call')!r}, whose call is {h or None}")
     if open_sids:
         with services.engine.connect() as conn:
-            rows = {row.call_sid: row for row in conn.execute(select(CallRecord).where(CallRecord.call_sid.in_(open_sids)))}
+            rows = {
+                row.call_sid: row for row in conn.execute(select(CallRecord).where(CallRecord.call_sid.in_(open_sids)))
+            }
         for sid in open_sids:
             rec = rows.get(sid)
             if rec is None:
                 problems.append(f"{sid} is {state[sid]} in Redis but has no call record")
             elif rec.left_queue is not None or rec.ended is not None:
-                problems.append(f"{sid} is {state[sid]} in Redis but its record says it left ({rec.left_queue}) / ended ({rec.ended})")
+                problems.append(
+                    f"{sid} is {state[sid]} in Redis but its record says it left ({rec.left_queue}) / ended ({rec.ended})"
+                )
     return problems
 
 
@@ -435,9 +470,19 @@ def urls_in(doc: str) -> list[str]:
 Step = tuple[Any, ...]
 # How journeys begin (then random moves follow): straight to the queue, as a guest, to the hold loop's callback
 # offer, to an agent. "PIN" is the calling member's own PIN.
-JOURNEY_SCRIPTS = ((), ("PIN", "0"), ("*", "0", "*"), ("0", "*"), ("PIN", "0", None, "1", "1"), ("PIN", "0", None, "1", "2"),
-                   ("PIN", "0", "available", "dispatch", None, "1"), ("PIN", "0", "available", "dispatch", None, "9"),
-                   ("*", "0", "*", "available", "dispatch", None), ("PIN", "8"), ("PIN", "1", "1"))
+JOURNEY_SCRIPTS = (
+    (),
+    ("PIN", "0"),
+    ("*", "0", "*"),
+    ("0", "*"),
+    ("PIN", "0", None, "1", "1"),
+    ("PIN", "0", None, "1", "2"),
+    ("PIN", "0", "available", "dispatch", None, "1"),
+    ("PIN", "0", "available", "dispatch", None, "9"),
+    ("*", "0", "*", "available", "dispatch", None),
+    ("PIN", "8"),
+    ("PIN", "1", "1"),
+)
 # What a caller does next in a journey: keys for the <Gather>, silence (None), or the worker acting meanwhile.
 JOURNEY_MOVES = (None, "1", "2", "0", "*", "#", PREMIUM_PIN, STANDARD_PIN, "10001", "20002", "13800000001", "dispatch",
                  "available", "dispatch", "hangup")
@@ -450,12 +495,29 @@ def steps_strategy(app: Any, node_names: tuple[str, ...], ticket_ids: tuple[int,
                      max_size=3)
     method = st.sampled_from(("POST",) * 12 + ("GET", "PUT"))
     request = st.tuples(st.just("request"), method, route, query, sid, form_changes())
-    follow = st.tuples(st.just("follow"), st.sampled_from(SIDS), st.integers(0, 5), form_changes(),
-                       st.one_of(st.none(), st.from_regex(r"[0-9*#]{1,8}", fullmatch=True), st.sampled_from((PREMIUM_PIN, "0", "1", "2", "*"))))
+    follow = st.tuples(
+        st.just("follow"),
+        st.sampled_from(SIDS),
+        st.integers(0, 5),
+        form_changes(),
+        st.one_of(
+            st.none(),
+            st.from_regex(r"[0-9*#]{1,8}", fullmatch=True),
+            st.sampled_from((PREMIUM_PIN, "0", "1", "2", "*")),
+        ),
+    )
     worker = st.tuples(st.sampled_from(("dispatch", "available")))
-    move = st.one_of(st.sampled_from(JOURNEY_MOVES), st.from_regex(r"[0-9*#]{1,6}", fullmatch=True), FUZZ_TEXT.filter(lambda v: len(v) < 100))
-    journey = st.tuples(st.just("journey"), st.sampled_from(SIDS), st.sampled_from((PREMIUM_PHONE, STANDARD_PHONE, UNKNOWN_PHONE)),
-                        st.tuples(st.sampled_from(JOURNEY_SCRIPTS), st.lists(move, max_size=10)).map(lambda t: [*t[0], *t[1]]))
+    move = st.one_of(
+        st.sampled_from(JOURNEY_MOVES),
+        st.from_regex(r"[0-9*#]{1,6}", fullmatch=True),
+        FUZZ_TEXT.filter(lambda v: len(v) < 100),
+    )
+    journey = st.tuples(
+        st.just("journey"),
+        st.sampled_from(SIDS),
+        st.sampled_from((PREMIUM_PHONE, STANDARD_PHONE, UNKNOWN_PHONE)),
+        st.tuples(st.sampled_from(JOURNEY_SCRIPTS), st.lists(move, max_size=10)).map(lambda t: [*t[0], *t[1]]),
+    )
     step = st.one_of(journey, journey, request, follow, worker)
     return st.lists(step, min_size=1, max_size=MAX_STEPS)
 
@@ -501,9 +563,16 @@ def node_names_of(services: Any) -> tuple[str, ...]:
     return tuple(sorted(services.config["menu"]["nodes"]))
 
 
-def test_signed_fuzz_never_fails_and_keeps_the_queue_consistent(app: Any, client: Any, services: Any, db: Any, members: Any,
-                                                                 twiml_check: Callable[[str], None], trouble: Trouble,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_signed_fuzz_never_fails_and_keeps_the_queue_consistent(
+    app: Any,
+    client: Any,
+    services: Any,
+    db: Any,
+    members: Any,
+    twiml_check: Callable[[str], None],
+    trouble: Trouble,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     seeded = seed(services, db)
     figures = Figures()
     last: dict[str, str] = {}  # CallSid -> the last TwiML document it was given
@@ -530,7 +599,11 @@ def test_signed_fuzz_never_fails_and_keeps_the_queue_consistent(app: Any, client
     def to(url: str, sid: str, extra: list[tuple[str, str]], changes: dict[str, Any] | None = None,
            remember: bool = True, caller: str = PREMIUM_PHONE) -> Sent:
         parts = urlsplit(url.removeprefix(PUBLIC_URL))
-        pairs = build_pairs(sid, changes) if changes else list({**twilio_form(sid), "From": caller, "Caller": caller}.items())
+        pairs = (
+            build_pairs(sid, changes)
+            if changes
+            else list({**twilio_form(sid), "From": caller, "Caller": caller}.items())
+        )
         return post("POST", parts.path, parts.query, [*pairs, *extra], remember)
 
     def worker(kind: str) -> None:
@@ -579,7 +652,11 @@ def test_signed_fuzz_never_fails_and_keeps_the_queue_consistent(app: Any, client
                 go(dial.get("action", ""), sid, [("DialCallStatus", "completed" if answered else "no-answer"),
                                                  ("DialCallDuration", "30" if answered else "0")])
             elif enqueue is not None:
-                go(enqueue.get("waitUrl", ""), sid, [("QueueSid", "QU" + "1" * 32), ("QueueTime", "5"), ("QueuePosition", "1")])
+                go(
+                    enqueue.get("waitUrl", ""),
+                    sid,
+                    [("QueueSid", "QU" + "1" * 32), ("QueueTime", "5"), ("QueuePosition", "1")],
+                )
             elif redirect is not None:
                 go(redirect.text or "", sid, [])
             elif gather is not None:  # silence: Twilio goes on after the <Gather>; nothing after it ends the call
@@ -622,11 +699,28 @@ def test_signed_fuzz_never_fails_and_keeps_the_queue_consistent(app: Any, client
     assert {"Enqueue", "Dial", "Gather", "Leave"} <= set(figures.verbs), figures.verbs
 
 
-TAMPERINGS = ("none", "empty", "garbage", "wrong_token", "http_url", "other_host", "no_query", "other_query", "other_path",
-              "value_changed", "param_added", "param_removed", "sha256", "case_changed", "truncated")
+TAMPERINGS = (
+    "none",
+    "empty",
+    "garbage",
+    "wrong_token",
+    "http_url",
+    "other_host",
+    "no_query",
+    "other_query",
+    "other_path",
+    "value_changed",
+    "param_added",
+    "param_removed",
+    "sha256",
+    "case_changed",
+    "truncated",
+)
 
 
-def tampered_signature(how: str, path: str, query: str, pairs: list[tuple[str, str]], extra: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+def tampered_signature(
+    how: str, path: str, query: str, pairs: list[tuple[str, str]], extra: str
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Headers (and possibly changed pairs) for a request Twilio did not sign as sent."""
     good = signature(path, query, pairs)
     if how == "none":
@@ -638,15 +732,23 @@ def tampered_signature(how: str, path: str, query: str, pairs: list[tuple[str, s
     if how == "wrong_token":
         return {"X-Twilio-Signature": sign(public_url(path, query), MultiDict(pairs), token=AUTH_TOKEN + "x")}, pairs
     if how == "http_url":
-        return {"X-Twilio-Signature": sign(public_url(path, query).replace("https://", "http://"), MultiDict(pairs))}, pairs
+        return {
+            "X-Twilio-Signature": sign(public_url(path, query).replace("https://", "http://"), MultiDict(pairs))
+        }, pairs
     if how == "other_host":
-        return {"X-Twilio-Signature": sign(public_url(path, query).replace("hotline.test", "evil.test"), MultiDict(pairs))}, pairs
+        return {
+            "X-Twilio-Signature": sign(public_url(path, query).replace("hotline.test", "evil.test"), MultiDict(pairs))
+        }, pairs
     if how == "no_query":
         return {"X-Twilio-Signature": signature(path, "", pairs) if query else signature(path, "s=0", pairs)}, pairs
     if how == "other_query":
         return {"X-Twilio-Signature": signature(path, query + "&x=1" if query else "x=1", pairs)}, pairs
     if how == "other_path":
-        return {"X-Twilio-Signature": signature("/voice/status" if path != "/voice/status" else "/voice/incoming", query, pairs)}, pairs
+        return {
+            "X-Twilio-Signature": signature(
+                "/voice/status" if path != "/voice/status" else "/voice/incoming", query, pairs
+            )
+        }, pairs
     if how == "value_changed":
         k, v = pairs[0]
         return {"X-Twilio-Signature": good}, [(k, v + (extra or "1")), *pairs[1:]]
@@ -673,15 +775,23 @@ def test_unsigned_or_tampered_requests_are_refused_and_change_nothing(app: Any, 
     # Some state for a forged request to disturb: a caller waiting in the queue.
     sid = SIDS[0]
     form = twilio_form(sid)
-    first = client.post("/voice/incoming", data=form, headers={"X-Twilio-Signature": signature("/voice/incoming", "", list(form.items()))})
+    first = client.post(
+        "/voice/incoming",
+        data=form,
+        headers={"X-Twilio-Signature": signature("/voice/incoming", "", list(form.items()))},
+    )
     assert first.status_code == 200
-    queue = client.post("/voice/queue", data=form, headers={"X-Twilio-Signature": signature("/voice/queue", "", list(form.items()))})
+    queue = client.post(
+        "/voice/queue", data=form, headers={"X-Twilio-Signature": signature("/voice/queue", "", list(form.items()))}
+    )
     assert queue.status_code == 200 and "<Enqueue" in queue.get_data(as_text=True)
     before = snapshot(services)
     figures = Figures()
     route = route_strategy(app, node_names_of(services))
-    query = st.lists(st.sampled_from(QUERY_NAMES).flatmap(lambda n: st.tuples(st.just(n), query_value(n, seeded.ticket_ids))),
-                     max_size=2)
+    query = st.lists(
+        st.sampled_from(QUERY_NAMES).flatmap(lambda n: st.tuples(st.just(n), query_value(n, seeded.ticket_ids))),
+        max_size=2,
+    )
 
     @settings(FUZZ, max_examples=TAMPERED_EXAMPLES)
     @given(route, query, st.sampled_from(SIDS), form_changes(), st.sampled_from(TAMPERINGS), st.text(max_size=12))
@@ -699,7 +809,9 @@ def test_unsigned_or_tampered_requests_are_refused_and_change_nothing(app: Any, 
         figures.routes[rule_of(app, path)] += 1
         size = len(body_of(pairs).encode())
         expected = 413 if size > LIMIT else 403
-        assert sent.status == expected, f"a request not signed by Twilio ({how}) was not refused with {expected}:\n{sent.describe()}"
+        assert sent.status == expected, (
+            f"a request not signed by Twilio ({how}) was not refused with {expected}:\n{sent.describe()}"
+        )
         assert "Traceback" not in sent.body
         assert not trouble.take(), f"a refused request logged an error:\n{sent.describe()}"
         after = snapshot(services)
@@ -718,16 +830,27 @@ LONG_SID = "CA" + "9" * 63  # one over the call_records.call_sid column (String(
 NUL_SID = "CA" + "1" * 16 + "\x00" + "1" * 15
 
 
-@pytest.mark.parametrize("path, fields", [
-    ("/voice/incoming", {"CallSid": LONG_SID}),
-    ("/voice/queue", {"CallSid": LONG_SID}),
-    ("/voice/status", {"CallSid": LONG_SID, "CallStatus": "completed"}),
-    ("/voice/incoming", {"CallSid": NUL_SID}),
-    ("/voice/queue-result", {"QueueResult": "hangup" + "x" * 40}),
-    ("/voice/queue-result", {"QueueResult": "hangup\x00"}),
-    ("/voice/dial-result?agent=" + AGENT, {"DialCallStatus": "no-answer" + "x" * 30}),
-], ids=["incoming-long-sid", "queue-long-sid", "status-long-sid", "incoming-nul-sid", "queue-result-long", "queue-result-nul",
-        "dial-result-long"])
+@pytest.mark.parametrize(
+    "path, fields",
+    [
+        ("/voice/incoming", {"CallSid": LONG_SID}),
+        ("/voice/queue", {"CallSid": LONG_SID}),
+        ("/voice/status", {"CallSid": LONG_SID, "CallStatus": "completed"}),
+        ("/voice/incoming", {"CallSid": NUL_SID}),
+        ("/voice/queue-result", {"QueueResult": "hangup" + "x" * 40}),
+        ("/voice/queue-result", {"QueueResult": "hangup\x00"}),
+        ("/voice/dial-result?agent=" + AGENT, {"DialCallStatus": "no-answer" + "x" * 30}),
+    ],
+    ids=[
+        "incoming-long-sid",
+        "queue-long-sid",
+        "status-long-sid",
+        "incoming-nul-sid",
+        "queue-result-long",
+        "queue-result-nul",
+        "dial-result-long",
+    ],
+)
 def test_values_longer_than_their_columns_or_with_nul_are_answered_without_an_error(
         client: Any, services: Any, db: Any, members: Any, twiml_check: Callable[[str], None], trouble: Trouble,
         path: str, fields: dict[str, str]) -> None:
@@ -741,7 +864,14 @@ def test_values_longer_than_their_columns_or_with_nul_are_answered_without_an_er
     trouble.take()
     parts = urlsplit(path)
     pairs = list({**twilio_form(sid), **fields}.items())
-    sent = send(client, "POST", parts.path, parts.query, pairs, {"X-Twilio-Signature": signature(parts.path, parts.query, pairs)})
+    sent = send(
+        client,
+        "POST",
+        parts.path,
+        parts.query,
+        pairs,
+        {"X-Twilio-Signature": signature(parts.path, parts.query, pairs)},
+    )
     check_answer(sent, twiml_check)
     logged = trouble.take()
     assert not logged, "the webhook failed:\n" + sent.describe() + "\n" + "\n".join(logged)

@@ -5,20 +5,20 @@ import csv
 import io
 import random
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from callqueue import clock
-from callqueue.reports import history, stats
 from callqueue.records import IN_PROGRESS, CallRecord
+from callqueue.reports import history, stats
 from callqueue.settings import QueueSettings
 
 DAY = date(2026, 3, 10)
 SH = ZoneInfo("Asia/Shanghai")
-LO = datetime(2026, 3, 10, tzinfo=SH).astimezone(timezone.utc)  # local midnight starting DAY
+LO = datetime(2026, 3, 10, tzinfo=SH).astimezone(UTC)  # local midnight starting DAY
 HI = LO + timedelta(days=1)
 END_OF_DAY = HI - timedelta(milliseconds=1)  # the day's last millisecond: stats' window is inclusive
 
@@ -180,7 +180,10 @@ def test_intervals_add_up_to_the_sql_statistics(db, qs):
     assert before > 0
     for iv in res["intervals"]:
         o = iv["overall"]
-        assert o["waiting"] == before + o["offered"] - o["answered"] - o["abandoned"] - o["short_abandoned"] - o["to_callback"]
+        assert (
+            o["waiting"]
+            == before + o["offered"] - o["answered"] - o["abandoned"] - o["short_abandoned"] - o["to_callback"]
+        )
         before = o["waiting"]
     # The per-record rule alone agrees with stats on another window too (stats' end is inclusive).
     now = L(14, 7, 33, 250)
@@ -189,7 +192,9 @@ def test_intervals_add_up_to_the_sql_statistics(db, qs):
     for r in records:
         q, a, lq = (None if t is None else clock.to_ms(t) for t in (r.queued, r.answered, r.left_queue))
         tier = r.tier or "guest"
-        for k, v in history.record_counts(q, a, lq, r.outcome, qs.service_level_ms(tier), start, clock.to_ms(now) + 1).items():
+        for k, v in history.record_counts(
+            q, a, lq, r.outcome, qs.service_level_ms(tier), start, clock.to_ms(now) + 1
+        ).items():
             alone[tier][k] += v
     assert nonzero(alone) == nonzero(stats.counters_from_records(db, now, qs, "15m")[0])
 
@@ -211,8 +216,8 @@ def test_a_dst_day_has_92_or_100_intervals(db, qs, day, count):
 
 def test_the_repeated_hour_of_autumn_is_told_apart(db):
     s = berlin()
-    add(db, "CAfirst", tier="standard", queued=datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc))  # 02:30+02:00
-    add(db, "CAsecond", tier="standard", queued=datetime(2026, 10, 25, 1, 40, tzinfo=timezone.utc))  # 02:40+01:00
+    add(db, "CAfirst", tier="standard", queued=datetime(2026, 10, 25, 0, 30, tzinfo=UTC))  # 02:30+02:00
+    add(db, "CAsecond", tier="standard", queued=datetime(2026, 10, 25, 1, 40, tzinfo=UTC))  # 02:40+01:00
     res = history.intervals(db, date(2026, 10, 25), s)
     offered = {iv["start"]: iv["overall"]["offered"] for iv in res["intervals"] if iv["overall"]["offered"]}
     assert offered == {"2026-10-25T02:30:00+02:00": 1, "2026-10-25T02:30:00+01:00": 1}
@@ -285,11 +290,19 @@ def test_export_streams_a_big_day_in_order(db, qs):
 
 
 def test_parse_day(qs):
-    now = datetime(2026, 3, 9, 17, 0, tzinfo=timezone.utc)  # already 01:00 on 10 March in Shanghai
+    now = datetime(2026, 3, 9, 17, 0, tzinfo=UTC)  # already 01:00 on 10 March in Shanghai
     assert history.parse_day("2026-03-01", qs, now) == date(2026, 3, 1)
     assert history.parse_day(None, qs, now) == DAY and history.parse_day("", qs, now) == DAY
     assert history.parse_day("2026-03-11", qs, now) == date(2026, 3, 11)  # a day ahead is allowed
-    for bad in ("2026-3-10", "10/03/2026", "20260310", "2026-03-10T00:00", " 2026-03-10", "2026-02-30", "２０２６-03-10"):
+    for bad in (
+        "2026-3-10",
+        "10/03/2026",
+        "20260310",
+        "2026-03-10T00:00",
+        " 2026-03-10",
+        "2026-02-30",
+        "２０２６-03-10",
+    ):
         with pytest.raises(ValueError, match="date: must be YYYY-MM-DD"):
             history.parse_day(bad, qs, now)
     with pytest.raises(ValueError, match="more than a day in the future"):

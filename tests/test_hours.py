@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from hotline.configuration import full_config
 SH = ZoneInfo("Asia/Shanghai")
 NY = ZoneInfo("America/New_York")
 BER = ZoneInfo("Europe/Berlin")
-UTC = timezone.utc
+UTC = UTC
 ROOT = Path(__file__).resolve().parents[1]
 
 

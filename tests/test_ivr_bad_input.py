@@ -1,4 +1,5 @@
 """Bad input, repeated webhooks, lost sessions and store failures: a clear prompt, nothing changed that should not be, never a 500."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,10 +7,17 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from members.models import Member
 from core import keys
+from members.models import Member
 from tests.test_ivr_calls import (  # noqa: F401  (members is a fixture)
-    PREMIUM_PHONE, PREMIUM_PIN, PREMIUM_UID, STANDARD_PIN, UNKNOWN_PHONE, Call, members, prompt,
+    PREMIUM_PHONE,
+    PREMIUM_PIN,
+    PREMIUM_UID,
+    STANDARD_PIN,
+    UNKNOWN_PHONE,
+    Call,
+    members,
+    prompt,
 )
 
 
@@ -48,7 +56,11 @@ def test_a_bad_or_unknown_member_number_is_explained(voice, redis, services, mem
     call.start()
     call.press("0")
     call.press(uid)
-    assert prompt(services, reason).split("{")[0] in call.said and call.state.step == "uid" and call.state.member_id is None
+    assert (
+        prompt(services, reason).split("{")[0] in call.said
+        and call.state.step == "uid"
+        and call.state.member_id is None
+    )
 
 
 def test_star_at_the_member_number_prompt_queues_as_guest(voice, redis, members):
@@ -65,7 +77,10 @@ def test_a_pin_of_another_member_is_a_wrong_pin(voice, redis, services, members,
     call.start()
     call.press(STANDARD_PIN)
     assert call.state.step == "pin" and not call.state.verified
-    assert db.get(Member, members["premium"], populate_existing=True).failed_pins == 1 and db.get(Member, members["standard"], populate_existing=True).failed_pins == 0
+    assert (
+        db.get(Member, members["premium"], populate_existing=True).failed_pins == 1
+        and db.get(Member, members["standard"], populate_existing=True).failed_pins == 0
+    )
 
 
 def test_failing_the_member_number_three_times_ends_with_the_offer(voice, redis, services, members):
@@ -125,11 +140,16 @@ def test_wrong_pins_count_against_the_calling_number_across_members(voice, redis
     call.press("0")
     call.press(PREMIUM_UID)
     call.press("0000")
-    assert int(redis.get(keys.pin_failures(UNKNOWN_PHONE))) == 1 and 0 < redis.ttl(keys.pin_failures(UNKNOWN_PHONE)) <= 3600
+    assert (
+        int(redis.get(keys.pin_failures(UNKNOWN_PHONE))) == 1
+        and 0 < redis.ttl(keys.pin_failures(UNKNOWN_PHONE)) <= 3600
+    )
     redis.set(keys.pin_failures(UNKNOWN_PHONE), limit)
     call.press(PREMIUM_PIN)  # even the right PIN is refused now
     assert call.state.locked == "number" and not call.state.verified
-    assert db.get(Member, members["premium"], populate_existing=True).failed_pins == 1  # the member was not charged for the refusal
+    assert (
+        db.get(Member, members["premium"], populate_existing=True).failed_pins == 1
+    )  # the member was not charged for the refusal
 
 
 def test_a_store_failure_is_the_degraded_answer_not_a_500(voice, redis, services, members, monkeypatch):

@@ -2,26 +2,28 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from core import keys
 from core.config import Config
 from ivr import session as ivr_session
 from members.admin import add_member, check_member
 from members.models import Member
-from core import keys
 
 PREMIUM_UID, PREMIUM_PIN, PREMIUM_PHONE = "10001", "2468", "+8613800000001"  # the voice fixture's default From
 STANDARD_UID, STANDARD_PIN, STANDARD_PHONE = "20002", "1357", "+8613900000002"
 UNKNOWN_PHONE = "+8613700000003"
 
 
-def make_member(db: Any, config: Config, uid: str, tier: str, phone: str, pin: str, name: str = "测试会员", *, pin_key: bytes) -> int:
+def make_member(
+    db: Any, config: Config, uid: str, tier: str, phone: str, pin: str, name: str = "测试会员", *, pin_key: bytes
+) -> int:
     fields, errors = check_member(uid, name, tier, phone, config)
     assert not errors, errors
-    member_id = add_member(db, fields, pin, config, datetime.now(timezone.utc), pin_key=pin_key)
+    member_id = add_member(db, fields, pin, config, datetime.now(UTC), pin_key=pin_key)
     db.commit()
     return member_id
 
@@ -32,7 +34,9 @@ def members(services: Any, db: Any) -> dict[str, int]:
     key = services.settings.pin_key_bytes
     return {
         "premium": make_member(db, services.config, PREMIUM_UID, "premium", PREMIUM_PHONE, PREMIUM_PIN, pin_key=key),
-        "standard": make_member(db, services.config, STANDARD_UID, "standard", STANDARD_PHONE, STANDARD_PIN, pin_key=key),
+        "standard": make_member(
+            db, services.config, STANDARD_UID, "standard", STANDARD_PHONE, STANDARD_PIN, pin_key=key
+        ),
     }
 
 
@@ -84,7 +88,11 @@ class Call:
     def voices(self) -> set[str]:
         """The voices of every <Say> but the offer to switch language (said in the language it offers)."""
         assert self.doc is not None
-        return {e.get("voice", "") for e in self.doc.iter("Say") if "请按9" not in (e.text or "") and "press 9" not in (e.text or "")}
+        return {
+            e.get("voice", "")
+            for e in self.doc.iter("Say")
+            if "请按9" not in (e.text or "") and "press 9" not in (e.text or "")
+        }
 
     @property
     def state(self) -> ivr_session.CallState:
@@ -108,7 +116,9 @@ def prompt(services: Any, name: str, lang: str = "zh") -> str:
     return services.config.prompt(name, lang)
 
 
-def test_premium_member_with_known_caller_id_and_right_pin_reaches_the_queue_as_premium(voice, redis, services, members):
+def test_premium_member_with_known_caller_id_and_right_pin_reaches_the_queue_as_premium(
+    voice, redis, services, members
+):
     call = Call(voice, redis)
     call.start()
     assert prompt(services, "greeting") in call.said and prompt(services, "pin_prompt") in call.said
@@ -122,7 +132,9 @@ def test_premium_member_with_known_caller_id_and_right_pin_reaches_the_queue_as_
     assert (st.step, st.tier, st.verified, st.category, st.uid) == ("queue", "premium", True, "general", PREMIUM_UID)
 
 
-def test_a_members_older_scrypt_pin_hash_is_replaced_at_the_first_right_pin(voice, redis, services, members, db, caplog):
+def test_a_members_older_scrypt_pin_hash_is_replaced_at_the_first_right_pin(
+    voice, redis, services, members, db, caplog
+):
     from core.passwords import hash_secret, pin_key_id, verify_pin_hash
 
     caplog.set_level("INFO")
@@ -173,7 +185,7 @@ def test_three_wrong_pins_lock_the_member_and_a_fourth_call_is_refused(voice, re
     assert "15" in call.said and call.state.locked == "member"  # "locked … try again in 15 minutes"
     assert call.state.step == "menu" and not call.state.verified  # the self-service menu, not the queue
     member = db.get(Member, members["premium"], populate_existing=True)
-    assert member.locked_until is not None and member.locked_until > datetime.now(timezone.utc)
+    assert member.locked_until is not None and member.locked_until > datetime.now(UTC)
 
     fourth = Call(voice, redis, sid="CA" + "b" * 32)
     fourth.start()
@@ -185,7 +197,7 @@ def test_three_wrong_pins_lock_the_member_and_a_fourth_call_is_refused(voice, re
 
 def test_locked_member_from_another_number_is_refused_at_the_member_number(voice, redis, services, members, db):
     member = db.get(Member, members["premium"], populate_existing=True)
-    member.locked_until = datetime(2999, 1, 1, tzinfo=timezone.utc)
+    member.locked_until = datetime(2999, 1, 1, tzinfo=UTC)
     db.commit()
     call = Call(voice, redis, caller=UNKNOWN_PHONE)
     call.start()
@@ -265,7 +277,9 @@ def test_sms_that_cannot_be_sent_is_said_so_and_the_call_goes_on(voice, redis, s
     call.start()
     call.press("4")
     call.press("1")
-    assert prompt(services, "sms_failed") in call.said and call.gather is not None and "sms_benefits" not in call.state.sms
+    assert (
+        prompt(services, "sms_failed") in call.said and call.gather is not None and "sms_benefits" not in call.state.sms
+    )
 
 
 def test_sms_offer_after_fallback_texts_the_help_centre_then_says_goodbye(voice, redis, services, members, monkeypatch):

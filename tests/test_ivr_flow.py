@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from ivr.flow import END, MENU, OFFER, PIN, QUEUE, UID, Flow, Input, ToQueue
 from ivr.session import CallState
 from members.verification import MemberRef, Outcome, Verification
 
-NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 PREMIUM = MemberRef(7, "10001", "premium", None)
 
 
@@ -75,10 +75,17 @@ def test_right_pin_verifies_and_leads_to_the_menu(flow):
 def test_wrong_pin_says_how_many_tries_are_left(flow):
     st = flow.start("+8613800000001", PREMIUM, False, NOW)
     new, reply = flow.advance(st, Input(digits="1111"), NOW, FakeStores(result=Verification(Outcome.WRONG, left=2)))
-    assert (new.step, new.tries) == (PIN, 1) and reply.says[0].prompt == "pin_wrong" and dict(reply.says[0].params) == {"left": 2}
+    assert (
+        (new.step, new.tries) == (PIN, 1)
+        and reply.says[0].prompt == "pin_wrong"
+        and dict(reply.says[0].params) == {"left": 2}
+    )
 
 
-@pytest.mark.parametrize("outcome,locked,notice", [(Outcome.LOCKED, "member", "locked"), (Outcome.NUMBER_BLOCKED, "number", "number_blocked")])
+@pytest.mark.parametrize(
+    "outcome,locked,notice",
+    [(Outcome.LOCKED, "member", "locked"), (Outcome.NUMBER_BLOCKED, "number", "number_blocked")],
+)
 def test_refused_verification_leads_to_self_service_not_the_queue(flow, outcome, locked, notice):
     st = replace(flow.start("+8613800000001", PREMIUM, False, NOW), after=QUEUE, category="billing")
     new, reply = flow.advance(st, Input(digits="1111"), NOW, FakeStores(result=Verification(outcome, minutes=15)))
@@ -124,7 +131,10 @@ def test_fallback_after_max_tries_unverified_is_the_offer_then_the_end(flow):
 def test_language_switch_toggles_back_to_the_default(flow):
     st = flow.start("", None, False, NOW)
     st, reply = flow.advance(st, Input(digits="9"), NOW, FakeStores())
-    assert st.lang == "en" and [(s.prompt, s.lang) for s in reply.ask.prompts] == [("menu_main", "en"), ("language_offer", "zh")]
+    assert st.lang == "en" and [(s.prompt, s.lang) for s in reply.ask.prompts] == [
+        ("menu_main", "en"),
+        ("language_offer", "zh"),
+    ]
     st, _ = flow.advance(st, Input(speech="Mandarin please"), NOW, FakeStores())
     assert st.lang == "zh"
 

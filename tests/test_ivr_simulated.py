@@ -1,18 +1,25 @@
 """The issue's 'done when' list, as whole calls placed by the simulator (signed requests, TwiML followed as Twilio would)."""
+
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from core import keys
 from ivr import session as ivr_session
 from simulator import Script, Simulator, Speech
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.test_ivr_calls import (  # noqa: F401  (members is a fixture)
-    PREMIUM_PHONE, PREMIUM_PIN, PREMIUM_UID, UNKNOWN_PHONE, members, prompt,
+    PREMIUM_PHONE,
+    PREMIUM_PIN,
+    PREMIUM_UID,
+    UNKNOWN_PHONE,
+    members,
+    prompt,
 )
 from webhooks.outbound.gateway import TwilioGateway
-from core import keys
 
 
 @pytest.fixture
@@ -79,9 +86,14 @@ def test_silence_three_times_ends_politely(sim, services, members):
 def test_english_chosen_with_9_stays_english(sim, services, members):
     result = call(sim, UNKNOWN_PHONE, "9", "4", "*", "0", PREMIUM_UID + "#", PREMIUM_PIN + "#")
     after = result.transcript[[h.text for h in result.transcript].index(prompt(services, "menu_main", "en")):]
-    spoken = [h for h in after if h.verb == "say" and h.text != "普通话服务请按9。" and "/voice/ivr/" in h.url]  # the IVR's part
+    spoken = [
+        h for h in after if h.verb == "say" and h.text != "普通话服务请按9。" and "/voice/ivr/" in h.url
+    ]  # the IVR's part
     assert spoken and {(h.voice, h.language) for h in spoken} == {("Polly.Joanna", "en-US")}
-    assert prompt(services, "answer_benefits", "en") in result.said() and "Thank you. Welcome, premium member." in result.said()
+    assert (
+        prompt(services, "answer_benefits", "en") in result.said()
+        and "Thank you. Welcome, premium member." in result.said()
+    )
 
 
 def test_check_my_ticket_and_self_service_with_a_text_message(sim, services, members):

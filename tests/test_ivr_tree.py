@@ -33,21 +33,57 @@ def test_shipped_tree_is_valid_and_has_the_help_centre_groups():
 @pytest.mark.parametrize(
     "toml,expected",
     [
-        ('[menu.nodes.main.options]\n7 = { goto = "nowhere" }', "menu.nodes.main.options.7.goto: 'nowhere' is not a node of [menu.nodes]"),
-        ('[menu.nodes.main.options]\n7 = { goto = "account", do = "agent" }', "menu.nodes.main.options.7: give exactly one of goto"),
-        ('[menu.nodes.main.options]\n7 = { hints = { zh = "x" } }', "menu.nodes.main.options.7: give exactly one of goto"),
-        ('[menu.nodes.main.options]\n7 = { do = "fly" }', "menu.nodes.main.options.7.do: must be one of agent, sms, ticket, language, repeat"),
-        ('[menu.nodes.main.options]\n7 = { do = "sms" }', 'menu.nodes.main.options.7.do: "sms" needs menu.nodes.main.sms'),
-        ('[menu.nodes.main.options]\n7 = { do = "language", lang = "fr" }', "menu.nodes.main.options.7.lang: must be a key of [languages]"),
-        ('[menu.nodes.main.options]\n7 = { goto = "account", lang = "en" }', 'menu.nodes.main.options.7.lang: only an option with do = "language"'),
-        ('[menu.nodes.main.options]\n7 = { goto = "account", hints = { fr = "x" } }', "menu.nodes.main.options.7.hints.fr: is not a key of [languages]"),
+        (
+            '[menu.nodes.main.options]\n7 = { goto = "nowhere" }',
+            "menu.nodes.main.options.7.goto: 'nowhere' is not a node of [menu.nodes]",
+        ),
+        (
+            '[menu.nodes.main.options]\n7 = { goto = "account", do = "agent" }',
+            "menu.nodes.main.options.7: give exactly one of goto",
+        ),
+        (
+            '[menu.nodes.main.options]\n7 = { hints = { zh = "x" } }',
+            "menu.nodes.main.options.7: give exactly one of goto",
+        ),
+        (
+            '[menu.nodes.main.options]\n7 = { do = "fly" }',
+            "menu.nodes.main.options.7.do: must be one of agent, sms, ticket, language, repeat",
+        ),
+        (
+            '[menu.nodes.main.options]\n7 = { do = "sms" }',
+            'menu.nodes.main.options.7.do: "sms" needs menu.nodes.main.sms',
+        ),
+        (
+            '[menu.nodes.main.options]\n7 = { do = "language", lang = "fr" }',
+            "menu.nodes.main.options.7.lang: must be a key of [languages]",
+        ),
+        (
+            '[menu.nodes.main.options]\n7 = { goto = "account", lang = "en" }',
+            'menu.nodes.main.options.7.lang: only an option with do = "language"',
+        ),
+        (
+            '[menu.nodes.main.options]\n7 = { goto = "account", hints = { fr = "x" } }',
+            "menu.nodes.main.options.7.hints.fr: is not a key of [languages]",
+        ),
         ('[menu.nodes.main.options]\n"#" = { goto = "account" }', "menu.nodes.main.options.#: unknown key"),
-        ('[menu.nodes.main]\nprompt = "no_such_prompt"', "menu.nodes.main.prompt: prompt 'no_such_prompt' is not in [prompts]"),
-        ('[menu.nodes.account]\ncategory = "astrology"', "menu.nodes.account.category: 'astrology' is not a key of [categories]"),
-        ('[menu.nodes.orphan]\nprompt = "menu_main"\noptions = { 1 = { goto = "main" } }', "menu.nodes.orphan: is unreachable from menu.root ('main')"),
-        ('[menu.nodes.empty]\nprompt = "menu_main"\noptions = {}', "menu.nodes.empty.options: a node needs at least one option"),
+        (
+            '[menu.nodes.main]\nprompt = "no_such_prompt"',
+            "menu.nodes.main.prompt: prompt 'no_such_prompt' is not in [prompts]",
+        ),
+        (
+            '[menu.nodes.account]\ncategory = "astrology"',
+            "menu.nodes.account.category: 'astrology' is not a key of [categories]",
+        ),
+        (
+            '[menu.nodes.orphan]\nprompt = "menu_main"\noptions = { 1 = { goto = "main" } }',
+            "menu.nodes.orphan: is unreachable from menu.root ('main')",
+        ),
+        (
+            '[menu.nodes.empty]\nprompt = "menu_main"\noptions = {}',
+            "menu.nodes.empty.options: a node needs at least one option",
+        ),
         ('[menu]\nroot = "lobby"', "menu.root: 'lobby' is not a node of [menu.nodes]"),
-        ('[menu]\nmax_tries = 0', "menu.max_tries: must be a whole number >= 1 and <= 10"),
+        ("[menu]\nmax_tries = 0", "menu.max_tries: must be a whole number >= 1 and <= 10"),
         ('[menu]\nhelp_sms = "nope"', "menu.help_sms: prompt 'nope' is not in [prompts]"),
         ('[categories]\nextra = { zh = "额外" }', "categories.extra.en: is missing"),
         ('[prompts.menu_main]\nen = ""', "prompts.menu_main.en: must not be empty"),

@@ -6,8 +6,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from hotline.cli.members import members
 from core.passwords import hash_pin, pin_key_id, verify_pin_hash
+from hotline.cli.members import members
 from members.models import Member
 
 
@@ -16,7 +16,20 @@ def cli(services, *args: str, stdin: str | None = None):
 
 
 def test_add_then_list(services, db):
-    result = cli(services, "add", "--uid", "10001", "--name", "王小明", "--tier", "premium", "--phone", "138 0000 0001", "--pin", "2468")
+    result = cli(
+        services,
+        "add",
+        "--uid",
+        "10001",
+        "--name",
+        "王小明",
+        "--tier",
+        "premium",
+        "--phone",
+        "138 0000 0001",
+        "--pin",
+        "2468",
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout == "added member 10001 (premium) 王小明: +8613800000001\n"
     listed = cli(services, "list")
@@ -27,7 +40,19 @@ def test_add_then_list(services, db):
 
 
 def test_add_asks_for_the_pin_when_not_given(services, db):
-    result = cli(services, "add", "--uid", "10002", "--name", "n", "--tier", "standard", "--phone", "+14155550100", stdin="1234\n1234\n")
+    result = cli(
+        services,
+        "add",
+        "--uid",
+        "10002",
+        "--name",
+        "n",
+        "--tier",
+        "standard",
+        "--phone",
+        "+14155550100",
+        stdin="1234\n1234\n",
+    )
     assert result.exit_code == 0, result.output
     stored, key = db.scalar(select(Member.pin_hash).where(Member.uid == "10002")), services.settings.pin_key_bytes
     assert stored.startswith(f"hmac-sha256${pin_key_id(key)}$") and verify_pin_hash("1234", stored, key)
@@ -42,7 +67,9 @@ def test_add_reports_every_problem_and_changes_nothing(services, db):
 
 
 def test_unlock(services, db):
-    cli(services, "add", "--uid", "10001", "--name", "n", "--tier", "premium", "--phone", "13800000001", "--pin", "2468")
+    cli(
+        services, "add", "--uid", "10001", "--name", "n", "--tier", "premium", "--phone", "13800000001", "--pin", "2468"
+    )
     assert cli(services, "unlock", "10001").stdout == "unlocked member 10001\n"
     missing = cli(services, "unlock", "404")
     assert missing.exit_code == 1 and "no member 404" in missing.stderr
@@ -56,10 +83,16 @@ def test_import_reports_progress_summary_and_rejected_rows(services, db, tmp_pat
     result = cli(services, "import", str(path), "--rejects", str(rejects))
     assert result.exit_code == 3, result.output
     assert "importing 3 rows" in result.stderr
-    assert f"imported {path}: 3 rows in" in result.stdout and "1 created, 0 updated, 0 unchanged, 2 rejected" in result.stdout
+    assert (
+        f"imported {path}: 3 rows in" in result.stdout
+        and "1 created, 0 updated, 0 unchanged, 2 rejected" in result.stdout
+    )
     assert "  line 3: tier: 'gold' must be one of annual_premium, premium, standard" in result.stderr
     assert "  line 4: phone: '999' is not a valid phone number (region CN)" in result.stderr
-    assert rejects.read_text(encoding="utf-8").splitlines()[0] == "line,reason" and len(rejects.read_text().splitlines()) == 3
+    assert (
+        rejects.read_text(encoding="utf-8").splitlines()[0] == "line,reason"
+        and len(rejects.read_text().splitlines()) == 3
+    )
     again = cli(services, "import", str(path))
     assert "0 created, 0 updated, 1 unchanged, 2 rejected" in again.stdout
 

@@ -1,7 +1,7 @@
 """CSV import: upsert by uid, rejected rows with line numbers and reasons, unusable files change nothing."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -10,7 +10,7 @@ from core.passwords import hash_pin, hash_secret, pin_key_id, verify_pin_hash
 from members.importer import ImportFileError, PinHasher, import_members, read_csv
 from members.models import Member, MemberPhone
 
-NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 GOOD = (
     "uid,name,tier,phone,pin\n"
     "10001,王小明,annual_premium,13800000001,2468\n"
@@ -25,7 +25,9 @@ def key(services) -> bytes:
 
 def verifies(services, pin: str, stored: str) -> bool:
     """`pin` matches `stored`, which is an HMAC hash made with the services' PIN key."""
-    return stored.startswith(f"hmac-sha256${pin_key_id(key(services))}$") and verify_pin_hash(pin, stored, key(services))
+    return stored.startswith(f"hmac-sha256${pin_key_id(key(services))}$") and verify_pin_hash(
+        pin, stored, key(services)
+    )
 
 
 def run(services, db, text: str | bytes, encoding: str = "utf-8", workers: int = 1, chunk_rows: int = 1000):
@@ -56,7 +58,11 @@ def count(db) -> tuple[int, int]:
 def test_import_creates_members_with_hashed_pins_and_normalised_phones(services, db):
     assert run(services, db, GOOD) == ({"created": 3, "updated": 0, "unchanged": 0}, [])
     m = member(db, "10002")
-    assert (m.name, m.tier, sorted(p.e164 for p in m.phones)) == ("Li Lei", "premium", ["+8613700000003", "+8613900000002"])
+    assert (m.name, m.tier, sorted(p.e164 for p in m.phones)) == (
+        "Li Lei",
+        "premium",
+        ["+8613700000003", "+8613900000002"],
+    )
     assert verifies(services, "1357", m.pin_hash) and m.created_at == NOW
 
 
@@ -70,7 +76,7 @@ def test_reimporting_the_same_file_changes_nothing(services, db):
 def test_reimport_updates_changed_rows_and_keeps_lock_state(services, db):
     run(services, db, GOOD)
     locked = member(db, "10001")
-    locked.failed_pins, locked.locked_until = 2, datetime(2999, 1, 1, tzinfo=timezone.utc)
+    locked.failed_pins, locked.locked_until = 2, datetime(2999, 1, 1, tzinfo=UTC)
     db.commit()
     changed = (
         "uid,name,tier,phone,pin\n"
@@ -128,11 +134,16 @@ def test_rejected_rows_are_reported_with_line_numbers_and_change_nothing(service
 
 def test_pre_hashed_pins_are_stored_as_given(services, db):
     h, old = hash_pin("8642", key(services)), hash_secret("8642")
-    text = ("uid,name,tier,phone,pin_hash\n30001,Pre,premium,13800000031,{}\n30002,Bad,premium,13800000032,md5$abc\n"
-            "30003,Old,premium,13800000033,{}\n").format(h, old)
+    text = (f"uid,name,tier,phone,pin_hash\n30001,Pre,premium,13800000031,{h}\n30002,Bad,premium,13800000032,md5$abc\n"
+            f"30003,Old,premium,13800000033,{old}\n")
     totals, rejected = run(services, db, text)
-    assert totals["created"] == 2 and rejected == [(3, "pin_hash: must be hmac-sha256$kid$salt$digest (as `core.passwords.hash_pin` "
-                                                      "writes with HOTLINE_PIN_KEY) or scrypt$n$r$p$salt$hash")]
+    assert totals["created"] == 2 and rejected == [
+        (
+            3,
+            "pin_hash: must be hmac-sha256$kid$salt$digest (as `core.passwords.hash_pin` "
+            "writes with HOTLINE_PIN_KEY) or scrypt$n$r$p$salt$hash",
+        )
+    ]
     assert member(db, "30001").pin_hash == h and member(db, "30003").pin_hash == old
 
 
@@ -158,11 +169,16 @@ def test_reimporting_a_pin_replaces_an_older_scrypt_hash(services, db):
     "data,message",
     [
         (b"", "the file is empty"),
-        (b"uid,name,phone,pin\n1,a,13800000001,1234\n", "line 1: the header lacks column tier (it has: uid, name, phone, pin)"),
+        (
+            b"uid,name,phone,pin\n1,a,13800000001,1234\n",
+            "line 1: the header lacks column tier (it has: uid, name, phone, pin)",
+        ),
         (b"uid,name,tier,phone\n1,a,premium,13800000001\n", "line 1: the header needs a pin or a pin_hash column"),
         (b"uid,uid,name,tier,phone,pin\n", "line 1: column uid appears twice"),
-        ("uid,name,tier,phone,pin\n1,a,premium,13800000001,1234\n2,张三,premium,13800000002,1234\n".encode("gbk"),
-         "line 3: is not valid utf-8 (byte 0xd5)"),
+        (
+            "uid,name,tier,phone,pin\n1,a,premium,13800000001,1234\n2,张三,premium,13800000002,1234\n".encode("gbk"),
+            "line 3: is not valid utf-8 (byte 0xd5)",
+        ),
         (b"PK\x03\x04\x00\x00junk", "the file holds NUL bytes"),
     ],
 )
@@ -184,5 +200,7 @@ def test_a_gbk_file_imports_with_its_encoding_and_a_bom_is_ignored(services, db)
 
 def test_chunks_are_independent_of_size(services, db):
     rows = "".join(f"5{i:04d},M{i},standard,1380001{i:04d},1234\n" for i in range(25))
-    assert run(services, db, "uid,name,tier,phone,pin\n" + rows, workers=2, chunk_rows=7)[0]["created"] == 25  # pool path
+    assert (
+        run(services, db, "uid,name,tier,phone,pin\n" + rows, workers=2, chunk_rows=7)[0]["created"] == 25
+    )  # pool path
     assert count(db) == (25, 25)

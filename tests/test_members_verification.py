@@ -1,18 +1,18 @@
 """Members and PIN verification on the real database, with a fixed `now`."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core import keys
 from core.db import make_engine, make_session_factory
 from core.passwords import hash_pin, hash_secret, pin_key_id, pin_needs_rehash, verify_pin_hash
 from members.admin import MemberError, add_member, check_member, check_pin_hash, list_members, unlock_member
 from members.models import Member
 from members.verification import Outcome, Rules, find_by_phone, find_by_uid, record_number_failure, verify_pin
-from core import keys
 
-NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 KEY = b"k" * 32  # the hash format's own tests; members below use the services' key
 
 
@@ -42,7 +42,10 @@ def premium(services, db):
 def test_add_member_normalises_phones_and_hashes_the_pin(services, db, premium):
     member = db.get(Member, premium, populate_existing=True)
     assert sorted(p.e164 for p in member.phones) == ["+14155550100", "+8613800000001"]
-    assert member.pin_hash.startswith(f"hmac-sha256${pin_key_id(services.settings.pin_key_bytes)}$") and "2468" not in member.pin_hash
+    assert (
+        member.pin_hash.startswith(f"hmac-sha256${pin_key_id(services.settings.pin_key_bytes)}$")
+        and "2468" not in member.pin_hash
+    )
     assert find_by_phone(db, "+8613800000001").uid == "10001" and find_by_uid(db, "10001").tier == "premium"
     assert find_by_phone(db, "+8613800000009") is None and find_by_uid(db, "999") is None
 
@@ -114,7 +117,10 @@ def test_number_failures_count_in_a_one_hour_window(redis):
         pipe = redis.pipeline()
         record_number_failure(pipe, "+8613800000001")
         pipe.execute()
-    assert redis.get(keys.pin_failures("+8613800000001")) == "3" and 3590 < redis.ttl(keys.pin_failures("+8613800000001")) <= 3600
+    assert (
+        redis.get(keys.pin_failures("+8613800000001")) == "3"
+        and 3590 < redis.ttl(keys.pin_failures("+8613800000001")) <= 3600
+    )
     assert keys.pin_failures("") == "hl:pinfail:withheld"
 
 
@@ -137,7 +143,9 @@ def test_pre_hashed_pins_are_checked_for_shape_and_key(services):
     assert check_pin_hash("1234", KEY).startswith("pin_hash: must be hmac-sha256$kid$salt$digest")
     assert check_pin_hash(hash_secret("1234", n=2**10), KEY).startswith("pin_hash: scrypt parameters out of range")
     other = hash_pin("1234", b"another key")
-    assert check_pin_hash(other, KEY).startswith(f"pin_hash: made with another PIN key (kid {pin_key_id(b'another key')};")
+    assert check_pin_hash(other, KEY).startswith(
+        f"pin_hash: made with another PIN key (kid {pin_key_id(b'another key')};"
+    )
 
 
 # --- the PIN hash format --------------------------------------------------------------------------
@@ -145,7 +153,12 @@ def test_pre_hashed_pins_are_checked_for_shape_and_key(services):
 def test_hmac_pin_hash_round_trip():
     stored = hash_pin("2468", KEY)
     scheme, kid, salt, digest = stored.split("$")
-    assert (scheme, kid, len(salt), len(digest)) == ("hmac-sha256", pin_key_id(KEY), 22, 43)  # 16 and 32 bytes, unpadded
+    assert (scheme, kid, len(salt), len(digest)) == (
+        "hmac-sha256",
+        pin_key_id(KEY),
+        22,
+        43,
+    )  # 16 and 32 bytes, unpadded
     assert "=" not in stored and "2468" not in stored and KEY.decode() not in stored
     assert verify_pin_hash("2468", stored, KEY)
     assert not verify_pin_hash("2469", stored, KEY) and not verify_pin_hash("02468", stored, KEY)
@@ -165,8 +178,20 @@ def test_a_pin_hash_needs_its_own_key():
         hash_pin("2468", b"")
 
 
-@pytest.mark.parametrize("stored", ["", "2468", "hmac-sha256", "hmac-sha256$$$", "hmac-sha256$x$y", "md5$abc$def$ghi",
-                                    "hmac-sha256$00000000$!!!$???", "scrypt$x$8$1$c2FsdA$ZGlnZXN0", "scrypt$8192$8$1$%%$%%"])
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "2468",
+        "hmac-sha256",
+        "hmac-sha256$$$",
+        "hmac-sha256$x$y",
+        "md5$abc$def$ghi",
+        "hmac-sha256$00000000$!!!$???",
+        "scrypt$x$8$1$c2FsdA$ZGlnZXN0",
+        "scrypt$8192$8$1$%%$%%",
+    ],
+)
 def test_malformed_pin_hashes_never_verify(stored):
     assert not verify_pin_hash("2468", stored, KEY)
 

@@ -1,12 +1,14 @@
 """Prometheus /metrics: figures read from the real stores at scrape time, webhook latency, access, outages, gunicorn's workers."""
+
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -14,20 +16,20 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.connection import AbstractConnection
 from sqlalchemy import event
 
-from callqueue.live import calls, presence
-from callqueue.callbacks import tickets
 from callqueue.agents.accounts import add_agent
+from callqueue.callbacks import tickets
+from callqueue.live import calls, presence
 from callqueue.settings import queue_settings
 from console.metrics import from_allowed_network
-from hotline.app import create_app
 from core.db import make_engine, make_session_factory
 from core.redisconn import make_redis
-from hotline.runner import metrics_env
 from core.services import Services
+from hotline.app import create_app
+from hotline.runner import metrics_env
 from tests.conftest import ALWAYS_OPEN, PUBLIC_URL, sign
 from tests.flow_support import ROOT, basic, hotline_env, password, write_config
 
-NOW = datetime(2026, 3, 2, 2, 20, tzinfo=timezone.utc)  # 10:20 in Asia/Shanghai: "today" began 10 h 20 min ago
+NOW = datetime(2026, 3, 2, 2, 20, tzinfo=UTC)  # 10:20 in Asia/Shanghai: "today" began 10 h 20 min ago
 OUTSIDE = {"REMOTE_ADDR": "10.1.2.3"}
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -167,14 +169,27 @@ def test_metrics_of_two_apps_in_one_process_are_apart(services: Services) -> Non
                                     headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/voice/fallback", params)})
     assert resp.status_code == 200
     assert value(scrape(first.test_client()), "hotline_webhook_duration_seconds_count", route="/voice/fallback") == 1
-    assert value(scrape(second.test_client()), "hotline_webhook_duration_seconds_count", route="/voice/fallback") is None
+    assert (
+        value(scrape(second.test_client()), "hotline_webhook_duration_seconds_count", route="/voice/fallback") is None
+    )
 
 
 @pytest.fixture
 def people(db: Any) -> None:
-    now = datetime.now(timezone.utc)
-    add_agent(db, login="ann", name="Ann", password=password("ann"), role="agent", client_identity="ann", phone=None, now=now)
-    add_agent(db, login="sam", name="Sam", password=password("sam"), role="supervisor", client_identity="sam", phone=None, now=now)
+    now = datetime.now(UTC)
+    add_agent(
+        db, login="ann", name="Ann", password=password("ann"), role="agent", client_identity="ann", phone=None, now=now
+    )
+    add_agent(
+        db,
+        login="sam",
+        name="Sam",
+        password=password("sam"),
+        role="supervisor",
+        client_identity="sam",
+        phone=None,
+        now=now,
+    )
     db.commit()
 
 
@@ -184,7 +199,10 @@ def test_allowed_network_needs_no_login_and_others_need_a_supervisor(client: Any
     assert resp.status_code == 401 and "Basic" in resp.headers["WWW-Authenticate"]
     assert b"hotline_" not in resp.data
     assert client.get("/metrics", environ_overrides=OUTSIDE, headers=basic("ann")).status_code == 403
-    assert client.get("/metrics", environ_overrides=OUTSIDE, headers={"Authorization": "Basic c2FtOndyb25n"}).status_code == 401
+    assert (
+        client.get("/metrics", environ_overrides=OUTSIDE, headers={"Authorization": "Basic c2FtOndyb25n"}).status_code
+        == 401
+    )
     s = scrape(client, environ_overrides=OUTSIDE, headers=basic("sam"))
     assert value(s, "hotline_scrape_error", source="sql") == 0
 
@@ -211,7 +229,9 @@ def test_disabled_metrics_answer_404_and_webhooks_still_work(services: Services,
     client = app.test_client()
     assert client.get("/metrics").status_code == 404
     params = {"CallSid": "CA" + "6" * 32}
-    resp = client.post("/voice/fallback", data=params, headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/voice/fallback", params)})
+    resp = client.post(
+        "/voice/fallback", data=params, headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/voice/fallback", params)}
+    )
     assert resp.status_code == 200 and b"<Say" in resp.data
 
 
@@ -250,7 +270,11 @@ def test_redis_down_still_answers_200_with_sql_figures(services: Services, db: A
 
 def test_sql_down_still_answers_200_with_redis_figures(services: Services, redis: Any, dead_sql: Any) -> None:
     presence.set_state(redis, "ann", "available", NOW, endpoint="client:ann")
-    app = create_app(services=replace(services, engine=dead_sql, sessions=make_session_factory(dead_sql), clock=lambda: NOW, extras={}))
+    app = create_app(
+        services=replace(
+            services, engine=dead_sql, sessions=make_session_factory(dead_sql), clock=lambda: NOW, extras={}
+        )
+    )
     s = scrape(app.test_client())
     assert value(s, "hotline_scrape_error", source="sql") == 1 and value(s, "hotline_scrape_error", source="redis") == 0
     assert value(s, "hotline_agents", state="available") == 1
@@ -270,14 +294,18 @@ for i in range(int(sys.argv[1])):
 """
 
 
-def test_multiprocess_scrape_sums_every_process(services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_multiprocess_scrape_sums_every_process(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mp_dir = tmp_path / "prometheus"
     mp_dir.mkdir()
     (mp_dir / "histogram_999999.db").write_bytes(b"stale")  # what a previous run could have left
     env = {**hotline_env(services, ALWAYS_OPEN, "http://127.0.0.1:9"), **metrics_env(tmp_path)}
     assert env["PROMETHEUS_MULTIPROC_DIR"] == str(mp_dir) and not (mp_dir / "histogram_999999.db").exists()
     for n in (3, 2):
-        done = subprocess.run([sys.executable, "-c", WORKER, str(n)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", WORKER, str(n)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     assert len(list(mp_dir.glob("histogram_*.db"))) == 2  # one file per process
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(mp_dir))

@@ -22,6 +22,8 @@ def test_db_upgrade_command_is_idempotent(tmp_path: Any) -> None:
 
     env = {**os.environ, "HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     for _ in range(2):
-        result = subprocess.run([sys.executable, "-m", "hotline.cli", "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "hotline.cli", "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         assert "is up to date" in result.stdout

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from callqueue.planning import erlang
-from callqueue.planning.profile import DayProfile, day_start_ms, draw_callers, load_tiers
-from callqueue.planning.daysim import simulate
 from callqueue.hours import Calendar
-from callqueue.settings import queue_settings
+from callqueue.planning import erlang
+from callqueue.planning.daysim import simulate
+from callqueue.planning.profile import DayProfile, day_start_ms, draw_callers, load_tiers
 from callqueue.planning.staffing import Target, erlang_plan, parse_targets, plan_staffing, staffing_for_today
+from callqueue.settings import queue_settings
 from hotline.cli.main import main
 from hotline.configuration import full_config
 
@@ -77,7 +77,9 @@ def test_plan_meets_targets_in_simulation(scratch: Any) -> None:
 def plan_sim_settings() -> Any:
     from dataclasses import replace
 
-    t = {name: float(v["service_level_s"]) for name, v in CONFIG.tiers.items()} | {k: v.within_s for k, v in TARGETS.items()}
+    t = {name: float(v["service_level_s"]) for name, v in CONFIG.tiers.items()} | {
+        k: v.within_s for k, v in TARGETS.items()
+    }
     return replace(QS, service_level_s=t)
 
 

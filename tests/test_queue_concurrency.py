@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as redis_lib
 
 from callqueue.live import dispatch, ordering, presence
-from core import keys
 from callqueue.settings import QueueSettings
+from core import keys
 
-T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 BUSY = "test:busy_agents"  # agents a worker holds right now, kept in Redis so processes share it
 CALLERS, AGENTS = 400, 12
 

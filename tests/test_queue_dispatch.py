@@ -7,9 +7,7 @@ import pytest
 
 from callqueue.live import dispatch, ordering, pen, presence
 from core import keys
-
 from tests.queue_support import at
-
 
 
 def order(redis):
@@ -53,7 +51,12 @@ def test_claim_pairs_best_caller_with_longest_idle_agent(busy_queue, qs):
     offer = dispatch.claim_next(r, at(50))
     assert (offer.call_sid, offer.agent, offer.endpoint, offer.tier) == ("CA1", "alice", "client:alice", "premium")
     assert (offer.category, offer.verified, offer.member_uid, offer.attempt) == ("billing", True, "U1", 1)
-    assert (offer.pen, offer.queue_sid, offer.queued_at, offer.offered_at) == ("hotline-1", "QU1", at(10).timestamp(), at(50).timestamp())
+    assert (offer.pen, offer.queue_sid, offer.queued_at, offer.offered_at) == (
+        "hotline-1",
+        "QU1",
+        at(10).timestamp(),
+        at(50).timestamp(),
+    )
     assert presence.get(r, "alice", at(50)).state == "on_call" and presence.get(r, "alice", at(50)).call_sid == "CA1"
     assert order(r) == ["CA0", "CA2", "CA3"] and agents(r) == ["bob", "carol"]
     # still waiting for the statistics while the agent rings
@@ -117,7 +120,9 @@ def test_caller_hanging_up_while_dispatched_is_counted_and_frees_the_agent(busy_
     assert dispatch.undo_claim(r, offer.call_sid, "alice", at(53)) == (False, False)
     assert offer.call_sid not in order(r)
     assert dispatch.answered(r, offer.call_sid, "alice", at(54), qs).changed is False
-    assert dispatch.caller_left(r, offer.call_sid, at(60), "ended", qs) == dataclasses.replace(s, changed=False, agent=None)
+    assert dispatch.caller_left(r, offer.call_sid, at(60), "ended", qs) == dataclasses.replace(
+        s, changed=False, agent=None
+    )
     assert counter(r, "premium:abandoned") == 1
 
 

@@ -5,14 +5,22 @@ the test controls; the workers keep the wall clock, which only stamps offers."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from callqueue.live import ordering
 from tests.flow_support import (
-    Flow, add_members, add_people, assert_stats_match_records, in_process_flow, join_queue, records, ringing_order,
+    Flow,
+    add_members,
+    add_people,
+    assert_stats_match_records,
+    in_process_flow,
+    join_queue,
+    records,
+    ringing_order,
     script,
 )
 
@@ -85,7 +93,10 @@ def test_a_standard_caller_waiting_longer_than_the_boost_beats_a_new_premium_cal
     # The ceiling: the early standard caller first; the boost: the premium caller before the standard one who called just before.
     assert ringing_order(sim) == [early.sid, premium.sid, late.sid]
     recs = records(services)
-    assert recs[early.sid].waited_s > boost and recs[early.sid].answered < recs[premium.sid].answered < recs[late.sid].answered
+    assert (
+        recs[early.sid].waited_s > boost
+        and recs[early.sid].answered < recs[premium.sid].answered < recs[late.sid].answered
+    )
     assert_stats_match_records(api, services, flow.config)
 
 
@@ -108,7 +119,9 @@ def test_an_agent_who_does_not_answer_puts_the_caller_back_in_place_and_goes_awa
 
     # Same place in our order (a standard caller re-scored on return would be last), and nora is away.
     after = api.queue()
-    assert [(row["call_sid"], row["position"]) for row in after] == [(row["call_sid"], row["position"]) for row in before]
+    assert [(row["call_sid"], row["position"]) for row in after] == [
+        (row["call_sid"], row["position"]) for row in before
+    ]
     assert ordering.position(services.redis, first.sid) == 1
     assert api.me("nora")["status"] == "away"
     connect = [r for r in first.result.requests if r.kind == "rest-redirect" and "/voice/connect" in r.url]
@@ -142,7 +155,9 @@ def slow_ring_flow(services: Any, tmp_path: Path) -> Iterator[Flow]:
         yield f
 
 
-def test_a_caller_hanging_up_while_the_agent_rings_leaves_the_agent_available(slow_ring_flow: Flow, services: Any) -> None:
+def test_a_caller_hanging_up_while_the_agent_rings_leaves_the_agent_available(
+    slow_ring_flow: Flow, services: Any
+) -> None:
     flow = slow_ring_flow
     sim, api = flow.sim, flow.api
     add_people(services, ["ann"])
@@ -188,7 +203,11 @@ def test_live_statistics_equal_the_figures_recomputed_from_the_call_records(flow
     tiers = live["tiers"]
     assert (live["overall"]["waiting"], tiers["premium"]["waiting"], tiers["standard"]["waiting"]) == (2, 1, 1)
     assert live["overall"]["longest_wait_s"] >= 103 and tiers["standard"]["longest_wait_s"] >= 73
-    assert (tiers["standard"]["offered"], tiers["standard"]["abandoned"], tiers["guest"]["short_abandoned"]) == (2, 1, 1)
+    assert (tiers["standard"]["offered"], tiers["standard"]["abandoned"], tiers["guest"]["short_abandoned"]) == (
+        2,
+        1,
+        1,
+    )
     assert tiers["guest"]["abandon_rate"] is None and tiers["standard"]["abandon_rate"] == 1.0
     assert_stats_match_records(api, services, flow.config, window="15m")
 
@@ -204,7 +223,9 @@ def test_live_statistics_equal_the_figures_recomputed_from_the_call_records(flow
     assert overall["waiting"] == 0 and overall["longest_wait_s"] == 0
     assert tiers["premium"]["asa_s"] >= 103 and tiers["premium"]["service_level"] == 0.0  # over its 20 s target
     # standard: s3 answered within 60 s; s1 (73 s) is not, nor is s2's abandon after 73 s
-    assert tiers["standard"]["service_level"] == round(1 / 3, 4) and tiers["standard"]["abandon_rate"] == round(1 / 3, 4)
+    assert tiers["standard"]["service_level"] == round(1 / 3, 4) and tiers["standard"]["abandon_rate"] == round(
+        1 / 3, 4
+    )
     assert_stats_match_records(api, services, flow.config, window="15m")
     recs = records(services)
     assert {recs[h.sid].outcome for h in (premium, s1, s3)} == {"answered"}

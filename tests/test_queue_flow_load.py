@@ -6,18 +6,31 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from core import keys
 from callqueue.records import IN_PROGRESS
+from core import keys
 from simulator import CallHandle, Simulator
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
 from tests.flow_support import (
-    FINAL, Api, Processes, add_members, add_people, assert_stats_match_records, busy_intervals, free_port, hotline_env,
-    overlaps, phone, records, script, write_config,
+    FINAL,
+    Api,
+    Processes,
+    add_members,
+    add_people,
+    assert_stats_match_records,
+    busy_intervals,
+    free_port,
+    hotline_env,
+    overlaps,
+    phone,
+    records,
+    script,
+    write_config,
 )
 
 CALLERS = {"annual_premium": 20, "premium": 40, "standard": 90, "guest": 50}

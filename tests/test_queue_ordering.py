@@ -1,14 +1,11 @@
 """Queue order on a real Redis: score = arrival − boost, idempotent enqueue, places kept on return."""
 from __future__ import annotations
 
-
 import pytest
 
 from callqueue.live import dispatch, ordering, presence
 from core import keys
-
 from tests.queue_support import at
-
 
 
 def sids_in_order(redis):
@@ -77,7 +74,9 @@ def test_in_order_lists_service_order_with_details(redis, qs):
     ordering.enqueue(redis, "CA2", tier="premium", now=at(1), settings=qs)
     rows = ordering.in_order(redis)
     assert [(r["call_sid"], r["position"], r["tier"]) for r in rows] == [("CA2", 1, "premium"), ("CA1", 2, "standard")]
-    assert rows[1]["category"] == "billing" and rows[1]["verified"] is True and rows[1]["queued_at"] == at(0).timestamp()
+    assert (
+        rows[1]["category"] == "billing" and rows[1]["verified"] is True and rows[1]["queued_at"] == at(0).timestamp()
+    )
     assert ordering.in_order(redis, 1, 5)[0]["call_sid"] == "CA1"
 
 

@@ -5,11 +5,9 @@ import dataclasses
 
 import pytest
 
-from tools.bench import queue as queue_bench
 from callqueue.live import calls, dispatch, estimate, ordering, pen, presence
-
 from tests.queue_support import at
-
+from tools.bench import queue as queue_bench
 
 
 def test_pen_fills_shards_in_turn_and_reuses_freed_room(redis, qs):

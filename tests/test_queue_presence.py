@@ -6,10 +6,9 @@ import dataclasses
 import pytest
 
 from callqueue.live import dispatch, ordering, presence
-from core import keys
 from callqueue.live.presence import PresenceError
 from callqueue.settings import queue_settings
-
+from core import keys
 from tests.queue_support import at
 
 
@@ -118,8 +117,26 @@ def test_counts_and_roster(redis):
 def test_roster_from_sql(db, redis):
     from callqueue.agents.accounts import add_agent, agent_endpoint, roster
 
-    add_agent(db, login="alice", name="Alice", password="password1", role="agent", client_identity="alice", phone=None, now=at(0))
-    add_agent(db, login="bob", name="Bob", password="password1", role="agent", client_identity=None, phone="+8613800000002", now=at(0))
+    add_agent(
+        db,
+        login="alice",
+        name="Alice",
+        password="password1",
+        role="agent",
+        client_identity="alice",
+        phone=None,
+        now=at(0),
+    )
+    add_agent(
+        db,
+        login="bob",
+        name="Bob",
+        password="password1",
+        role="agent",
+        client_identity=None,
+        phone="+8613800000002",
+        now=at(0),
+    )
     db.commit()
     assert roster(db) == [("alice", "client:alice"), ("bob", "+8613800000002")]
     assert agent_endpoint(db, "bob") == "+8613800000002" and agent_endpoint(db, "zed") is None

@@ -1,16 +1,13 @@
 """Call records on real SQL (and Redis, through callqueue.live.calls): one correct row whatever the callbacks' order."""
 from __future__ import annotations
 
-
 import pytest
 from sqlalchemy import func, inspect, select
 
 from callqueue import records
 from callqueue.live import calls, dispatch, ordering, presence
 from callqueue.records import CallRecord
-
 from tests.queue_support import at
-
 
 
 def rows(db) -> int:
@@ -50,7 +47,9 @@ def test_a_row_created_meanwhile_by_another_process_is_found(db, services, monke
 def test_status_completed_before_the_enqueue_action(db, redis, qs):
     calls.arrived(db, "CA1", from_number="+8613800000001", now=at(0))
     calls.verified(db, "CA1", tier="premium", member_uid="U1", now=at(20))
-    calls.join_queue(db, redis, "CA1", tier="premium", category="billing", verified=True, member_uid="U1", now=at(30), settings=qs)
+    calls.join_queue(
+        db, redis, "CA1", tier="premium", category="billing", verified=True, member_uid="U1", now=at(30), settings=qs
+    )
     db.commit()
     calls.call_status(db, redis, "CA1", "completed", at(100), qs)  # arrives first
     calls.call_status(db, redis, "CA1", "completed", at(101), qs)  # and again
@@ -60,7 +59,13 @@ def test_status_completed_before_the_enqueue_action(db, redis, qs):
     assert rows(db) == 1
     rec = records.get(db, "CA1")
     assert (rec.outcome, rec.waited_s, rec.left_queue, rec.ended) == ("abandoned", 70.0, at(100), at(100))
-    assert (rec.queue_result, rec.call_status, rec.tier, rec.member_uid, rec.verified_at) == ("hangup", "completed", "premium", "U1", at(20))
+    assert (rec.queue_result, rec.call_status, rec.tier, rec.member_uid, rec.verified_at) == (
+        "hangup",
+        "completed",
+        "premium",
+        "U1",
+        at(20),
+    )
     assert dispatch.caller_left(redis, "CA1", at(103), "hangup", qs).changed is False
 
 
@@ -102,7 +107,13 @@ def test_no_answer_then_answered_by_the_next_agent(db, redis, qs):
     calls.agent_answered(db, redis, "CA1", "bob", at(40), qs)
     db.commit()
     rec = records.get(db, "CA1")
-    assert (rec.outcome, rec.agent_login, rec.offers, rec.waited_s, rec.dial_status) == ("answered", "bob", 2, 30.0, "no-answer")
+    assert (rec.outcome, rec.agent_login, rec.offers, rec.waited_s, rec.dial_status) == (
+        "answered",
+        "bob",
+        2,
+        30.0,
+        "no-answer",
+    )
     assert presence.get(redis, "alice", at(40)).state == "away"
 
 
@@ -112,7 +123,13 @@ def test_caller_leaving_for_a_callback_keeps_the_score(db, redis, qs):
     calls.call_status(db, redis, "CA1", "completed", at(90), qs)  # the call goes on to confirm the ticket
     db.commit()
     rec = records.get(db, "CA1")
-    assert (rec.outcome, rec.left_queue, rec.ended, rec.waited_s, rec.score) == ("to_callback", at(60), at(90), 60.0, j.score)
+    assert (rec.outcome, rec.left_queue, rec.ended, rec.waited_s, rec.score) == (
+        "to_callback",
+        at(60),
+        at(90),
+        60.0,
+        j.score,
+    )
 
 
 def test_calls_that_never_queued(db, redis, qs):
@@ -184,7 +201,13 @@ def test_arrival_insert_is_idempotent_and_verification_is_one_update(db):
     db.commit()
     rec = records.get(db, "CAx")
     assert rows(db) == 2
-    assert (rec.arrived, rec.from_number, rec.tier, rec.member_uid, rec.verified_at) == (at(0), "+8613800000001", "premium", "42", at(9))
+    assert (rec.arrived, rec.from_number, rec.tier, rec.member_uid, rec.verified_at) == (
+        at(0),
+        "+8613800000001",
+        "premium",
+        "42",
+        at(9),
+    )
     assert records.get(db, "CAy").verified is True
 
 
@@ -197,5 +220,8 @@ def test_dial_status_and_queue_result_are_one_update_each_and_create_a_missing_r
     records.note_dial_status(db, "CAr", "completed")  # the latest dial is kept
     records.note_dial_status(db, "CAnew", "busy")  # no record yet (its incoming was lost): one is made
     db.commit()
-    got = {r.call_sid: (r.queue_result, r.dial_status) for r in db.scalars(select(CallRecord).execution_options(populate_existing=True))}
+    got = {
+        r.call_sid: (r.queue_result, r.dial_status)
+        for r in db.scalars(select(CallRecord).execution_options(populate_existing=True))
+    }
     assert got == {"CAr": ("redirected", "completed"), "CAnew": (None, "busy")}

@@ -1,14 +1,14 @@
 """Statistics: the live Redis figures equal the figures recomputed from SQL call records."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from callqueue.live import calls, presence
 from callqueue.reports import stats
 
-T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Asia/Shanghai
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
 NOW = T0 + timedelta(seconds=1200)  # 10:20; the 15-minute window starts at 10:06 = T0 + 360 s
 
 
@@ -115,7 +115,13 @@ def test_todays_figures(db, redis, qs):
                    "short_abandoned": 1, "asa_s": 115.0, "service_level": 0.0, "abandon_rate": round(1 / 3, 4),
                    "to_callback": 0}
     prem = s["tiers"]["premium"]
-    assert (prem["offered"], prem["answered"], prem["to_callback"], prem["waiting"], prem["longest_wait_s"]) == (3, 1, 1, 1, 40.0)
+    assert (prem["offered"], prem["answered"], prem["to_callback"], prem["waiting"], prem["longest_wait_s"]) == (
+        3,
+        1,
+        1,
+        1,
+        40.0,
+    )
     assert (prem["asa_s"], prem["service_level"], prem["abandon_rate"]) == (10.0, 1.0, 0.0)
     guest = s["tiers"]["guest"]
     assert (guest["abandoned"], guest["service_level"], guest["waiting"], guest["longest_wait_s"]) == (1, 0.0, 1, 10.0)

@@ -37,8 +37,11 @@ def test_run_serves_prints_urls_and_stops_everything_on_ctrl_c(tmp_path: Path, t
 
         token = (tmp_path / "offline_auth_token").read_text().strip()
         params = {"CallSid": "CA" + "9" * 32, "From": "+8613800138002", "To": "+864001234567", "CallStatus": "ringing"}
-        req = urllib.request.Request(f"{base}/voice/incoming", data=urllib.parse.urlencode(params).encode(),
-                                     headers={"X-Twilio-Signature": RequestValidator(token).compute_signature(f"{base}/voice/incoming", params)})
+        req = urllib.request.Request(
+            f"{base}/voice/incoming",
+            data=urllib.parse.urlencode(params).encode(),
+            headers={"X-Twilio-Signature": RequestValidator(token).compute_signature(f"{base}/voice/incoming", params)},
+        )
         body = urllib.request.urlopen(req, timeout=10).read().decode()
         twiml_check(body)
         assert "<Say" in body

@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
 
 from simulator import (
-    BackgroundServer, RequestCapExceeded, Script, SimulationError, Simulator, Speech, TwimlRejected,
+    BackgroundServer,
+    RequestCapExceeded,
+    Script,
+    SimulationError,
+    Simulator,
+    Speech,
+    TwimlRejected,
 )
 from simulator.transport import FlaskTransport, HttpTransport
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL
@@ -84,7 +91,11 @@ def test_real_hotline_call_hears_greeting_and_completes(app, services):
     first, last = result.requests[0], result.requests[-1]
     assert first.kind == "voice" and first.url == PUBLIC_URL + "/voice/incoming"
     assert first.params["CallStatus"] == "ringing" and first.params["Direction"] == "inbound"
-    assert last.kind == "status" and last.params["CallStatus"] == "completed" and last.params["CallDuration"] == str(result.duration)
+    assert (
+        last.kind == "status"
+        and last.params["CallStatus"] == "completed"
+        and last.params["CallDuration"] == str(result.duration)
+    )
     assert result.duration >= 1  # the greeting takes time to say
 
 
@@ -103,7 +114,10 @@ def test_real_hotline_over_http(app, services):
         server.stop()
     assert [r.status for r in results] == ["completed"] * 3
     assert len({r.sid for r in results}) == 3
-    assert all(r.said()[0] == services.config.prompt("greeting", services.config["hotline"]["default_language"]) for r in results)
+    assert all(
+        r.said()[0] == services.config.prompt("greeting", services.config["hotline"]["default_language"])
+        for r in results
+    )
 
 
 def test_unsigned_or_wrongly_signed_requests_are_refused_by_the_hotline(app):
@@ -132,7 +146,9 @@ def test_every_request_is_signed_and_carries_twilio_parameters():
 
 
 def test_http_transport_signs_the_public_url_and_reuses_its_connection():
-    hotline = TwimlApp({"/voice/incoming": doc("<Redirect>again?n=1</Redirect>"), "/voice/again?n=1": doc("<Say>done</Say>")})
+    hotline = TwimlApp(
+        {"/voice/incoming": doc("<Redirect>again?n=1</Redirect>"), "/voice/again?n=1": doc("<Say>done</Say>")}
+    )
     server = BackgroundServer(hotline.app)
     server.start()
     try:
@@ -202,7 +218,11 @@ def test_gather_speech_and_default_action_is_the_current_document():
 
     hotline = TwimlApp({"/voice/incoming": start})
     result = hotline.sim().place_call(CALLER, script=[("speech", "人工服务", 0.8)])
-    assert len(calls) == 2 and calls[1]["SpeechResult"] == "人工服务" and float(calls[1]["Confidence"]) == pytest.approx(0.8)
+    assert (
+        len(calls) == 2
+        and calls[1]["SpeechResult"] == "人工服务"
+        and float(calls[1]["Confidence"]) == pytest.approx(0.8)
+    )
     assert result.said() == ["heard 人工服务"]
     assert result.requests[1].url == PUBLIC_URL + "/voice/incoming" and result.requests[1].kind == "gather"
 
@@ -223,7 +243,9 @@ def test_caller_hangs_up_after_seconds():
 
 
 def test_play_pause_and_reject():
-    hotline = TwimlApp({"/voice/incoming": doc('<Play loop="2">music/hold.mp3</Play>', '<Pause length="3"/>', "<Reject/>")})
+    hotline = TwimlApp(
+        {"/voice/incoming": doc('<Play loop="2">music/hold.mp3</Play>', '<Pause length="3"/>', "<Reject/>")}
+    )
     result = hotline.sim(play_seconds=20).place_call(CALLER)
     assert result.transcript[0].verb == "play" and PUBLIC_URL + "/voice/music/hold.mp3" in result.transcript[0].text
     assert result.transcript[1].verb == "pause" and result.transcript[1].seconds == 3

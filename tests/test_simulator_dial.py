@@ -40,7 +40,9 @@ def test_answered_dial_whispers_to_the_agent_then_bridges():
     assert result.duration >= 4 + 42
 
 
-@pytest.mark.parametrize("behaviour, status, seconds", [("no-answer", "no-answer", 20), ("busy", "busy", 1), ("failed", "failed", 0)])
+@pytest.mark.parametrize(
+    "behaviour, status, seconds", [("no-answer", "no-answer", 20), ("busy", "busy", 1), ("failed", "failed", 0)]
+)
 def test_unanswered_dials(behaviour, status, seconds):
     hotline = dial_app()
     sim = hotline.sim()
@@ -61,7 +63,9 @@ def test_agent_slower_than_the_dial_timeout_is_no_answer():
 
 
 def test_dial_number_without_action_goes_on_with_the_next_verb():
-    hotline = TwimlApp({"/voice/incoming": doc('<Dial timeout="10"><Number>+8613900000000</Number></Dial>', "<Say>after</Say>")})
+    hotline = TwimlApp(
+        {"/voice/incoming": doc('<Dial timeout="10"><Number>+8613900000000</Number></Dial>', "<Say>after</Say>")}
+    )
     sim = hotline.sim()
     sim.add_phone("+8613900000000", answer_after=1, talk_seconds=5)
     result = sim.place_call(CALLER)
@@ -70,7 +74,9 @@ def test_dial_number_without_action_goes_on_with_the_next_verb():
 
 
 def test_first_of_several_agents_to_answer_wins():
-    hotline = dial_app(doc('<Dial action="/voice/dialed"><Client>slow</Client><Client><Identity>fast</Identity></Client></Dial>'))
+    hotline = dial_app(
+        doc('<Dial action="/voice/dialed"><Client>slow</Client><Client><Identity>fast</Identity></Client></Dial>')
+    )
     sim = hotline.sim()
     sim.add_agent("slow", answer_after=9)
     sim.add_agent("fast", answer_after=2, talk_seconds=10)

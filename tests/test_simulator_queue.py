@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from simulator import Script, TwimlRejected
-from tests.test_simulator import CALLER, PUBLIC_URL, AUTH_TOKEN, TwimlApp, doc
+from tests.test_simulator import AUTH_TOKEN, CALLER, PUBLIC_URL, TwimlApp, doc
 from webhooks.outbound.gateway import GatewayError, TwilioGateway
 
 ENQUEUE = doc('<Enqueue waitUrl="/voice/wait" action="/voice/queue-done">support</Enqueue>')
@@ -57,7 +57,11 @@ def test_wait_url_gets_twilio_queue_figures_and_rest_dequeue_redirects(sim_for):
     assert (wait["QueuePosition"], wait["CurrentQueueSize"], wait["MaxQueueSize"]) == ("1", "1", "1000")
     assert wait["QueueTime"] == "0" and wait["AvgQueueTime"] == "0"
     done = hotline.to("/voice/queue-done")
-    assert len(done) == 1 and done[0].params["QueueResult"] == "redirected" and done[0].params["QueueSid"] == wait["QueueSid"]
+    assert (
+        len(done) == 1
+        and done[0].params["QueueResult"] == "redirected"
+        and done[0].params["QueueSid"] == wait["QueueSid"]
+    )
     assert result.said() == ["Please hold", "connecting you"]  # the action's answer is not followed; the REST Url is
     assert [r.kind for r in result.requests] == ["voice", "wait", "enqueue-action", "rest-redirect", "status"]
     assert result.queue_results[0]["QueueResult"] == "redirected" and result.status == "completed"
@@ -86,7 +90,9 @@ def test_queue_time_and_positions_follow_fifo_order(sim_for):
 
 def test_leave_posts_the_action_and_follows_it(sim_for):
     hotline = queued_app(
-        wait=doc('<Gather numDigits="1" action="/voice/wait-key" timeout="5"><Say>Press 1 for a callback</Say></Gather>'),
+        wait=doc(
+            '<Gather numDigits="1" action="/voice/wait-key" timeout="5"><Say>Press 1 for a callback</Say></Gather>'
+        ),
         **{"/voice/wait-key": doc("<Leave/>"), "/voice/queue-done": doc("<Say>we will call you back</Say>")},
     )
     sim = sim_for(hotline)
@@ -101,8 +107,12 @@ def test_leave_posts_the_action_and_follows_it(sim_for):
 
 def test_menu_answers_are_not_spent_on_hold(sim_for):
     # A caller whose menu answers ran out ("hangup") still holds: hold <Gather>s hear silence.
-    hotline = queued_app(wait=doc('<Gather numDigits="1" action="/voice/wait-key" timeout="1"><Pause length="10"/></Gather>'))
-    result = sim_for(hotline).place_call(CALLER, script=Script(when_answers_run_out="hangup", hangup_after_hold_loops=3))
+    hotline = queued_app(
+        wait=doc('<Gather numDigits="1" action="/voice/wait-key" timeout="1"><Pause length="10"/></Gather>')
+    )
+    result = sim_for(hotline).place_call(
+        CALLER, script=Script(when_answers_run_out="hangup", hangup_after_hold_loops=3)
+    )
     assert len(hotline.to("/voice/wait")) == 3 and hotline.to("/voice/wait-key") == []
     assert result.queue_results[0]["QueueResult"] == "hangup"
 
@@ -122,7 +132,9 @@ def test_caller_hangs_up_after_simulated_seconds_in_queue(sim_for):
     hotline = queued_app(wait=doc('<Pause length="10"/>'))
     result = sim_for(hotline).place_call(CALLER, script=Script(hangup_after_queue_seconds=45))
     assert len(hotline.to("/voice/wait")) == 5  # at 0, 10, 20, 30, 40 s; gone at 45
-    assert result.queue_results == [{"QueueResult": "hangup", "QueueSid": result.queue_results[0]["QueueSid"], "QueueTime": "45"}]
+    assert result.queue_results == [
+        {"QueueResult": "hangup", "QueueSid": result.queue_results[0]["QueueSid"], "QueueTime": "45"}
+    ]
 
 
 def test_hangup_at_any_moment_while_queued(sim_for):
@@ -192,7 +204,9 @@ def test_many_callers_at_once_are_all_served(sim_for):
     hotline = queued_app(wait=doc('<Pause length="5"/>'))
     sim = sim_for(hotline, scale=0.001)
     handles = []
-    starters = [threading.Thread(target=lambda n=n: handles.append(sim.start_call(f"+86138000000{n:02d}"))) for n in range(8)]
+    starters = [
+        threading.Thread(target=lambda n=n: handles.append(sim.start_call(f"+86138000000{n:02d}"))) for n in range(8)
+    ]
     for t in starters:
         t.start()
     for t in starters:

@@ -51,7 +51,9 @@ def raw(sim, method: str, path: str, user: str, password: str) -> tuple[int, dic
 def test_bad_credentials_get_a_twilio_401(sim):
     path = f"/2010-04-01/Accounts/{sim.account_sid}/Queues.json"
     status, body = raw(sim, "GET", path, sim.account_sid, "wrong-token")
-    assert status == 401 and body["code"] == 20003 and body["status"] == 401 and "more_info" in body and "message" in body
+    assert (
+        status == 401 and body["code"] == 20003 and body["status"] == 401 and "more_info" in body and "message" in body
+    )
     assert raw(sim, "GET", path, "AC" + "f" * 32, AUTH_TOKEN)[0] == 401
     assert raw(sim, "GET", path, sim.account_sid, AUTH_TOKEN)[0] == 200
     with pytest.raises(GatewayError) as info:
@@ -62,12 +64,23 @@ def test_bad_credentials_get_a_twilio_401(sim):
 
 def test_outbound_call_sends_status_callbacks_and_runs_the_url(sim, gw, hotline):
     sim.add_phone(MEMBER, answer_after=6, script=["1"])
-    sid = gw.create_call(MEMBER, PUBLIC_URL + "/voice/callback/answer", PUBLIC_URL + "/voice/callback/status", timeout_s=20)
+    sid = gw.create_call(
+        MEMBER, PUBLIC_URL + "/voice/callback/answer", PUBLIC_URL + "/voice/callback/status", timeout_s=20
+    )
     result = sim.handle(sid).join()
 
-    assert sid == result.sid and result.direction == "outbound-api" and result.said() == ["Press 1 to be connected", "you pressed 1"]
+    assert (
+        sid == result.sid
+        and result.direction == "outbound-api"
+        and result.said() == ["Press 1 to be connected", "you pressed 1"]
+    )
     statuses = [(h.params["CallStatus"], h.params.get("CallDuration")) for h in hotline.to("/voice/callback/status")]
-    assert statuses == [("initiated", None), ("ringing", None), ("in-progress", None), ("completed", str(result.duration))]
+    assert statuses == [
+        ("initiated", None),
+        ("ringing", None),
+        ("in-progress", None),
+        ("completed", str(result.duration)),
+    ]
     assert [h.params["SequenceNumber"] for h in hotline.to("/voice/callback/status")] == ["0", "1", "2", "3"]
     answer = hotline.to("/voice/callback/answer")[0].params
     assert answer["Direction"] == "outbound-api" and answer["CallStatus"] == "in-progress"
@@ -82,7 +95,9 @@ def test_outbound_call_sends_status_callbacks_and_runs_the_url(sim, gw, hotline)
                                                             ("answer", 30, "no-answer"), ("failed", 3, "failed")])
 def test_unanswered_outbound_calls(sim, gw, hotline, behaviour, answer_after, final):
     sim.add_phone(MEMBER, behaviour=behaviour, answer_after=answer_after)
-    sid = gw.create_call(MEMBER, PUBLIC_URL + "/voice/callback/answer", PUBLIC_URL + "/voice/callback/status", timeout_s=20)
+    sid = gw.create_call(
+        MEMBER, PUBLIC_URL + "/voice/callback/answer", PUBLIC_URL + "/voice/callback/status", timeout_s=20
+    )
     result = sim.handle(sid).join()
     assert result.status == final and hotline.to("/voice/callback/answer") == []
     last = hotline.to("/voice/callback/status")[-1].params
@@ -127,7 +142,12 @@ def test_unknown_and_finished_calls(sim, gw, hotline):
 def test_queues_ensure_fetch_and_limits(sim, gw):
     created = gw.ensure_queue("premium", 200)
     again = gw.ensure_queue("premium", 200)
-    assert created.sid == again.sid and created.sid.startswith("QU") and created.max_size == 200 and created.current_size == 0
+    assert (
+        created.sid == again.sid
+        and created.sid.startswith("QU")
+        and created.max_size == 200
+        and created.current_size == 0
+    )
     assert len(sim.rest_requests("POST", "/Queues.json")) == 1
     fetched = gw.client.queues(created.sid).fetch()
     assert fetched.friendly_name == "premium" and fetched.average_wait_time == 0

@@ -26,9 +26,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -107,9 +108,23 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert patched_spec(spec) >= 1
     port = free_port()
     log = (tmp / "prism.log").open("w")
-    proc = subprocess.Popen([shutil.which("node") or "node", str(PRISM), "mock", "--host", "127.0.0.1", "--port", str(port),
-                             "--errors", str(spec)], stdout=log, stderr=subprocess.STDOUT, cwd=PRISM_DIR,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            shutil.which("node") or "node",
+            str(PRISM),
+            "mock",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--errors",
+            str(spec),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=PRISM_DIR,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + START_S
         while not listening(port):
@@ -118,9 +133,13 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 pass
             else:
-                pytest.fail(f"Prism exited with {proc.returncode} before listening:\n{(tmp / 'prism.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"Prism exited with {proc.returncode} before listening:\n{(tmp / 'prism.log').read_text()[-3000:]}"
+                )
             if time.monotonic() > deadline:
-                pytest.fail(f"Prism did not listen on port {port} within {START_S:.0f} s:\n{(tmp / 'prism.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"Prism did not listen on port {port} within {START_S:.0f} s:\n{(tmp / 'prism.log').read_text()[-3000:]}"
+                )
         yield f"http://127.0.0.1:{port}"
     finally:
         if proc.poll() is None:
@@ -182,9 +201,17 @@ def make_gateway(prism: str, exchanges: list[Exchange]) -> TwilioGateway:
     def record(resp: requests.Response, *args: Any, **kw: Any) -> requests.Response:
         req = resp.request
         body = req.body.decode() if isinstance(req.body, bytes) else (req.body or "")
-        exchanges.append(Exchange(req.method or "", urlsplit(req.url or "").path, parse_qsl(body, keep_blank_values=True),
-                                  parse_qsl(urlsplit(req.url or "").query, keep_blank_values=True), resp.status_code,
-                                  violations_of(resp), resp.text[:2000]))
+        exchanges.append(
+            Exchange(
+                req.method or "",
+                urlsplit(req.url or "").path,
+                parse_qsl(body, keep_blank_values=True),
+                parse_qsl(urlsplit(req.url or "").query, keep_blank_values=True),
+                resp.status_code,
+                violations_of(resp),
+                resp.text[:2000],
+            )
+        )
         return resp
 
     # requests' response hook, through twilio's own TwilioHttpClient.request_hooks: sees each answer unchanged.
@@ -195,14 +222,24 @@ def make_gateway(prism: str, exchanges: list[Exchange]) -> TwilioGateway:
 # Every public method of the gateway, with the arguments the hotline gives it. A new method fails
 # test_every_gateway_method_is_checked until a case is added here.
 CASES: dict[str, list[Callable[[TwilioGateway], Any]]] = {
-    "create_call": [lambda gw: gw.create_call(MEMBER, f"{PUBLIC}/voice/callback/answer?ticket=7&n=1",
-                                              f"{PUBLIC}/voice/callback/status?ticket=7&n=1", timeout_s=25)],
-    "redirect_call": [lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=1"),
-                      lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=2", queue_sid=QUEUE),
-                      lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=3", queue_name="hotline-1")],
+    "create_call": [
+        lambda gw: gw.create_call(
+            MEMBER,
+            f"{PUBLIC}/voice/callback/answer?ticket=7&n=1",
+            f"{PUBLIC}/voice/callback/status?ticket=7&n=1",
+            timeout_s=25,
+        )
+    ],
+    "redirect_call": [
+        lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=1"),
+        lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=2", queue_sid=QUEUE),
+        lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=3", queue_name="hotline-1"),
+    ],
     "hang_up": [lambda gw: gw.hang_up(CALL)],
-    "dequeue_member": [lambda gw: gw.dequeue_member(QUEUE, CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=1"),
-                       lambda gw: gw.dequeue_member(QUEUE, "Front", f"{PUBLIC}/voice/connect?agent=ann&offer=1")],
+    "dequeue_member": [
+        lambda gw: gw.dequeue_member(QUEUE, CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=1"),
+        lambda gw: gw.dequeue_member(QUEUE, "Front", f"{PUBLIC}/voice/connect?agent=ann&offer=1"),
+    ],
     "send_sms": [lambda gw: gw.send_sms(MEMBER, "您的回拨工单号是 12345678。Your callback ticket is 12345678.")],
     "live_call_sid": [lambda gw: gw.live_call_sid(MEMBER)],
     "live_call_to": [lambda gw: gw.live_call_to(MEMBER)],
@@ -249,8 +286,11 @@ def test_every_request_the_gateway_makes_is_accepted_by_twilios_spec(prism: str,
         assert exchanges, f"{method}: no request reached Prism ({error})"
         for ex in exchanges:
             assert not ex.request_violations(), f"{method}: Twilio's spec refuses the request:\n{ex}"
-            assert ex.status < 400 or (ex.status == 500 and ex.response_violations()) or (method == "in_queue" and ex.status == 404), \
-                f"{method}: Prism refused it:\n{ex}\n{ex.body}"
+            assert (
+                ex.status < 400
+                or (ex.status == 500 and ex.response_violations())
+                or (method == "in_queue" and ex.status == 404)
+            ), f"{method}: Prism refused it:\n{ex}\n{ex.body}"
             if ex.method == "POST":
                 assert 200 <= ex.status < 300 and not ex.violations, f"{method}: not a clean 2xx:\n{ex}\n{ex.body}"
             elif ex.response_violations():
@@ -262,7 +302,9 @@ def test_every_request_the_gateway_makes_is_accepted_by_twilios_spec(prism: str,
             assert error is None or any(ex.response_violations() for ex in exchanges), f"{method}: {error}"
         if method == "create_call":
             sent = [v for k, v in exchanges[0].form if k == "StatusCallbackEvent"]
-            assert sent and set(sent) <= documented_events(), f"StatusCallbackEvent values {sent} not all in {documented_events()}"
+            assert sent and set(sent) <= documented_events(), (
+                f"StatusCallbackEvent values {sent} not all in {documented_events()}"
+            )
             assert dict(exchanges[0].form)["Url"].startswith(PUBLIC) and dict(exchanges[0].form)["Method"] == "POST"
     if notes:
         with capsys.disabled():
@@ -275,8 +317,9 @@ def test_prism_refuses_what_twilios_spec_does_not_allow(prism: str) -> None:
     base = f"{prism}/2010-04-01/Accounts/{ACCOUNT}"
     no_to = requests.post(f"{base}/Calls.json", data={"From": OURS, "Url": f"{PUBLIC}/voice/x"}, auth=auth, timeout=20)
     assert no_to.status_code == 422 and any("To" in v.get("message", "") for v in violations_of(no_to)), no_to.text
-    bad_method = requests.post(f"{base}/Calls/{CALL}.json", data={"Url": f"{PUBLIC}/voice/x", "Method": "FETCH"}, auth=auth,
-                               timeout=20)
+    bad_method = requests.post(
+        f"{base}/Calls/{CALL}.json", data={"Url": f"{PUBLIC}/voice/x", "Method": "FETCH"}, auth=auth, timeout=20
+    )
     assert bad_method.status_code == 422 and violations_of(bad_method), bad_method.text
     unauthenticated = requests.post(f"{base}/Calls/{CALL}.json", data={"Status": "completed"}, timeout=20)
     assert unauthenticated.status_code == 401

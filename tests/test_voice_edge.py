@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC
 
 
 def test_signed_incoming_answers_schema_valid_twiml(voice):
@@ -32,7 +33,9 @@ def test_signature_for_another_host_is_forbidden(client):
     from tests.conftest import sign
 
     params = {"CallSid": "CA" + "3" * 32}
-    resp = client.post("/voice/incoming", data=params, headers={"X-Twilio-Signature": sign("https://evil.test/voice/incoming", params)})
+    resp = client.post(
+        "/voice/incoming", data=params, headers={"X-Twilio-Signature": sign("https://evil.test/voice/incoming", params)}
+    )
     assert resp.status_code == 403
 
 
@@ -40,7 +43,9 @@ def test_missing_callsid_is_a_400_not_a_500(client):
     from tests.conftest import PUBLIC_URL, sign
 
     params = {"From": "+8613800000001"}
-    resp = client.post("/voice/incoming", data=params, headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/voice/incoming", params)})
+    resp = client.post(
+        "/voice/incoming", data=params, headers={"X-Twilio-Signature": sign(PUBLIC_URL + "/voice/incoming", params)}
+    )
     assert resp.status_code == 400
     assert b"CallSid" in resp.data
 
@@ -95,13 +100,13 @@ def test_healthz_reports_both_stores(client):
 def test_a_move_to_an_agent_that_races_a_callback_booking_reads_the_ticket_out(voice, db, redis, services):
     """The caller confirmed a callback from the hold loop while a dispatch claimed them: Twilio follows the
     dispatcher's redirect to /voice/connect, which must say the ticket's number, not hang up silently."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from callqueue.live import calls, presence
     from callqueue.callbacks import tickets
+    from callqueue.live import calls, presence
     from webhooks.booking import spell_ticket
 
-    sid, now = "CA" + "7" * 32, datetime.now(timezone.utc)
+    sid, now = "CA" + "7" * 32, datetime.now(UTC)
     presence.set_state(redis, "ann", "available", now, endpoint="client:ann")
     calls.join_queue(db, redis, sid, tier="premium", now=now, settings=services.config)
     offer = calls.dispatch(db, redis, now)
@@ -118,11 +123,11 @@ def test_a_move_to_an_agent_that_races_a_callback_booking_reads_the_ticket_out(v
 
 
 def test_a_stale_move_without_a_booking_puts_the_caller_back_in_line(voice, db, redis, services):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from callqueue.live import calls, dispatch, presence
 
-    sid, now = "CA" + "8" * 32, datetime.now(timezone.utc)
+    sid, now = "CA" + "8" * 32, datetime.now(UTC)
     presence.set_state(redis, "ann", "available", now, endpoint="client:ann")
     calls.join_queue(db, redis, sid, tier="premium", now=now, settings=services.config)
     offer = calls.dispatch(db, redis, now)

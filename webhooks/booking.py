@@ -1,12 +1,12 @@
 """Booking a callback at the edge: the ticket in SQL (committed first), its job and text message, and leaving the queue."""
+
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
+from callqueue.callbacks import attempts, tickets
 from callqueue.live import calls as queue_calls
-from callqueue.callbacks import attempts
-from callqueue.callbacks import tickets
 from callqueue.live import ordering
 from callqueue.settings import queue_settings
 from core.context import db

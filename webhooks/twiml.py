@@ -21,6 +21,11 @@ def twiml(resp: VoiceResponse, status: int = 200) -> Response:
 def apology(config: Config, lang: str | None = None) -> Response:
     """The safe answer when nothing better can be said: an apology, then hang up."""
     resp = VoiceResponse()
-    say(resp, config, config.prompt("apology", lang or config["hotline"]["default_language"]), lang or config["hotline"]["default_language"])
+    say(
+        resp,
+        config,
+        config.prompt("apology", lang or config["hotline"]["default_language"]),
+        lang or config["hotline"]["default_language"],
+    )
     resp.hangup()
     return twiml(resp)

@@ -15,9 +15,9 @@ so of any number of racing workers exactly one gets it, whatever happens to Redi
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -179,7 +179,9 @@ def _close_attempt(
     return view(row)
 
 
-def _retry_or_fail(session: Session, row: CallbackTicket, at: datetime, retry_delay_s: float, note: str | None = None) -> None:
+def _retry_or_fail(
+    session: Session, row: CallbackTicket, at: datetime, retry_delay_s: float, note: str | None = None
+) -> None:
     """After an unanswered attempt: scheduled again after the delay, or failed once max_attempts rang out."""
     session.flush()  # the attempt's result must be visible to the count below
     counted = int(session.scalar(select(func.count()).where(

@@ -21,7 +21,12 @@ from core.db import Base, UTCDateTime
 
 STATUSES = ("scheduled", "dialing", "connected", "completed", "failed", "cancelled")
 OPEN = ("scheduled", "dialing", "connected")
-REASONS = ("after_hours", "long_wait", "caller_request", "outage")  # outage: booked while a store was down (webhooks/degraded/answers.py)
+REASONS = (
+    "after_hours",
+    "long_wait",
+    "caller_request",
+    "outage",
+)  # outage: booked while a store was down (webhooks/degraded/answers.py)
 NUMBER_DIGITS = 8
 
 
@@ -175,9 +180,20 @@ def create(
         return Created(existing, False, False)
     for _ in range(10):
         row = CallbackTicket(
-            number=_new_number(), phone=phone, tier=tier, lang=lang, reason=reason, score=score, category=category or None,
-            member_uid=member_uid, source_call_sid=source_call_sid, created=clock.canonical(now), due=clock.canonical(due),
-            attempts=0, max_attempts=max_attempts, status="scheduled",
+            number=_new_number(),
+            phone=phone,
+            tier=tier,
+            lang=lang,
+            reason=reason,
+            score=score,
+            category=category or None,
+            member_uid=member_uid,
+            source_call_sid=source_call_sid,
+            created=clock.canonical(now),
+            due=clock.canonical(due),
+            attempts=0,
+            max_attempts=max_attempts,
+            status="scheduled",
         )
         try:
             with session.begin_nested():
@@ -214,7 +230,9 @@ def list_tickets(session: Session, status: str | None = None, limit: int = 200) 
 
 def history(session: Session, ticket_id: int) -> list[dict[str, Any]]:
     """The attempts of a ticket, first first."""
-    rows = session.scalars(select(CallbackAttempt).where(CallbackAttempt.ticket_id == ticket_id).order_by(CallbackAttempt.n))
+    rows = session.scalars(
+        select(CallbackAttempt).where(CallbackAttempt.ticket_id == ticket_id).order_by(CallbackAttempt.n)
+    )
     return [{"n": a.n, "call_sid": a.call_sid, "started": a.started.isoformat(),
              "ended": a.ended.isoformat() if a.ended else None, "result": a.result} for a in rows]
 
@@ -243,9 +261,12 @@ def counts(session: Session, now: datetime, day_start: datetime, overdue_after_s
         select(func.count().filter(T.due > now_c), func.count().filter(T.due <= now_c, T.due > late),
                func.count().filter(T.due <= late)).where(T.status == "scheduled")
     ).one()
-    closed = dict(session.execute(
-        select(T.status, func.count()).where(T.status.in_(("completed", "failed")), T.closed >= clock.canonical(day_start))
-        .group_by(T.status)
-    ).all())
+    closed = dict(
+        session.execute(
+            select(T.status, func.count())
+            .where(T.status.in_(("completed", "failed")), T.closed >= clock.canonical(day_start))
+            .group_by(T.status)
+        ).all()
+    )
     return {"scheduled": scheduled[0], "due": scheduled[1], "overdue": scheduled[2],
             "completed": closed.get("completed", 0), "failed": closed.get("failed", 0)}

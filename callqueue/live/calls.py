@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 import redis
 from sqlalchemy.orm import Session
 
-from callqueue.live import dispatch as dsp
 from callqueue import clock, records
-from callqueue.live import estimate, ordering, pen
-from core import keys
 from callqueue.clock import Now
+from callqueue.live import dispatch as dsp
+from callqueue.live import estimate, ordering, pen
 from callqueue.live.dispatch import Offer, Settled
 from callqueue.settings import QueueSettings, queue_settings
+from core import keys
 from core.config import Config
 
 LEFT = ("abandoned", "short_abandoned", "to_callback", "failed")
@@ -116,7 +116,13 @@ def dispatch(session: Session, r: redis.Redis, now: Now) -> Offer | None:
 
 
 def move_failed(
-    session: Session, r: redis.Redis, offer: Offer, now: Now, settings: Config | QueueSettings, *, caller_gone: bool = False,
+    session: Session,
+    r: redis.Redis,
+    offer: Offer,
+    now: Now,
+    settings: Config | QueueSettings,
+    *,
+    caller_gone: bool = False,
 ) -> Settled | None:
     """The gateway could not move the caller: back in line and agent freed (undo_claim).
 
@@ -130,7 +136,9 @@ def move_failed(
     return None
 
 
-def agent_answered(session: Session, r: redis.Redis, call_sid: str, agent: str, now: Now, settings: Config | QueueSettings) -> Settled:
+def agent_answered(
+    session: Session, r: redis.Redis, call_sid: str, agent: str, now: Now, settings: Config | QueueSettings
+) -> Settled:
     """The agent picked up (their leg requested the whisper): the caller's wait ends. 1 round trip."""
     s = dsp.answered(r, call_sid, agent, now, settings)
     if s.outcome == "connected" and s.at is not None:

@@ -251,7 +251,9 @@ def undo_claim(r: redis.Redis, call_sid: str, login: str, now: Now) -> tuple[boo
     return bool(caller), bool(agent)
 
 
-def no_answer(r: redis.Redis, call_sid: str, login: str, now: Now, settings: Config | QueueSettings) -> tuple[bool, bool]:
+def no_answer(
+    r: redis.Redis, call_sid: str, login: str, now: Now, settings: Config | QueueSettings
+) -> tuple[bool, bool]:
     """The agent did not answer: caller back at the same score, agent to queue.on_no_answer (away by default).
 
     Returns (caller back, agent moved). Atomic, idempotent, 1 round trip.
@@ -269,7 +271,9 @@ def answered(r: redis.Redis, call_sid: str, login: str, now: Now, settings: Conf
     return _settled(_ANSWERED(r, [day, minute], [call_sid, login, ms]))
 
 
-def completed(r: redis.Redis, call_sid: str, login: str, now: Now, settings: Config | QueueSettings) -> tuple[bool, bool]:
+def completed(
+    r: redis.Redis, call_sid: str, login: str, now: Now, settings: Config | QueueSettings
+) -> tuple[bool, bool]:
     """The conversation ended: the call is closed as answered and the agent starts wrap-up.
 
     Returns (call closed now, agent moved to wrap-up). Idempotent, 1 round trip.

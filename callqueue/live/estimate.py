@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import redis
 
 from callqueue import clock
-from core import keys
 from callqueue.clock import Now
 from callqueue.settings import QueueSettings, queue_settings
+from core import keys
 from core.config import Config
 
 WINDOW_MINUTES = clock.WINDOW_MINUTES

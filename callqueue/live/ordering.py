@@ -6,16 +6,17 @@ called, so every wait is bounded. Every operation is O(log n) in the number of w
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import redis
 
 from callqueue import clock
-from core import keys
 from callqueue.clock import Now
 from callqueue.live.scripts import Lua, flag, text
 from callqueue.settings import QueueSettings, queue_settings
+from core import keys
 from core.config import Config
 
 _ENQUEUE = Lua("""

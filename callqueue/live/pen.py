@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import redis
 
-from core import keys
 from callqueue.live.scripts import Lua, text
 from callqueue.settings import QueueSettings, queue_settings
+from core import keys
 from core.config import Config
 
 MAX_SHARDS = 1000  # 1000 × 5000 callers: far past any real hotline; bounds the script's loop

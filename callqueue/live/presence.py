@@ -7,15 +7,15 @@ An agent on a call cannot change state by hand; the call's own events move them 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import redis
 
 from callqueue import clock
-from core import keys
 from callqueue.clock import Now
 from callqueue.live.scripts import Lua, text
+from core import keys
 
 MANUAL_STATES = ("available", "away", "offline")  # what an agent may choose; on_call/wrap_up follow calls
 

@@ -8,7 +8,8 @@ strings, never formatted by Lua (whose tostring keeps only 14 significant digits
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 from redis.commands.core import Script

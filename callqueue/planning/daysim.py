@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import redis
 
 from callqueue import clock
-from core import keys
-from callqueue.live import dispatch, ordering, presence
-from callqueue.reports import stats
-from callqueue.planning.profile import INTERVAL_S, Caller
 from callqueue.hours import Calendar
-from callqueue.settings import QueueSettings
+from callqueue.live import dispatch, ordering, presence
+from callqueue.planning.profile import INTERVAL_S, Caller
 from callqueue.planning.simcallbacks import AfterHours
+from callqueue.reports import stats
+from callqueue.settings import QueueSettings
+from core import keys
 
 _IV_MS = INTERVAL_S * 1000
 _DAY_MS = 86_400_000
@@ -58,7 +59,9 @@ class Record:
     sid: str
     tier: str
     arrival_ms: int  # when the caller rang (for a callback: when the member picked up)
-    outcome: str = "unserved"  # answered | abandoned | short_abandoned | callback | closed | callback_later | callback_failed
+    outcome: str = (
+        "unserved"  # answered | abandoned | short_abandoned | callback | closed | callback_later | callback_failed
+    )
     queued_ms: int | None = None
     score: float | None = None
     claimed_ms: int | None = None

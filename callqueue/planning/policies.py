@@ -11,11 +11,12 @@ only a choice of boosts, so every policy runs through the same scripts:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
-from callqueue.planning.profile import INTERVAL_S
 from callqueue.planning.daysim import SimResult
+from callqueue.planning.profile import INTERVAL_S
 from callqueue.settings import QueueSettings, queue_settings
 from core.config import Config
 

@@ -17,11 +17,12 @@ import csv
 import io
 import math
 import random
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from callqueue import clock
 
@@ -110,7 +111,11 @@ def _number(text: str, where: str, column: str, *, integer: bool = False, allow_
 
 def _rows(text: str, name: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """Header and (line number, row) pairs; comment lines (#) and blank lines are skipped."""
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip() and not line.lstrip().startswith("#")]
+    lines = [
+        (n, line)
+        for n, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not lines:
         raise ProfileError(f"{name}: is empty (expected a header line)")
     reader = csv.reader(io.StringIO("\n".join(line for _, line in lines)))
@@ -131,7 +136,9 @@ def parse_tiers(text: str, name: str = "tiers.csv", known: Iterable[str] | None 
     header, rows = _rows(text, name)
     missing = [c for c in TIER_COLUMNS if c not in header]
     if missing:
-        raise ProfileError(f"{name}, line 1: missing column(s) {', '.join(missing)}; expected {','.join(TIER_COLUMNS)}[,handle_dist]")
+        raise ProfileError(
+            f"{name}, line 1: missing column(s) {', '.join(missing)}; expected {','.join(TIER_COLUMNS)}[,handle_dist]"
+        )
     allowed = set(known) if known is not None else None
     out: dict[str, TierModel] = {}
     for n, row in rows:
@@ -168,7 +175,9 @@ def _interval_of(text: str, where: str) -> int:
     return minutes // 15
 
 
-def parse_day(text: str, tiers: Mapping[str, TierModel], name: str = "day.csv", *, need_roster: bool = False) -> DayProfile:
+def parse_day(
+    text: str, tiers: Mapping[str, TierModel], name: str = "day.csv", *, need_roster: bool = False
+) -> DayProfile:
     """A day profile from CSV text (see the module docstring for the columns)."""
     header, rows = _rows(text, name)
     if "start" not in header:
@@ -179,7 +188,9 @@ def parse_day(text: str, tiers: Mapping[str, TierModel], name: str = "day.csv", 
         raise ProfileError(f"{name}, line 1: unknown column(s) {', '.join(unknown)}; "
                            f"expected start, calls or tier columns ({', '.join(tiers)}), agents")
     if ("calls" in header) == bool(tier_cols):
-        raise ProfileError(f"{name}, line 1: give either a calls column or one column per tier, not {'both' if tier_cols else 'neither'}")
+        raise ProfileError(
+            f"{name}, line 1: give either a calls column or one column per tier, not {'both' if tier_cols else 'neither'}"
+        )
     if need_roster and "agents" not in header:
         raise ProfileError(f"{name}, line 1: no agents column (the simulation needs a roster)")
     if "calls" in header:
@@ -296,10 +307,14 @@ def draw_callers(profile: DayProfile, start_ms: int, seed: int, *, antithetic: b
                 handle = m.handle_mean_s
             p = pat.random()
             patience = None if m.patience_mean_s is None else -m.patience_mean_s * math.log(1.0 - p)
-            out.append(Caller(
-                sid=f"S{len(out) + 1:06d}", tier=tiers[k], arrival_ms=start_ms + i * INTERVAL_S * 1000 + int(round(t * 1000)),
-                handle_ms=max(1, int(round(handle * 1000))),
-                patience_ms=None if patience is None else int(round(patience * 1000)),
-                draws=tuple(cb.random() for _ in range(attempts + 1)),
-            ))
+            out.append(
+                Caller(
+                    sid=f"S{len(out) + 1:06d}",
+                    tier=tiers[k],
+                    arrival_ms=start_ms + i * INTERVAL_S * 1000 + int(round(t * 1000)),
+                    handle_ms=max(1, int(round(handle * 1000))),
+                    patience_ms=None if patience is None else int(round(patience * 1000)),
+                    draws=tuple(cb.random() for _ in range(attempts + 1)),
+                )
+            )
     return out

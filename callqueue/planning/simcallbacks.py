@@ -13,10 +13,10 @@ from typing import Any
 
 from callqueue import clock
 from callqueue.callbacks import attempts
-from core import keys
+from callqueue.callbacks.tickets import Ticket
 from callqueue.live import presence
 from callqueue.planning.profile import Caller
-from callqueue.callbacks.tickets import Ticket
+from core import keys
 
 SWEEP, PICKUP, NOANSWER = "sweep", "pickup", "noanswer"
 

@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import redis
 
 from callqueue import clock
-from callqueue.planning import erlang
-from callqueue.planning.profile import INTERVAL_S, INTERVALS_PER_DAY, DayProfile, day_start_ms, draw_callers, load_day, load_tiers
-from callqueue.planning.daysim import SimOptions, SimResult, simulate
 from callqueue.hours import Calendar
+from callqueue.planning import erlang
+from callqueue.planning.daysim import SimOptions, SimResult, simulate
+from callqueue.planning.profile import (
+    INTERVAL_S,
+    INTERVALS_PER_DAY,
+    DayProfile,
+    day_start_ms,
+    draw_callers,
+    load_day,
+    load_tiers,
+)
 from callqueue.settings import queue_settings
 from core.config import Config
 
@@ -111,7 +120,9 @@ class StaffingPlan:
         }
 
 
-def erlang_plan(profile: DayProfile, targets: Mapping[str, Target], is_open: Callable[[int], bool]) -> list[IntervalPlan]:
+def erlang_plan(
+    profile: DayProfile, targets: Mapping[str, Target], is_open: Callable[[int], bool]
+) -> list[IntervalPlan]:
     """Erlang C per interval: the pooled load, the most agents any tier's target needs; 0 while closed.
 
     The quarter after an open one keeps its agents, so that callers queued at closing are answered.
@@ -153,8 +164,11 @@ def _why(ok: bool, rows: list[IntervalPlan], result: SimResult, tg: Mapping[str,
     """A progress line's reason: where the targets were missed."""
     if ok:
         return "meets the targets"
-    missed = [f"{p.start} ({', '.join(f'{t} {v:.0%}' for t, v in p.service_level.items() if v is not None and v < tg[t].goal)})"
-              for p in rows if not p.met]
+    missed = [
+        f"{p.start} ({', '.join(f'{t} {v:.0%}' for t, v in p.service_level.items() if v is not None and v < tg[t].goal)})"
+        for p in rows
+        if not p.met
+    ]
     day = [f"day {t}" for t in tg if (result.day_stats["tiers"].get(t, {}).get("service_level") or 1) < tg[t].goal]
     return "misses " + "; ".join(missed[:4] + (["…"] if len(missed) > 4 else []) + day)
 
@@ -210,7 +224,9 @@ def plan_staffing(
         ok = _judge(result, probe, tg, checked)
         plan.rounds = rnd
         if progress:
-            progress(f"round {rnd}: {sum(agents)} agent-quarters, {_why(ok, probe, result, tg)} ({result.runtime_s:.1f} s)")
+            progress(
+                f"round {rnd}: {sum(agents)} agent-quarters, {_why(ok, probe, result, tg)} ({result.runtime_s:.1f} s)"
+            )
         failed = [p for p in probe if not p.met]
         if not ok and not failed:  # every quarter passes but the day does not: treat them all as short
             failed = [p for p in probe if p.index in checked]
@@ -221,7 +237,9 @@ def plan_staffing(
         elif best is None:
             # Not yet a roster that works: add agents where the target is missed, more the further off it is.
             for p in failed:
-                short = max((tg[t].goal - v for t, v in p.service_level.items() if v is not None and t in tg), default=0.02)
+                short = max(
+                    (tg[t].goal - v for t, v in p.service_level.items() if v is not None and t in tg), default=0.02
+                )
                 agents[p.index] += max(1, math.ceil(agents[p.index] * min(0.25, short)))
             continue
         else:

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import redis
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from callqueue import clock, records
-from core import keys
 from callqueue.callbacks import tickets
-from callqueue.recovery.outage_tickets import OUTAGE
-from callqueue.live.scripts import text
-from callqueue.settings import queue_settings
 from callqueue.callbacks.tickets import Ticket
+from callqueue.live.scripts import text
+from callqueue.recovery.outage_tickets import OUTAGE
+from callqueue.settings import queue_settings
+from core import keys
 from core.config import Config
 from core.logs import log_event
 
@@ -79,14 +80,25 @@ def _at(e: dict[str, Any]) -> datetime:
 _APPLY: dict[str, Callable[[Session, dict[str, Any], Config], Any]] = {
     "arrival": lambda s, e, c: records.open_call(s, e["sid"], from_number=e.get("from_number"), now=_at(e)),
     "queued": lambda s, e, c: records.note_queued(
-        s, e["sid"], tier=e["tier"], category=e.get("category"), verified=bool(e.get("verified")),
-        member_uid=e.get("member_uid"), score=float(e["score"]), queued_at=_at(e), from_number=e.get("from_number")),
+        s,
+        e["sid"],
+        tier=e["tier"],
+        category=e.get("category"),
+        verified=bool(e.get("verified")),
+        member_uid=e.get("member_uid"),
+        score=float(e["score"]),
+        queued_at=_at(e),
+        from_number=e.get("from_number"),
+    ),
     "answered": lambda s, e, c: records.note_answered(s, e["sid"], agent=e["agent"], now=_at(e)),
-    "left": lambda s, e, c: records.note_left(s, e["sid"], outcome=e["outcome"], now=_at(e), waited_s=e.get("waited_s")),
+    "left": lambda s, e, c: records.note_left(
+        s, e["sid"], outcome=e["outcome"], now=_at(e), waited_s=e.get("waited_s")
+    ),
     "queue_result": lambda s, e, c: records.note_queue_result(s, e["sid"], e["result"]),
     "dial_status": lambda s, e, c: records.note_dial_status(s, e["sid"], e["status"]),
-    "closed": lambda s, e, c: records.close_call(s, e["sid"], call_status=e["status"], now=_at(e),
-                                                 short_abandon_s=queue_settings(c).short_abandon_s),
+    "closed": lambda s, e, c: records.close_call(
+        s, e["sid"], call_status=e["status"], now=_at(e), short_abandon_s=queue_settings(c).short_abandon_s
+    ),
 }
 
 

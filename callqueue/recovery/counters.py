@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callqueue import clock
-from core import keys
-from callqueue.reports import stats
 from callqueue.records import CallRecord
+from callqueue.reports import stats
 from callqueue.settings import queue_settings
+from core import keys
 from core.config import Config
 
 KEPT_TTL_S = 7 * 86400       # refreshed by every full rebuild; it expires: nothing stays for ever

@@ -12,8 +12,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from callqueue import clock, records
-from callqueue.records import IN_PROGRESS, CallRecord
 from callqueue.callbacks.tickets import CallbackTicket
+from callqueue.records import IN_PROGRESS, CallRecord
 
 MAX_CALL_S = 4 * 3600  # Twilio ends a call after four hours: a record queued earlier is no live caller
 PARK_S = MAX_CALL_S    # how far an outage ticket is parked while its caller holds

@@ -33,16 +33,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callqueue import clock
-from callqueue.live import dispatch, ordering
-from core import keys
 from callqueue.callbacks import tickets
-from callqueue.recovery.capture import UnitOfWork, drain, outbox_sizes
-from callqueue.recovery.outage_tickets import MAX_CALL_S, settle_outage_tickets
-from callqueue.recovery.counters import restore_day_counters
-from callqueue.records import IN_PROGRESS, CallRecord
-from callqueue.live.scripts import text
-from callqueue.settings import queue_settings
 from callqueue.callbacks.tickets import Ticket
+from callqueue.live import dispatch, ordering
+from callqueue.live.scripts import text
+from callqueue.records import IN_PROGRESS, CallRecord
+from callqueue.recovery.capture import UnitOfWork, drain, outbox_sizes
+from callqueue.recovery.counters import restore_day_counters
+from callqueue.recovery.outage_tickets import MAX_CALL_S, settle_outage_tickets
+from callqueue.settings import queue_settings
+from core import keys
 from core.config import Config
 from core.logs import log_event
 

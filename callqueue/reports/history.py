@@ -11,16 +11,17 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from callqueue import clock
-from callqueue.reports import stats
 from callqueue.records import IN_PROGRESS, CallRecord
+from callqueue.reports import stats
 from callqueue.settings import QueueSettings, queue_settings
 from core.config import Config
 from core.logs import mask_phone, scrub
@@ -76,7 +77,9 @@ def record_counts(queued: int | None, answered: int | None, left: int | None, ou
     return c
 
 
-def waiting_span(queued: int | None, answered: int | None, left: int | None, outcome: str) -> tuple[int, int | None] | None:
+def waiting_span(
+    queued: int | None, answered: int | None, left: int | None, outcome: str
+) -> tuple[int, int | None] | None:
     """[from, until) in epoch ms during which the caller was waiting (until None: still waiting), or None."""
     if queued is None:
         return None
@@ -168,7 +171,9 @@ def _figures(tiers: list[str], counters: dict[str, dict[str, int]],
     }
 
 
-def intervals(session: Session, day: date, settings: Config | QueueSettings, now: datetime | None = None) -> dict[str, Any]:
+def intervals(
+    session: Session, day: date, settings: Config | QueueSettings, now: datetime | None = None
+) -> dict[str, Any]:
     """The local `day`'s figures per 15-minute interval and for the whole day (intervals after `now` left out)."""
     qs = queue_settings(settings)
     d = count_day(session, day, qs, now)
@@ -182,8 +187,10 @@ def intervals(session: Session, day: date, settings: Config | QueueSettings, now
         "timezone": qs.timezone,
         "interval_minutes": INTERVAL_MINUTES,
         "tiers": d.tiers,
-        "intervals": [{"start": clock.from_ms(s).astimezone(qs.tz).isoformat(), **_figures(d.tiers, d.counters[i], d.waiting[i])}
-                      for i, s in enumerate(d.starts)],
+        "intervals": [
+            {"start": clock.from_ms(s).astimezone(qs.tz).isoformat(), **_figures(d.tiers, d.counters[i], d.waiting[i])}
+            for i, s in enumerate(d.starts)
+        ],
         # The day's waiting is its last kept interval's: at the day's end, or now.
         "day": _figures(d.tiers, day_total, d.waiting[-1] if d.waiting else {}),
     }
@@ -221,7 +228,11 @@ def export_rows(session: Session, day: date, settings: Config | QueueSettings) -
         return "" if t is None else t.astimezone(qs.tz).isoformat(timespec="milliseconds")
 
     for r in session.execute(stmt):
-        talk = "" if r.answered is None or r.ended is None else _seconds(max(0, clock.to_ms(r.ended) - clock.to_ms(r.answered)))
+        talk = (
+            ""
+            if r.answered is None or r.ended is None
+            else _seconds(max(0, clock.to_ms(r.ended) - clock.to_ms(r.answered)))
+        )
         row = [r.call_sid, local(r.arrived), local(r.queued), local(r.offered), local(r.answered),
                local(r.left_queue), local(r.ended), r.tier or "", r.category or "", "yes" if r.verified else "no",
                mask_phone(r.from_number), r.member_uid or "", r.agent_login or "", r.outcome or "",

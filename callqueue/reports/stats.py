@@ -22,12 +22,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from callqueue import clock
-from core import keys
-from callqueue.live import ordering, presence
 from callqueue.clock import Now
-from callqueue.records import IN_PROGRESS, CallRecord
+from callqueue.live import ordering, presence
 from callqueue.live.scripts import text
+from callqueue.records import IN_PROGRESS, CallRecord
 from callqueue.settings import QueueSettings, queue_settings
+from core import keys
 from core.config import Config
 
 FIGURES = ("waiting", "longest_wait_s", "offered", "answered", "abandoned", "short_abandoned",

@@ -1,7 +1,7 @@
 """`hotline agents add|list`: agents and supervisors."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -32,7 +32,7 @@ def agents_add(login: str, name: str, password: str, role: str, client_identity:
             raise AgentError(f"phone: {phone!r} is not a valid phone number")
         with svc.unit_of_work() as session:
             add_agent(session, login=login, name=name, password=password, role=role,
-                      client_identity=client_identity, phone=e164, now=datetime.now(timezone.utc))
+                      client_identity=client_identity, phone=e164, now=datetime.now(UTC))
     except AgentError as exc:
         fail(str(exc))
     finally:

@@ -6,9 +6,9 @@ import json
 import click
 
 from callqueue.callbacks import tickets
-from hotline.cli.common import command_services
 from core.logs import mask_phone
 from core.services import Services
+from hotline.cli.common import command_services
 from webhooks.outbound import callback_dialer
 
 

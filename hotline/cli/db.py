@@ -1,7 +1,7 @@
 """`hotline db upgrade` and `hotline demo`: the database's schema and its demo data."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -34,7 +34,7 @@ def demo() -> None:
     svc = open_services()
     try:
         with svc.unit_of_work() as session:
-            lines = seed_demo(session, svc.config, now=datetime.now(timezone.utc), pin_key=svc.settings.pin_key_bytes)
+            lines = seed_demo(session, svc.config, now=datetime.now(UTC), pin_key=svc.settings.pin_key_bytes)
     finally:
         svc.close()
     for line in lines:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -16,7 +16,7 @@ import click
 
 from core.services import Services
 from hotline.cli.common import command_services
-from members.admin import MemberError, check_member, add_member, list_members, member_tiers, unlock_member
+from members.admin import MemberError, add_member, check_member, list_members, member_tiers, unlock_member
 from members.importer import ImportFileError, PinHasher, Rejected, import_members, read_csv
 
 SHOWN_REJECTS = 50
@@ -29,7 +29,7 @@ def add_command(svc: Services, uid: str, name: str, tier: str, phones: tuple[str
     if fields is None:
         raise MemberError(errors)
     with svc.unit_of_work() as session:
-        add_member(session, fields, pin, svc.config, datetime.now(timezone.utc), pin_key=svc.settings.pin_key_bytes)
+        add_member(session, fields, pin, svc.config, datetime.now(UTC), pin_key=svc.settings.pin_key_bytes)
     return f"added member {fields.uid} ({fields.tier}) {fields.name}: {' '.join(fields.phones)}"
 
 
@@ -47,10 +47,14 @@ def import_command(svc: Services, data: bytes, *, encoding: str = "utf-8", worke
             length=total, label=f"importing {total} rows", file=out or sys.stderr, show_pos=True, show_eta=True,
             hidden=not progress,
         ) as bar:
-            for chunk in import_members(session, csv_file, config=svc.config, now=datetime.now(timezone.utc), hasher=hasher,
+            for chunk in import_members(session, csv_file, config=svc.config, now=datetime.now(UTC), hasher=hasher,
                                         pin_key=svc.settings.pin_key_bytes):
                 session.commit()
-                created, updated, unchanged = created + chunk.created, updated + chunk.updated, unchanged + chunk.unchanged
+                created, updated, unchanged = (
+                    created + chunk.created,
+                    updated + chunk.updated,
+                    unchanged + chunk.unchanged,
+                )
                 rejected += chunk.rejected
                 bar.update(chunk.rows)
     except BaseException:
@@ -75,7 +79,13 @@ def members() -> None:
 @click.option("--name", required=True)
 @click.option("--tier", required=True, help="A configured tier other than guest (annual_premium, premium, standard).")
 @click.option("--phone", "phones", required=True, multiple=True, help="E.164 or national number; repeat for several.")
-@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True, help="Asked for when not given (keeps it out of shell history).")
+@click.option(
+    "--pin",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for when not given (keeps it out of shell history).",
+)
 @click.pass_context
 def add(ctx: click.Context, uid: str, name: str, tier: str, phones: tuple[str, ...], pin: str) -> None:
     """Add one member (an existing member number is an error: use import to update)."""
@@ -91,8 +101,17 @@ def add(ctx: click.Context, uid: str, name: str, tier: str, phones: tuple[str, .
 @members.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--encoding", default="utf-8", show_default=True, help="The file's text encoding (e.g. gbk).")
-@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Processes hashing plaintext PINs [default: every core].")
-@click.option("--rejects", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Write the rejected rows (line, reason) to this CSV.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes hashing plaintext PINs [default: every core].",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the rejected rows (line, reason) to this CSV.",
+)
 @click.pass_context
 def import_(ctx: click.Context, file: Path, encoding: str, workers: int | None, rejects: Path | None) -> None:
     """Upsert members from FILE.csv by uid (header row: uid,name,tier,phone and pin or pin_hash).
@@ -110,7 +129,11 @@ def import_(ctx: click.Context, file: Path, encoding: str, workers: int | None, 
         for r in rejected[:SHOWN_REJECTS]:
             click.echo(f"  line {r.line}: {r.reason}", err=True)
         if len(rejected) > SHOWN_REJECTS:
-            click.echo(f"  … and {len(rejected) - SHOWN_REJECTS} more" + ("" if rejects else " (write them all with --rejects FILE)"), err=True)
+            click.echo(
+                f"  … and {len(rejected) - SHOWN_REJECTS} more"
+                + ("" if rejects else " (write them all with --rejects FILE)"),
+                err=True,
+            )
     if rejects:
         with rejects.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
@@ -128,11 +151,13 @@ def list_(ctx: click.Context, tier: str | None) -> None:
     """List members by member number: uid, tier, name, phones, locked until."""
     with command_services(ctx) as svc:
         if tier and tier not in member_tiers(svc.config):
-            raise click.BadParameter(f"{tier!r} is not one of {', '.join(member_tiers(svc.config))}", param_hint="--tier")
+            raise click.BadParameter(
+                f"{tier!r} is not one of {', '.join(member_tiers(svc.config))}", param_hint="--tier"
+            )
         session = svc.sessions()
         try:
             count = 0
-            for row in list_members(session, tier, now=datetime.now(timezone.utc)):
+            for row in list_members(session, tier, now=datetime.now(UTC)):
                 locked = f"  locked until {row['locked_until']}" if row["locked_until"] else ""
                 click.echo(f"{row['uid']:<12} {row['tier']:<15} {row['name']:<20} {row['phones']}{locked}")
                 count += 1

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 
-from core import keys
+from callqueue.callbacks.tickets import OPEN, CallbackTicket
 from callqueue.live import presence
 from callqueue.records import CallRecord
-from callqueue.callbacks.tickets import OPEN, CallbackTicket
-from tools.bench import probe
-from core.redisconn import make_redis
+from core import keys
 from core.jobqueue import QUEUE
+from core.redisconn import make_redis
+from tools.bench import probe
 
-SQL_OUTCOMES = {"answered": ("answered",), "abandoned": ("abandoned", "short_abandoned"), "called_back": ("to_callback",),
-                "called_back_raced": ("to_callback",)}
+SQL_OUTCOMES = {
+    "answered": ("answered",),
+    "abandoned": ("abandoned", "short_abandoned"),
+    "called_back": ("to_callback",),
+    "called_back_raced": ("to_callback",),
+}
 BOOKED = ("called_back", "called_back_raced")
 
 
@@ -36,8 +41,13 @@ def seen(result: Any) -> str:
         return "abandoned"
     if last == "leave" and not talked:
         return "called_back"
-    if last == "redirected" and not talked and any(
-            r.kind == "gather" and "/voice/hold/" in r.url and "/voice/hold/offer" not in r.url for r in result.requests):
+    if (
+        last == "redirected"
+        and not talked
+        and any(
+            r.kind == "gather" and "/voice/hold/" in r.url and "/voice/hold/offer" not in r.url for r in result.requests
+        )
+    ):
         # The caller was confirming a callback number when a dispatch claimed them: the move to an agent won
         # over <Leave>. The hotline must still hold their ticket and call them back once (checked against SQL).
         return "called_back_raced"
@@ -56,8 +66,10 @@ def _quiet(stack: Any, logins: Sequence[str]) -> dict[str, Any]:
     r, sim = stack.svc.redis, stack.sim
     outbound = [e.call_sid for e in sim.events.all("call.started", direction="outbound-api")]
     with stack.svc.sessions() as db:
-        open_tickets = db.scalar(select(func.count()).select_from(CallbackTicket).where(CallbackTicket.status.in_(OPEN)))
-    states = Counter(p.state for p in presence.many(r, logins, datetime.now(timezone.utc)))
+        open_tickets = db.scalar(
+            select(func.count()).select_from(CallbackTicket).where(CallbackTicket.status.in_(OPEN))
+        )
+    states = Counter(p.state for p in presence.many(r, logins, datetime.now(UTC)))
     conn = make_redis(stack.redis_url, decode=False)
     try:
         q = Queue(QUEUE, connection=conn)
@@ -74,7 +86,9 @@ def _quiet(stack: Any, logins: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def settle(stack: Any, logins: Sequence[str], progress: Callable[[str], None], timeout_s: float = 120.0) -> dict[str, Any]:
+def settle(
+    stack: Any, logins: Sequence[str], progress: Callable[[str], None], timeout_s: float = 120.0
+) -> dict[str, Any]:
     """After the last caller hung up: wait for callbacks to be rung and answered and the hotline to go idle."""
     progress("waiting for callbacks and the hotline to go idle")
     t0 = time.monotonic()
@@ -93,8 +107,14 @@ def fixed_keys(stack: Any, logins: Sequence[str]) -> frozenset[str]:
                       *(keys.agent(login) for login in logins)])
 
 
-def end_state(stack: Any, pairs: Sequence[tuple[Any, Any]], logins: Sequence[str], keys_before: dict[str, tuple[int, int]],
-              keys_after: dict[str, tuple[int, int]], drained: dict[str, Any]) -> dict[str, Any]:
+def end_state(
+    stack: Any,
+    pairs: Sequence[tuple[Any, Any]],
+    logins: Sequence[str],
+    keys_before: dict[str, tuple[int, int]],
+    keys_after: dict[str, tuple[int, int]],
+    drained: dict[str, Any],
+) -> dict[str, Any]:
     """Each caller's outcome from the simulator and from SQL, the callbacks, the idle hotline, Redis growth."""
     failures: list[str] = []
     stuck = [h.sid for _, h in pairs if not h.done()]
@@ -127,9 +147,11 @@ def end_state(stack: Any, pairs: Sequence[tuple[Any, Any]], logins: Sequence[str
         if o not in BOOKED:
             if sid in by_source:
                 t = by_source[sid]
-                failures.append(f"caller {sid} ({o}) has a callback ticket {t.number} ({t.status}, {t.attempts} attempts, "
-                                f"call {t.call_sid}: {recs[t.call_sid].outcome if t.call_sid in recs else None}); "
-                                f"its own record: {_rec(recs.get(sid))}")
+                failures.append(
+                    f"caller {sid} ({o}) has a callback ticket {t.number} ({t.status}, {t.attempts} attempts, "
+                    f"call {t.call_sid}: {recs[t.call_sid].outcome if t.call_sid in recs else None}); "
+                    f"its own record: {_rec(recs.get(sid))}"
+                )
                 callback_sids.add(t.call_sid)
             continue
         t = by_source.get(sid)
@@ -138,7 +160,13 @@ def end_state(stack: Any, pairs: Sequence[tuple[Any, Any]], logins: Sequence[str
             continue
         callback_sids.add(t.call_sid)
         rec = recs.get(t.call_sid or "")
-        if t.status != "completed" or t.attempts != 1 or placed[t.phone] < 1 or rec is None or rec.outcome != "answered":
+        if (
+            t.status != "completed"
+            or t.attempts != 1
+            or placed[t.phone] < 1
+            or rec is None
+            or rec.outcome != "answered"
+        ):
             failures.append(f"ticket {t.number} of {sid}: status {t.status}, attempts {t.attempts}, "
                             f"calls placed {placed[t.phone]}, callback call record {rec.outcome if rec else None}")
     extra = set(recs) - set(outcome) - callback_sids
@@ -148,7 +176,9 @@ def end_state(stack: Any, pairs: Sequence[tuple[Any, Any]], logins: Sequence[str
     if unsettled:
         failures.append(f"{sum(unsettled.values())} call records are still in progress")
     if stack.sim.failures:
-        failures.append(f"the simulator's REST API refused {len(stack.sim.failures)} requests: {stack.sim.failures[:2]}")
+        failures.append(
+            f"the simulator's REST API refused {len(stack.sim.failures)} requests: {stack.sim.failures[:2]}"
+        )
     if not drained["idle"]:
         failures.append(f"the hotline did not go idle after the calls: {drained}")
 
@@ -175,8 +205,10 @@ def end_state(stack: Any, pairs: Sequence[tuple[Any, Any]], logins: Sequence[str
     unheard = [sid for sid in raced if sid in by_source
                and not any(" ".join(by_source[sid].number) in line for line in handles[sid].result.said())]
     if unheard:
-        failures.append(f"{len(unheard)} callers confirmed a callback while a dispatch claimed them and never heard "
-                        f"their ticket number; e.g. " + story(unheard[0], "called_back_raced", handles[unheard[0]].result))
+        failures.append(
+            f"{len(unheard)} callers confirmed a callback while a dispatch claimed them and never heard "
+            f"their ticket number; e.g. " + story(unheard[0], "called_back_raced", handles[unheard[0]].result)
+        )
     if raced:
         warnings.append(f"{len(raced)} callers confirmed a callback while a dispatch moved them to an agent: "
                         f"{len(raced) - len(unheard)} heard their ticket number at /voice/connect and were called back")

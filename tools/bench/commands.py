@@ -13,22 +13,52 @@ from hotline.startup import fail
 
 
 @click.group(invoke_without_command=True)
-@click.option("--calls", default=500, show_default=True, type=click.IntRange(1), help="callers to run (without --duration)")
+@click.option(
+    "--calls", default=500, show_default=True, type=click.IntRange(1), help="callers to run (without --duration)"
+)
 @click.option("--concurrency", default=50, show_default=True, type=click.IntRange(1), help="calls in progress at once")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="gunicorn worker processes")
 @click.option("--rq-workers", default=2, show_default=True, type=click.IntRange(1), help="`hotline worker` processes")
-@click.option("--agents", default=20, show_default=True, type=click.IntRange(1), help="simulated agents, set available through the API")
-@click.option("--redis-url", default="", help="an EMPTY Redis database (e.g. redis://host:6379/14), emptied again at the end; "
-              "default: an embedded server in a temporary directory")
-@click.option("--database-url", default="", help="a PostgreSQL database: the bench creates its tables in a new schema "
-              "hlbench_<random> there and drops that schema at the end (no other table is touched); default: SQLite in a temporary directory")
-@click.option("--duration", default=0.0, type=click.FloatRange(0), help="soak: keep --concurrency calls going for this many "
-              "seconds (new calls as others end), sampling web RSS and Redis keys")
-@click.option("--scale", default=0.001, show_default=True, type=click.FloatRange(0), help="real seconds per simulated second "
-              "(prompts, holds, rings, talk)")
-@click.option("--sample-every", default=5.0, show_default=True, type=click.FloatRange(0.2), help="seconds between samples")
+@click.option(
+    "--agents",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1),
+    help="simulated agents, set available through the API",
+)
+@click.option(
+    "--redis-url",
+    default="",
+    help="an EMPTY Redis database (e.g. redis://host:6379/14), emptied again at the end; "
+    "default: an embedded server in a temporary directory",
+)
+@click.option(
+    "--database-url",
+    default="",
+    help="a PostgreSQL database: the bench creates its tables in a new schema "
+    "hlbench_<random> there and drops that schema at the end (no other table is touched); default: SQLite in a temporary directory",
+)
+@click.option(
+    "--duration",
+    default=0.0,
+    type=click.FloatRange(0),
+    help="soak: keep --concurrency calls going for this many "
+    "seconds (new calls as others end), sampling web RSS and Redis keys",
+)
+@click.option(
+    "--scale",
+    default=0.001,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="real seconds per simulated second (prompts, holds, rings, talk)",
+)
+@click.option(
+    "--sample-every", default=5.0, show_default=True, type=click.FloatRange(0.2), help="seconds between samples"
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-@click.option("--quick", is_flag=True, help="a few seconds for CI (20 calls, concurrency 5, 4 agents): only the end state matters")
+@click.option(
+    "--quick", is_flag=True, help="a few seconds for CI (20 calls, concurrency 5, 4 agents): only the end state matters"
+)
 @click.pass_context
 def bench(ctx: click.Context, calls: int, concurrency: int, workers: int, rq_workers: int, agents: int, redis_url: str,
           database_url: str, duration: float, scale: float, sample_every: float, as_json: bool, quick: bool) -> None:
@@ -41,9 +71,9 @@ def bench(ctx: click.Context, calls: int, concurrency: int, workers: int, rq_wor
     """
     if ctx.invoked_subcommand is not None:
         return
+    from tools.bench.load import Options, run
     from tools.bench.report import render
     from tools.bench.stack import BenchError
-    from tools.bench.load import Options, run
 
     if quick:
         calls, concurrency, agents, duration = min(calls, 20), min(concurrency, 5), min(agents, 4), 0.0
@@ -64,7 +94,11 @@ def bench(ctx: click.Context, calls: int, concurrency: int, workers: int, rq_wor
 
 
 @bench.command("queue")
-@click.option("--redis-url", default="", help="an EMPTY scratch database, e.g. redis://127.0.0.1:6379/15; default: a fresh embedded server")
+@click.option(
+    "--redis-url",
+    default="",
+    help="an EMPTY scratch database, e.g. redis://127.0.0.1:6379/15; default: a fresh embedded server",
+)
 @click.option("--sizes", default="1000,10000,100000", show_default=True, help="callers waiting, comma-separated")
 @click.option("--samples", default=1000, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
@@ -74,9 +108,9 @@ def bench_queue_cmd(redis_url: str, sizes: str, samples: int, as_json: bool) -> 
     import tempfile
     from pathlib import Path
 
-    from tools.bench.queue import BenchError, bench_queue
     from core.redisconn import EmbeddedRedis, make_redis
     from hotline.configuration import full_config
+    from tools.bench.queue import BenchError, bench_queue
 
     try:
         counts = tuple(int(x) for x in sizes.split(",") if x.strip())
@@ -88,7 +122,9 @@ def bench_queue_cmd(redis_url: str, sizes: str, samples: int, as_json: bool) -> 
         embedded = EmbeddedRedis(Path(scratch.name))
         redis_url = embedded.start()
     try:
-        result = bench_queue(make_redis(redis_url, timeout_s=60), full_config(os.environ.get("HOTLINE_CONFIG") or None), counts, samples)
+        result = bench_queue(
+            make_redis(redis_url, timeout_s=60), full_config(os.environ.get("HOTLINE_CONFIG") or None), counts, samples
+        )
     except BenchError as exc:
         fail(str(exc))
     finally:
@@ -99,8 +135,12 @@ def bench_queue_cmd(redis_url: str, sizes: str, samples: int, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"redis {result['redis_version']} ({result['redis']}); round trips: enqueue {result['round_trips']['enqueue']}, claim {result['round_trips']['claim_best']}")
+    click.echo(
+        f"redis {result['redis_version']} ({result['redis']}); round trips: enqueue {result['round_trips']['enqueue']}, claim {result['round_trips']['claim_best']}"
+    )
     click.echo(f"{'waiting':>9} | {'enqueue median/p99 ms':>22} | {'claim median/p99 ms':>20} | {'bytes/caller':>12}")
     for run in result["runs"]:
         e, c = run["enqueue"], run["claim_best"]
-        click.echo(f"{run['waiting']:>9,} | {e['median_ms']:>10.3f} / {e['p99_ms']:<9.3f} | {c['median_ms']:>8.3f} / {c['p99_ms']:<9.3f} | {run['memory_per_waiting_caller_bytes']:>12.0f}")
+        click.echo(
+            f"{run['waiting']:>9,} | {e['median_ms']:>10.3f} / {e['p99_ms']:<9.3f} | {c['median_ms']:>8.3f} / {c['p99_ms']:<9.3f} | {run['memory_per_waiting_caller_bytes']:>12.0f}"
+        )

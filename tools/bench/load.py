@@ -17,15 +17,16 @@ import urllib.error
 import urllib.request
 import uuid
 from base64 import b64encode
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
+from simulator import CallHandle, Script
+from simulator.transport import HttpTransport
 from tools.bench import probe
 from tools.bench.check import end_state, settle
 from tools.bench.report import summarize
 from tools.bench.stack import PIN, Stack
-from simulator import CallHandle, Script
-from simulator.transport import HttpTransport
 
 TIERS = {"annual_premium": 0.10, "premium": 0.20, "standard": 0.45, "guest": 0.25}
 PREFIX = {"annual_premium": "137", "premium": "138", "standard": "139", "guest": "136"}
@@ -71,11 +72,23 @@ def plan(n: int, rng: random.Random) -> list[Caller]:
         phone = f"+86{PREFIX[tier]}{used[tier]:08d}"  # a valid mainland mobile number, unique per caller
         used[tier] += 1
         category = (str(rng.randint(1, 6)),) if rng.random() < 0.5 else ()  # hear a self-service answer first
-        keys = (*category, "0", "*#") if tier == "guest" else (PIN + "#", *category, "0")  # a guest skips the member number
+        keys = (
+            (*category, "0", "*#") if tier == "guest" else (PIN + "#", *category, "0")
+        )  # a guest skips the member number
         books = i % CALLBACK_EVERY == 7  # one in CALLBACK_EVERY, and one even in a --quick run
-        out.append(Caller(tier, phone, Script(
-            answers=keys, when_answers_run_out="hangup", hangup_after_queue_seconds=None if books else rng.choice(PATIENCE),
-            hold_answers=("1", "1") if books else ()), books))  # "1": call me back, "1": on this number
+        out.append(
+            Caller(
+                tier,
+                phone,
+                Script(
+                    answers=keys,
+                    when_answers_run_out="hangup",
+                    hangup_after_queue_seconds=None if books else rng.choice(PATIENCE),
+                    hold_answers=("1", "1") if books else (),
+                ),
+                books,
+            )
+        )  # "1": call me back, "1": on this number
     return out
 
 
@@ -101,8 +114,12 @@ def set_available(url: str, logins: list[str]) -> None:
     """Each agent goes available through PUT /api/agents/me/status, as the console does."""
     for login in logins:
         auth = b64encode(f"{login}:{login}-pw".encode()).decode()
-        req = urllib.request.Request(url + "/api/agents/me/status", data=json.dumps({"status": "available"}).encode(),
-                                     method="PUT", headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            url + "/api/agents/me/status",
+            data=json.dumps({"status": "available"}).encode(),
+            method="PUT",
+            headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"agent {login}: PUT status answered {resp.status}")
@@ -146,8 +163,15 @@ def drive_bare(url: str, token: str, concurrency: int, total: int, per_connectio
     share = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
 
     def worker(n: int) -> None:
-        params = {"CallSid": "CA" + uuid.uuid4().hex, "AccountSid": "AC" + "0" * 32, "From": "+8613900000001",
-                  "To": "+864001234567", "CallStatus": "in-progress", "ApiVersion": "2010-04-01", "Direction": "inbound"}
+        params = {
+            "CallSid": "CA" + uuid.uuid4().hex,
+            "AccountSid": "AC" + "0" * 32,
+            "From": "+8613900000001",
+            "To": "+864001234567",
+            "CallStatus": "in-progress",
+            "ApiVersion": "2010-04-01",
+            "Direction": "inbound",
+        }
         for j in range(n):
             if j and j % per_connection == 0:
                 transport.close()
@@ -227,10 +251,18 @@ def run(opts: Options, progress: Callable[[str], None] = lambda _m: None) -> dic
         set_available(stack.url, logins)
         r = stack.svc.redis
         web_master = stack.pids("web")[0]
-        keys_before, stats_before, jobs_before = probe.snapshot(r), probe.command_stats(r), probe.rq_jobs(stack.redis_url)
+        keys_before, stats_before, jobs_before = (
+            probe.snapshot(r),
+            probe.command_stats(r),
+            probe.rq_jobs(stack.redis_url),
+        )
         rss_start = [probe.rss_kb(p) for p in probe.children(web_master)]
-        meter = probe.CpuMeter(web=[web_master, *probe.children(web_master)], rq=stack.pids("rq"), other=stack.pids("cron"),
-                               postgres=stack.svc.engine.dialect.name == "postgresql" and _local(opts.database_url))
+        meter = probe.CpuMeter(
+            web=[web_master, *probe.children(web_master)],
+            rq=stack.pids("rq"),
+            other=stack.pids("cron"),
+            postgres=stack.svc.engine.dialect.name == "postgresql" and _local(opts.database_url),
+        )
 
         progress(f"calls: {'for %gs' % opts.duration if soak else opts.calls} at concurrency {opts.concurrency}")
         recorder.begin("flow")
@@ -259,11 +291,22 @@ def run(opts: Options, progress: Callable[[str], None] = lambda _m: None) -> dic
         bare_cpu = meter.since(r)
 
         report = summarize(
-            options=asdict(opts), stack=stack, recorder=recorder, pairs=pairs, check=check,
-            flow={"seconds": flow_s, "calls_seconds": calls_done - t0, "steady_seconds": last_start - t0, "cpu_s": flow_cpu,
-                  "t0": t0},
+            options=asdict(opts),
+            stack=stack,
+            recorder=recorder,
+            pairs=pairs,
+            check=check,
+            flow={
+                "seconds": flow_s,
+                "calls_seconds": calls_done - t0,
+                "steady_seconds": last_start - t0,
+                "cpu_s": flow_cpu,
+                "t0": t0,
+            },
             bare={"seconds": bare_s, "cpu_s": bare_cpu},
-            commands=(stats_before, stats_after), rss=(rss_start, rss_end), samples=sampler.samples,
+            commands=(stats_before, stats_after),
+            rss=(rss_start, rss_end),
+            samples=sampler.samples,
             jobs={k: jobs_after[k] - jobs_before[k] for k in jobs_after},
         )
         ok = report["invariant"]["ok"]

@@ -176,7 +176,9 @@ def snapshot(r: redis.Redis) -> dict[str, tuple[int, int]]:
     return out
 
 
-def growth(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], fixed: frozenset[str]) -> dict[str, Any]:
+def growth(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], fixed: frozenset[str]
+) -> dict[str, Any]:
     """How the keys changed, by kind.
 
     `rq:*` keys are rq's bookkeeping (worker registrations and heartbeats, queue registries, the cron
@@ -189,7 +191,9 @@ def growth(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
     """
     new = {k: v for k, v in after.items() if k not in before}
     structural_new = sorted(k for k, (ttl, _) in new.items() if ttl == -1 and k in fixed)
-    persistent_new = sorted(k for k, (ttl, _) in new.items() if ttl == -1 and not k.startswith("rq:") and k not in fixed)
+    persistent_new = sorted(
+        k for k, (ttl, _) in new.items() if ttl == -1 and not k.startswith("rq:") and k not in fixed
+    )
     grown = {k: [before[k][1], size] for k, (ttl, size) in after.items()
              if k in before and ttl == -1 and before[k][0] == -1 and size > before[k][1] and not k.startswith("rq:")}
     expiring = Counter(pattern(k) for k, (ttl, _) in new.items() if ttl >= 0 and not k.startswith("rq:"))
@@ -199,8 +203,11 @@ def growth(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
             max_ttl[pattern(k)] = max(max_ttl[pattern(k)], ttl)
     rq_new = Counter(pattern(k) for k in new if k.startswith("rq:"))
     return {
-        "before": len(before), "after": len(after),
-        "persistent_new": persistent_new[:20], "persistent_new_count": len(persistent_new), "structural_new": structural_new,
+        "before": len(before),
+        "after": len(after),
+        "persistent_new": persistent_new[:20],
+        "persistent_new_count": len(persistent_new),
+        "structural_new": structural_new,
         "collections_grown": dict(list(grown.items())[:20]),
         "expiring_new": {p: {"keys": n, "max_ttl_s": max_ttl[p]} for p, n in expiring.most_common()},
         "rq_new": dict(rq_new.most_common()),

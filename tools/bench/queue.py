@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 
-from callqueue.live import dispatch, ordering
 from callqueue.clock import to_ms
+from callqueue.live import dispatch, ordering
 from callqueue.live.scripts import Lua
 from callqueue.settings import QueueSettings, queue_settings
 from core.config import Config
 
 SIZES = (1_000, 10_000, 100_000)
-START = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)  # a fixed clock: results do not depend on today
+START = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # a fixed clock: results do not depend on today
 
 _AGENTS = Lua("""
 local now = ARGV[1]
@@ -72,7 +73,9 @@ def bench_size(r: redis.Redis, waiting: int, settings: Config | QueueSettings, s
     later = START + timedelta(hours=1)
 
     def enqueue_one(i: int) -> None:
-        ordering.enqueue(r, f"CAbench{i:08d}", tier=tiers[i % len(tiers)], now=later + timedelta(milliseconds=i), settings=qs)
+        ordering.enqueue(
+            r, f"CAbench{i:08d}", tier=tiers[i % len(tiers)], now=later + timedelta(milliseconds=i), settings=qs
+        )
 
     enqueue = _timed(enqueue_one, samples)
     _AGENTS(r, [], [to_ms(later), *(f"bench{i:06d}" for i in range(samples))])

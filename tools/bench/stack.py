@@ -22,10 +22,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import create_engine, make_url, text
 
@@ -199,7 +200,7 @@ class Stack:
         try:
             with PinHasher(1) as hasher:
                 for chunk in import_members(session, read_csv(out.getvalue().encode()), config=self.svc.config,
-                                            now=datetime.now(timezone.utc), hasher=hasher, pin_key=key):
+                                            now=datetime.now(UTC), hasher=hasher, pin_key=key):
                     if chunk.rejected:
                         raise BenchError(f"member import rejected rows: {chunk.rejected[:3]}")
                     session.commit()
@@ -210,7 +211,7 @@ class Stack:
         """Agents whose Twilio Client identity is their login (password `<login>-pw`), offline until they say."""
         from callqueue.agents.accounts import add_agent
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self.svc.unit_of_work() as session:
             for login in logins:
                 add_agent(session, login=login, name=login, password=f"{login}-pw", role="agent",

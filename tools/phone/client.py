@@ -7,9 +7,10 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from simulator.discovery import DISCOVERY, discovery_path, read_discovery
 
@@ -69,9 +70,13 @@ class SimulatorClient(JsonClient):
         """The simulator's account, number, hotline URL and time scale (also proves the credentials)."""
         return self.request("GET", "/_sim")
 
-    def place_call(self, from_: str, to: str | None, hotline_url: str | None, answers: list[dict[str, Any]]) -> dict[str, Any]:
+    def place_call(
+        self, from_: str, to: str | None, hotline_url: str | None, answers: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         """Start a call answered from here; returns {"sid", "from", "to", "url"}."""
-        return self.request("POST", "/_sim/calls", {"from": from_, "to": to, "hotline_url": hotline_url, "answers": answers})
+        return self.request(
+            "POST", "/_sim/calls", {"from": from_, "to": to, "hotline_url": hotline_url, "answers": answers}
+        )
 
     def call_events(self, sid: str, after: int, wait: float = 20.0) -> tuple[list[dict[str, Any]], int]:
         """The call's events after seq `after` (a long poll of up to `wait` seconds), and the next `after`."""
@@ -94,7 +99,9 @@ class SimulatorClient(JsonClient):
 
     def agent_events(self, identity: str, after: int, wait: float) -> tuple[list[dict[str, Any]], int]:
         """dial.* events of that Client after seq `after` (a long poll), and the next `after`."""
-        path = f"/_sim/agents/{urllib.parse.quote(identity, safe='')}/events?" + urllib.parse.urlencode({"after": after, "wait": wait})
+        path = f"/_sim/agents/{urllib.parse.quote(identity, safe='')}/events?" + urllib.parse.urlencode(
+            {"after": after, "wait": wait}
+        )
         found = self.request("GET", path, timeout=wait + 10)
         return found["events"], found["last"]
 
@@ -192,7 +199,9 @@ def describe(event: dict[str, Any], interactive: bool) -> str | None:
     elif kind == "dial.ended":
         return f"[{_who(event['endpoint'])}: {event['status']} after {event['duration']} s]"
     elif kind == "call.ended":
-        return f"[call ended: {event['status']}]" + (f" simulator error: {event['error']}" if event.get("error") else "")
+        return f"[call ended: {event['status']}]" + (
+            f" simulator error: {event['error']}" if event.get("error") else ""
+        )
     return None
 
 

@@ -12,11 +12,21 @@ import sys
 import threading
 import time
 import urllib.request
-from typing import IO, Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import IO, Any, NoReturn
 
 import click
 
-from tools.phone.client import HotlineApi, HttpError, Located, PhoneError, SimulatorClient, describe, describe_caller, locate
+from tools.phone.client import (
+    HotlineApi,
+    HttpError,
+    Located,
+    PhoneError,
+    SimulatorClient,
+    describe,
+    describe_caller,
+    locate,
+)
 
 KEYS = "0123456789*#"
 E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -144,8 +154,10 @@ def call_cmd(from_: str, to: str | None, server: str | None, answers: list[dict[
         _fail(exc)
     hang_up_on_signals()
     interactive = answers is None
-    click.echo(f"calling {placed['to']} from {from_} through the simulator (hotline {server or about['hotline_url']}, "
-               f"time scale {about['scale']:g}); Ctrl-C hangs up" + ("; type keys or words, then Enter" if interactive else ""))
+    click.echo(
+        f"calling {placed['to']} from {from_} through the simulator (hotline {server or about['hotline_url']}, "
+        f"time scale {about['scale']:g}); Ctrl-C hangs up" + ("; type keys or words, then Enter" if interactive else "")
+    )
     if interactive:
         threading.Thread(target=_read_keys, args=(located.sim, placed["sid"], sys.stdin), daemon=True).start()
     try:
@@ -158,7 +170,9 @@ def call_cmd(from_: str, to: str | None, server: str | None, answers: list[dict[
 class TerminalAgent:
     """One agent at the terminal: available, answers through the simulated phone, wraps up, goes again."""
 
-    def __init__(self, api: HotlineApi, located: Located, identity: str, wrap_s: float, disposition: str, echo: Echo) -> None:
+    def __init__(
+        self, api: HotlineApi, located: Located, identity: str, wrap_s: float, disposition: str, echo: Echo
+    ) -> None:
         self.api, self.sim, self.account_sid = api, located.sim, located.account_sid
         self.identity, self.wrap_s, self.disposition, self.echo = identity, wrap_s, disposition, echo
         self.status = ""
@@ -265,9 +279,23 @@ def _dispositions() -> list[str] | None:
 @click.option("--login", required=True)
 @click.option("--password", required=True, prompt=True, hide_input=True)
 @click.option("--server", default=None, help="the hotline's base URL (default: the one `hotline run` serves)")
-@click.option("--identity", default=None, help="the Twilio Client identity the hotline rings (default: the login, as in the demo)")
-@click.option("--ring", type=click.FloatRange(min=0), default=3.0, show_default=True, help="simulated seconds before answering (real ones at scale 1)")
-@click.option("--talk", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="simulated seconds of talk")
+@click.option(
+    "--identity", default=None, help="the Twilio Client identity the hotline rings (default: the login, as in the demo)"
+)
+@click.option(
+    "--ring",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="simulated seconds before answering (real ones at scale 1)",
+)
+@click.option(
+    "--talk",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="simulated seconds of talk",
+)
 @click.option("--wrap", type=click.FloatRange(min=0), default=5.0, show_default=True, help="seconds of wrap-up")
 @click.option("--disposition", default="resolved", show_default=True, help="a key of [console.dispositions]")
 def agent_cmd(login: str, password: str, server: str | None, identity: str | None, ring: float, talk: float,

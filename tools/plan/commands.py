@@ -10,12 +10,13 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date, datetime
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
@@ -88,10 +89,10 @@ def _client(url: str) -> Any:
 
 def _run_policy(job: tuple[str | None, str, Any, int, int, str]) -> Any:
     """One policy's day in a worker process (its own Redis database): returns the SimResult."""
-    from callqueue.planning.profile import draw_callers
-    from callqueue.planning.daysim import simulate
     from callqueue.hours import Calendar
+    from callqueue.planning.daysim import simulate
     from callqueue.planning.policies import policy_settings
+    from callqueue.planning.profile import draw_callers
     from hotline.configuration import full_config
 
     config_path, policy, profile, seed, start_ms, url = job
@@ -107,12 +108,24 @@ def _run_policy(job: tuple[str | None, str, Any, int, int, str]) -> Any:
 
 @click.command("simulate")
 @click.option("--seed", default=1, show_default=True, type=int, help="the day's random seed (same seed, same day)")
-@click.option("--profile", "profile_csv", type=click.Path(dir_okay=False), help="day CSV: start, calls or one column per tier, agents "
-              "(default: the shipped day, callqueue/planning/profiles/default_day.csv)")
-@click.option("--tiers", "tiers_csv", type=click.Path(dir_okay=False), help="tiers CSV: tier, share, handle_mean_s, handle_sigma, "
-              "patience_mean_s (default: callqueue/planning/profiles/default_tiers.csv)")
+@click.option(
+    "--profile",
+    "profile_csv",
+    type=click.Path(dir_okay=False),
+    help="day CSV: start, calls or one column per tier, agents "
+    "(default: the shipped day, callqueue/planning/profiles/default_day.csv)",
+)
+@click.option(
+    "--tiers",
+    "tiers_csv",
+    type=click.Path(dir_okay=False),
+    help="tiers CSV: tier, share, handle_mean_s, handle_sigma, "
+    "patience_mean_s (default: callqueue/planning/profiles/default_tiers.csv)",
+)
 @click.option("--calls", type=click.IntRange(1), help="scale the day to this many expected calls")
-@click.option("--date", "day_text", default=DEFAULT_DAY, show_default=True, help="the day simulated (its opening hours apply)")
+@click.option(
+    "--date", "day_text", default=DEFAULT_DAY, show_default=True, help="the day simulated (its opening hours apply)"
+)
 @click.option("--out", default="var/artefacts/simulate.png", show_default=True, help="the chart (PNG)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 @click.option("--redis-url", default="", help="an EMPTY Redis database, flushed by every run (policies then run one "
@@ -160,8 +173,11 @@ def simulate_cmd(seed: int, profile_csv: str | None, tiers_csv: str | None, call
         gap = max_overtake_s(config, tier)
         if gap <= 0:
             continue
-        parts = [f"{p} max {max((r['max_wait_s'] or 0) for r in rows if r['policy'] == p and r['tier'] == tier):.0f} s, "
-                 f"{overtaken(res, config)[tier]} overtaken" for p, res in results.items()]
+        parts = [
+            f"{p} max {max((r['max_wait_s'] or 0) for r in rows if r['policy'] == p and r['tier'] == tier):.0f} s, "
+            f"{overtaken(res, config)[tier]} overtaken"
+            for p, res in results.items()
+        ]
         click.echo(f"  {tier}: ceiling {gap:.0f} s; " + "; ".join(parts))
     t = results["ours"].tickets
     click.echo(f"after hours: {t['booked']} callbacks booked ({t['later']} for a later day), {t['closed']} hung up; "
@@ -170,20 +186,40 @@ def simulate_cmd(seed: int, profile_csv: str | None, tiers_csv: str | None, call
 
 
 @click.command("plan")
-@click.option("--forecast", "forecast_csv", type=click.Path(dir_okay=False), help="day CSV: start, calls or one column per "
-              "tier (an agents column is ignored); default: the shipped day")
-@click.option("--tiers", "tiers_csv", type=click.Path(dir_okay=False), help="tiers CSV (handle times, patience); default: shipped")
+@click.option(
+    "--forecast",
+    "forecast_csv",
+    type=click.Path(dir_okay=False),
+    help="day CSV: start, calls or one column per tier (an agents column is ignored); default: the shipped day",
+)
+@click.option(
+    "--tiers", "tiers_csv", type=click.Path(dir_okay=False), help="tiers CSV (handle times, patience); default: shipped"
+)
 @click.option("--targets", default="", help="service-level targets, e.g. premium=0.9/15,standard=0.8/60 "
               "(goal/seconds; tiers not named keep their configured target)")
 @click.option("--calls", type=click.IntRange(1), help="scale the forecast to this many expected calls")
 @click.option("--seed", default=1, show_default=True, type=int)
-@click.option("--date", "day_text", default=DEFAULT_DAY, show_default=True, help="the day planned (its opening hours apply)")
+@click.option(
+    "--date", "day_text", default=DEFAULT_DAY, show_default=True, help="the day planned (its opening hours apply)"
+)
 @click.option("--out", default="var/artefacts/plan.png", show_default=True, help="the chart (PNG)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 @click.option("--erlang-only", is_flag=True, help="skip the simulation: Erlang C alone")
-@click.option("--redis-url", default="", help="an EMPTY Redis database, flushed by every run; default: an embedded server")
-def plan_cmd(forecast_csv: str | None, tiers_csv: str | None, targets: str, calls: int | None, seed: int, day_text: str,
-             out: str, as_json: bool, erlang_only: bool, redis_url: str) -> None:
+@click.option(
+    "--redis-url", default="", help="an EMPTY Redis database, flushed by every run; default: an embedded server"
+)
+def plan_cmd(
+    forecast_csv: str | None,
+    tiers_csv: str | None,
+    targets: str,
+    calls: int | None,
+    seed: int,
+    day_text: str,
+    out: str,
+    as_json: bool,
+    erlang_only: bool,
+    redis_url: str,
+) -> None:
     """Agents needed per quarter hour: Erlang C, checked and corrected by the day simulation."""
     from callqueue.planning.staffing import parse_targets, plan_staffing
     from tools.plan.charts import plan_chart
@@ -198,7 +234,9 @@ def plan_cmd(forecast_csv: str | None, tiers_csv: str | None, targets: str, call
     from callqueue.settings import queue_settings
 
     noon = datetime(day.year, day.month, day.day, 12, tzinfo=queue_settings(config).tz)
-    kwargs: dict[str, Any] = dict(targets=wanted, seed=seed, day=noon, progress=lambda m: click.echo(f"plan: {m}", err=True))
+    kwargs: dict[str, Any] = dict(
+        targets=wanted, seed=seed, day=noon, progress=lambda m: click.echo(f"plan: {m}", err=True)
+    )
     if erlang_only:
         plan = plan_staffing(None, profile, config, simulate_check=False, **kwargs)
     else:
@@ -216,16 +254,30 @@ def plan_cmd(forecast_csv: str | None, tiers_csv: str | None, targets: str, call
     for p in plan.intervals:
         if p.calls <= 0 and p.agents == 0:
             continue
-        sl = " ".join(f"{'-' if p.service_level.get(t) is None else format(p.service_level[t], '.0%'):>10}" for t in tiers)
-        ok = ("drain" if p.agents else "closed") if not p.open else "" if not plan.simulated else "yes" if p.met else "NO"
+        sl = " ".join(
+            f"{'-' if p.service_level.get(t) is None else format(p.service_level[t], '.0%'):>10}" for t in tiers
+        )
+        ok = (
+            ("drain" if p.agents else "closed")
+            if not p.open
+            else ""
+            if not plan.simulated
+            else "yes"
+            if p.met
+            else "NO"
+        )
         click.echo(f"{p.start:<6} {p.calls:>6.0f} {p.load:>7.1f} {p.erlang_agents:>7} {p.agents:>6}  {sl}  {ok}")
     goal = ", ".join(f"{t} {v.goal:.0%} in {v.within_s:g} s" for t, v in plan.targets.items())
-    click.echo(f"\ntargets: {goal}; closed: callers book a callback for the opening; drain: agents finish the queue after closing")
+    click.echo(
+        f"\ntargets: {goal}; closed: callers book a callback for the opening; drain: agents finish the queue after closing"
+    )
     if plan.simulated:
         day_sl = ", ".join(f"{t} {'-' if v is None else format(v, '.1%')}" for t, v in plan.day_service_level.items())
         click.echo(f"simulated day ({plan.calls_simulated:,} calls, seed {seed}): {day_sl}")
-        click.echo(f"agent-quarters: Erlang C {sum(p.erlang_agents for p in plan.intervals)}, planned {sum(plan.roster())}; "
-                   f"{plan.rounds} simulations, {plan.runtime_s:.1f} s; targets {'met' if plan.met else 'NOT met'}")
+        click.echo(
+            f"agent-quarters: Erlang C {sum(p.erlang_agents for p in plan.intervals)}, planned {sum(plan.roster())}; "
+            f"{plan.rounds} simulations, {plan.runtime_s:.1f} s; targets {'met' if plan.met else 'NOT met'}"
+        )
     click.echo(f"chart: {chart}")
     if plan.simulated and not plan.met:
         sys.exit(1)

@@ -10,11 +10,11 @@ twiml.py (all in webhooks/degraded/).
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Response, request
-from werkzeug.exceptions import HTTPException
 from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
 
 from callqueue.live import calls
 from core.context import close_db, services
@@ -22,8 +22,18 @@ from core.logs import log_event
 from core.services import Services
 from ivr.replies import say
 from webhooks.degraded import redis_down, sql_down
-from webhooks.degraded.twiml import queue_left, dial_status, empty, enqueue_degraded, goodbye, pick_lang, speak, static_hold, ticket_arg
 from webhooks.degraded.health import REDIS, failed_store, note_failure
+from webhooks.degraded.twiml import (
+    dial_status,
+    empty,
+    enqueue_degraded,
+    goodbye,
+    pick_lang,
+    queue_left,
+    speak,
+    static_hold,
+    ticket_arg,
+)
 from webhooks.routes.voice import bp, form_field
 from webhooks.twiml import apology, twiml
 
@@ -45,7 +55,7 @@ def answer(exc: BaseException) -> Response | None:
     try:
         handler = handlers.get(endpoint)
         return handler(svc) if handler else None
-    except Exception as second:  # noqa: BLE001 - the other store may be down too
+    except Exception as second:
         other = failed_store(second)
         if other is None:
             log.error("degraded answer failed", exc_info=second)
@@ -71,7 +81,9 @@ def never_a_500(exc: Exception) -> Response:
         without_store = None
     if without_store is not None:
         return without_store
-    log.error("webhook failed", exc_info=exc, extra={"fields": {"call_sid": form_field("CallSid"), "step": request.path}})
+    log.error(
+        "webhook failed", exc_info=exc, extra={"fields": {"call_sid": form_field("CallSid"), "step": request.path}}
+    )
     return apology(services().config)
 
 

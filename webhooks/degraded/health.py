@@ -29,7 +29,9 @@ SQL_ERRORS: tuple[type[BaseException], ...] = (sa_exc.OperationalError, sa_exc.I
 SLOW_S = 1.0   # a store that took this long to fail is skipped for a while
 BREAK_S = 2.0
 # Routes that need neither store to start (each tries what it needs itself).
-OWN = frozenset({"voice.degraded_pin", "voice.degraded_offer", "voice.degraded_hold", "voice.fallback", "voice.unknown_step"})
+OWN = frozenset(
+    {"voice.degraded_pin", "voice.degraded_offer", "voice.degraded_hold", "voice.fallback", "voice.unknown_step"}
+)
 
 
 class StoreDown(RuntimeError):

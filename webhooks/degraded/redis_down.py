@@ -20,8 +20,7 @@ from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callqueue import records
-from callqueue.callbacks import attempts
-from callqueue.callbacks import tickets
+from callqueue.callbacks import attempts, tickets
 from callqueue.live import calls, ordering
 from callqueue.recovery.outage_tickets import OUTAGE, note_parked, park_due, settle_outage_tickets
 from callqueue.settings import queue_settings
@@ -31,8 +30,22 @@ from core.services import Services
 from ivr.replies import GUEST, HOLD_REASONS, Say, say
 from members.verification import find_by_phone
 from webhooks.booking import spell_ticket
+from webhooks.degraded.twiml import (
+    agent_whisper,
+    ask_pin,
+    callable_number,
+    caller_of,
+    dial_status,
+    empty,
+    enqueue_degraded,
+    goodbye,
+    offer_callback,
+    pick_lang,
+    queue_left,
+    speak,
+    static_hold,
+)
 from webhooks.outbound.callback_dialer import calendar_of
-from webhooks.degraded.twiml import queue_left, agent_whisper, ask_pin, callable_number, caller_of, dial_status, empty, enqueue_degraded, goodbye, offer_callback, pick_lang, speak, static_hold
 from webhooks.twiml import twiml
 
 log = logging.getLogger("hotline.degraded")
@@ -135,7 +148,9 @@ def status_callback(svc: Services) -> Response:
     status = request.form.get("CallStatus", "")
     if status in calls.TERMINAL_CALL_STATUSES:
         sid, now, s = request.form["CallSid"], svc.clock(), db()
-        records.close_call(s, sid, call_status=status, now=now, short_abandon_s=queue_settings(svc.config).short_abandon_s)
+        records.close_call(
+            s, sid, call_status=status, now=now, short_abandon_s=queue_settings(svc.config).short_abandon_s
+        )
         settle_outage_tickets(s, now, sid)  # left unanswered: the parked ticket is due now
         s.commit()
     return empty()
@@ -215,6 +230,8 @@ def callback_status(svc: Services) -> Response:
     if ids is not None and status in calls.TERMINAL_CALL_STATUSES:
         sid, now, s = request.form["CallSid"], svc.clock(), db()
         attempts.ended(s, ids[0], ids[1], status, now, svc.config["callbacks"]["retry_delay_s"])
-        records.close_call(s, sid, call_status=status, now=now, short_abandon_s=queue_settings(svc.config).short_abandon_s)
+        records.close_call(
+            s, sid, call_status=status, now=now, short_abandon_s=queue_settings(svc.config).short_abandon_s
+        )
         s.commit()  # a retry is due later: the callback sweep dials it without its rq job
     return empty()

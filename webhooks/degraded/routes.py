@@ -9,14 +9,13 @@ from flask import Response, request
 from sqlalchemy import select
 
 from callqueue import records
-from callqueue.callbacks import attempts
-from callqueue.callbacks import tickets
-from core import keys
+from callqueue.callbacks import attempts, tickets
 from callqueue.live import ordering
 from callqueue.recovery import rebuild
 from callqueue.recovery.capture import capture_callback
 from callqueue.recovery.outage_tickets import OUTAGE
 from callqueue.settings import queue_settings
+from core import keys
 from core.context import close_db, db, services
 from core.logs import log_event, mask_phone
 from ivr.callback_steps import when_params
@@ -25,12 +24,22 @@ from ivr.session import restore_session
 from members.models import Member
 from members.verification import Outcome, verify_pin
 from webhooks.booking import spell_ticket
-from webhooks.outbound.callback_dialer import calendar_of, schedule
+from webhooks.degraded.health import REDIS, REDIS_ERRORS, SQL, SQL_ERRORS, failed_store, note_failure, skipped
 from webhooks.degraded.redis_down import held_tiers, hold_member
-from webhooks.degraded.twiml import ask_pin, callable_number, caller_of, goodbye, offer_callback, pick_lang, static_hold, ticket_arg, tier_label
+from webhooks.degraded.twiml import (
+    ask_pin,
+    callable_number,
+    caller_of,
+    goodbye,
+    offer_callback,
+    pick_lang,
+    static_hold,
+    ticket_arg,
+    tier_label,
+)
+from webhooks.outbound.callback_dialer import calendar_of, schedule
 from webhooks.routes.ivr import flow_of
 from webhooks.routes.queue import wait as normal_wait
-from webhooks.degraded.health import REDIS, REDIS_ERRORS, SQL, SQL_ERRORS, failed_store, note_failure, skipped
 from webhooks.routes.voice import bp
 
 log = logging.getLogger("hotline.degraded")
@@ -147,7 +156,12 @@ def degraded_hold() -> Response:
             # and counts the day's figures once; until then this static document holds them).
             if state is None and not rebuild.needed(svc.redis):
                 rec = records.get(db(), sid)
-                if rec is not None and rec.outcome == records.IN_PROGRESS and rec.queued is not None and rec.answered is None:
+                if (
+                    rec is not None
+                    and rec.outcome == records.IN_PROGRESS
+                    and rec.queued is not None
+                    and rec.answered is None
+                ):
                     rebuild.restore_call(db(), svc.redis, rec, svc.config, restore_session)
                     log_event(log, "held caller back in the order", call_sid=sid, tier=rec.tier)
                     state = "waiting"

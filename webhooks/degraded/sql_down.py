@@ -10,14 +10,24 @@ from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from callqueue.live import calls, pen
-from core import keys
 from callqueue.live import dispatch as dsp
 from callqueue.recovery.capture import capture_event
 from callqueue.settings import queue_settings
+from core import keys
 from core.services import Services
 from ivr import session as ivr_session
 from ivr.replies import GUEST, say
-from webhooks.degraded.twiml import queue_left, agent_whisper, caller_of, dial_status, empty, goodbye, offer_callback, pick_lang, speak
+from webhooks.degraded.twiml import (
+    agent_whisper,
+    caller_of,
+    dial_status,
+    empty,
+    goodbye,
+    offer_callback,
+    pick_lang,
+    queue_left,
+    speak,
+)
 from webhooks.routes.queue import QUEUE_RESULT_URL, WAIT_URL
 from webhooks.twiml import twiml
 
@@ -64,7 +74,13 @@ def hold(svc: Services) -> Response:
 
 def queue_result(svc: Services) -> Response:
     """Redis's half of the Enqueue action as usual; the record's half kept for SQL."""
-    sid, result, now, r, cfg = request.form["CallSid"], request.form.get("QueueResult", ""), svc.clock(), svc.redis, svc.config
+    sid, result, now, r, cfg = (
+        request.form["CallSid"],
+        request.form.get("QueueResult", ""),
+        svc.clock(),
+        svc.redis,
+        svc.config,
+    )
     capture_event(r, "queue_result", sid, now, result=result)
     shard = pen.release(r, sid)
     lang = _session_lang(svc, sid)

@@ -111,7 +111,9 @@ def ask_pin(svc: Services, member_id: int, tries: int, lang: str, says: list[Say
     resp = VoiceResponse()
     for s in says:
         speak(resp, svc, s)
-    gather = resp.gather(input="dtmf", action=url, method="POST", timeout=flow_of(svc).tree.timeout_s, finish_on_key="#")
+    gather = resp.gather(
+        input="dtmf", action=url, method="POST", timeout=flow_of(svc).tree.timeout_s, finish_on_key="#"
+    )
     speak(gather, svc, say("pin_prompt", lang))
     resp.redirect(url, method="POST")  # silence: the same question, with no input
     return twiml(resp)

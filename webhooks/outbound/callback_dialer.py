@@ -12,11 +12,10 @@ import time
 from datetime import datetime
 from urllib.parse import urlencode
 
-from callqueue.callbacks import attempts
-from callqueue.callbacks import tickets
-from core import keys
-from callqueue.hours import Calendar
+from callqueue.callbacks import attempts, tickets
 from callqueue.callbacks.tickets import Ticket
+from callqueue.hours import Calendar
+from core import keys
 from core.logs import log_event, mask_phone
 from core.services import Services
 from webhooks.outbound.gateway import GatewayError
@@ -127,7 +126,9 @@ def place(svc: Services, ticket_id: int, now: datetime) -> bool:
         if found is None:
             release_agent(svc, t.id)
             if exc.unsure:
-                log_event(log, "callback placing unsure", logging.WARNING, ticket=t.number, attempt=n, status=exc.status)
+                log_event(
+                    log, "callback placing unsure", logging.WARNING, ticket=t.number, attempt=n, status=exc.status
+                )
                 return False  # still dialing: its status callback or `recover` settles it
             permanent = 400 <= exc.status < 500
             with svc.unit_of_work() as session:

@@ -24,11 +24,12 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from requests.exceptions import ConnectTimeout
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -166,7 +167,7 @@ def _retry_after(headers: dict[str, str]) -> float | None:
     except ValueError:
         pass
     try:
-        return max(0.0, (parsedate_to_datetime(raw) - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
 
@@ -193,9 +194,19 @@ class TwilioGateway:
     `monotonic` are the backoff's collaborators (tests give fakes).
     """
 
-    def __init__(self, account_sid: str, auth_token: str, api_url: str = TWILIO_API, from_number: str = "", timeout_s: float = 5.0,
-                 *, policies: dict[str, RetryPolicy] | None = None, sleep: Callable[[float], None] = time.sleep,
-                 rand: Callable[[], float] = random.random, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        api_url: str = TWILIO_API,
+        from_number: str = "",
+        timeout_s: float = 5.0,
+        *,
+        policies: dict[str, RetryPolicy] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.from_number = from_number
         self.http = _RebasedHttpClient(api_url, timeout_s)
         self.client = Client(account_sid, auth_token, http_client=self.http)
@@ -226,8 +237,17 @@ class TwilioGateway:
                     return None
                 if pause is None:
                     unsure = failure.unsure and verdict is None
-                    log_event(log, "twilio rest failed", logging.WARNING, op=what, attempts=attempt, status=failure.status,
-                              code=failure.code, unsure=unsure, **fields)
+                    log_event(
+                        log,
+                        "twilio rest failed",
+                        logging.WARNING,
+                        op=what,
+                        attempts=attempt,
+                        status=failure.status,
+                        code=failure.code,
+                        unsure=unsure,
+                        **fields,
+                    )
                     raise GatewayError(f"{what}: {failure.message} (after {attempt} attempt{'s' * (attempt > 1)})",
                                        failure.status, failure.code, unsure=unsure, attempts=attempt) from None
                 log_event(log, "twilio rest retry", logging.WARNING, op=what, attempt=attempt, status=failure.status,
@@ -304,7 +324,9 @@ class TwilioGateway:
         """True if a call to `to` is queued, ringing or in progress (Twilio lists the newest first)."""
         return self.live_call_sid(to) is not None
 
-    def redirect_call(self, call_sid: str, url: str, *, queue_sid: str | None = None, queue_name: str | None = None) -> None:
+    def redirect_call(
+        self, call_sid: str, url: str, *, queue_sid: str | None = None, queue_name: str | None = None
+    ) -> None:
         """Make a live call fetch and run the TwiML at `url`.
 
         For a caller held in a Twilio queue (its sid, or its name), an unsure failure is repeated once
@@ -368,7 +390,9 @@ class TwilioGateway:
             return self.client.queues.create(friendly_name=name, max_size=max_size)
 
         q = self._call("queues.ensure", find_or_create, "read", again_if_unsure=True, queue=name)
-        return Queue(sid=q.sid, name=q.friendly_name, max_size=int(q.max_size or max_size), current_size=int(q.current_size or 0))
+        return Queue(
+            sid=q.sid, name=q.friendly_name, max_size=int(q.max_size or max_size), current_size=int(q.current_size or 0)
+        )
 
     # --- messages --------------------------------------------------------------------------------
 

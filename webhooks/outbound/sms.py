@@ -13,5 +13,7 @@ def send_ticket_sms(svc: Services, ticket_id: int) -> str:
         found = tickets.view(t) if t is not None else None
     if found is None:
         return ""
-    body = svc.config.prompt("sms_ticket", found.lang).format(number=found.number, phone=spell(found.phone).replace(" ", ""))
+    body = svc.config.prompt("sms_ticket", found.lang).format(
+        number=found.number, phone=spell(found.phone).replace(" ", "")
+    )
     return svc.gateway.send_sms(found.phone, body)

@@ -6,8 +6,8 @@ import logging
 from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from callqueue.live import calls as queue_calls
 from callqueue.callbacks import attempts
+from callqueue.live import calls as queue_calls
 from core.context import db, services
 from core.logs import log_event
 from ivr import session as ivr_session
@@ -17,8 +17,8 @@ from webhooks.booking import spell_ticket
 from webhooks.outbound.callback_dialer import release_agent, schedule
 from webhooks.outbound.dispatcher import request_dispatch
 from webhooks.routes.queue import enqueue
-from webhooks.twiml import say, twiml
 from webhooks.routes.voice import bp
+from webhooks.twiml import say, twiml
 
 log = logging.getLogger("hotline.callbacks")
 
@@ -73,7 +73,9 @@ def callback_status() -> Response:
     db().commit()
     release_agent(svc, ids[0])
     if t is not None:
-        log_event(log, "callback ended", call_sid=sid, ticket=t.number, attempt=ids[1], call_status=status, status=t.status)
+        log_event(
+            log, "callback ended", call_sid=sid, ticket=t.number, attempt=ids[1], call_status=status, status=t.status
+        )
         if t.status == "scheduled":
             schedule(svc, t)  # the retry, after the delay
     if rec is not None:

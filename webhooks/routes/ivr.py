@@ -16,6 +16,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from callqueue.live import calls as queue_calls
 from callqueue.live import ordering
+from core import keys
 from core.config import Config
 from core.context import db, services
 from core.logs import log_event, mask_phone
@@ -26,15 +27,23 @@ from ivr.session import CallState
 from ivr.tickets import ticket_status
 from members.phones import can_text, normalize_phone
 from members.verification import (
-    MemberRef, Outcome, Rules, Verification, find_by_phone, find_by_uid, number_blocked, record_number_failure, verify_pin,
+    MemberRef,
+    Outcome,
+    Rules,
+    Verification,
+    find_by_phone,
+    find_by_uid,
+    number_blocked,
+    record_number_failure,
+    verify_pin,
 )
-from webhooks.routes import replay
 from webhooks.booking import book, open_ticket_notice
 from webhooks.outbound.gateway import GatewayError
+from webhooks.routes import replay
 from webhooks.routes.queue import WAIT_URL, enqueue
-from webhooks.twiml import say as say_twiml, twiml
 from webhooks.routes.voice import bp
-from core import keys
+from webhooks.twiml import say as say_twiml
+from webhooks.twiml import twiml
 
 log = logging.getLogger("hotline.ivr")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -68,7 +77,9 @@ class _Stores:
         return find_by_uid(db(), uid)
 
     def verify_pin(self, member_id: int, pin: str) -> Verification:
-        self.verification = verify_pin(db(), member_id, pin, self.failures, self.now, self.rules, pin_key=services().settings.pin_key_bytes)
+        self.verification = verify_pin(
+            db(), member_id, pin, self.failures, self.now, self.rules, pin_key=services().settings.pin_key_bytes
+        )
         return self.verification
 
 
@@ -94,7 +105,9 @@ def incoming() -> Response:
     if state is None:
         now = svc.clock()
         member = find_by_phone(db(), caller) if caller else None
-        state = ivr_session.open_session(svc.redis, sid, flow.start(caller, member, number_blocked(failures, flow.rules), now))
+        state = ivr_session.open_session(
+            svc.redis, sid, flow.start(caller, member, number_blocked(failures, flow.rules), now)
+        )
         queue_calls.arrived(db(), sid, from_number=caller or None, now=now)  # every call gets its record
         db().commit()
         log_event(log, "call opened", call_sid=sid, caller=mask_phone(caller), known=state.member_id is not None,
@@ -250,7 +263,9 @@ def _render(svc: Services, flow: Flow, sid: str, state: CallState, reply: Reply,
         else:
             attrs["finish_on_key"] = "#"
         if ask.speech:
-            attrs.update(input="dtmf speech", speech_timeout="auto", language=flow.tree.speech_language.get(ask.lang, "en-US"))
+            attrs.update(
+                input="dtmf speech", speech_timeout="auto", language=flow.tree.speech_language.get(ask.lang, "en-US")
+            )
             if ask.hints:
                 attrs["hints"] = ", ".join(ask.hints)
         else:

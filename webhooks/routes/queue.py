@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 from flask import Response, request
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from callqueue.callbacks import tickets
 from callqueue.live import calls, presence
 from core import keys
-from callqueue.callbacks import tickets
 from core.config import Config
 from core.context import db, services
 from core.logs import log_event
@@ -19,8 +19,8 @@ from ivr import session as ivr_session
 from ivr.session import CallState
 from webhooks.booking import spell_ticket
 from webhooks.outbound.dispatcher import request_dispatch
-from webhooks.twiml import say, twiml
 from webhooks.routes.voice import bp
+from webhooks.twiml import say, twiml
 
 log = logging.getLogger("hotline.queue")
 
@@ -163,8 +163,12 @@ def ticket_goodbye(resp: VoiceResponse, svc: Services, sid: str, state: CallStat
     """The ticket this call booked, read out again, then goodbye and hang up."""
     booked = tickets.booked_by(db(), sid)
     if booked is not None:
-        say(resp, svc.config, _prompt(svc.config, "ticket_created_queue", state.lang, number=spell_ticket(booked.number)),
-            state.lang)
+        say(
+            resp,
+            svc.config,
+            _prompt(svc.config, "ticket_created_queue", state.lang, number=spell_ticket(booked.number)),
+            state.lang,
+        )
     say(resp, svc.config, svc.config.prompt("goodbye", state.lang), state.lang)
     resp.hangup()
     return twiml(resp)
@@ -185,7 +189,12 @@ def whisper() -> Response:
     resp = VoiceResponse()
     if state.cb_ticket:
         say(resp, cfg, _prompt(cfg, "whisper_callback", lang), lang)
-    say(resp, cfg, _prompt(cfg, "whisper", lang, tier=tier, category=category_label(cfg, state.category, lang), verified=verified), lang)
+    say(
+        resp,
+        cfg,
+        _prompt(cfg, "whisper", lang, tier=tier, category=category_label(cfg, state.category, lang), verified=verified),
+        lang,
+    )
     return twiml(resp)
 
 

@@ -32,7 +32,9 @@ def stash(pipe: Any, call_sid: str, rid: str, reply: Reply, hold: bool, final: b
 
     `final` False: the reply still lacks what a booking will add; such a stash answers nothing.
     """
-    value = json.dumps({"id": rid, "hold": hold, "final": final, "reply": asdict(reply)}, ensure_ascii=False, default=str)
+    value = json.dumps(
+        {"id": rid, "hold": hold, "final": final, "reply": asdict(reply)}, ensure_ascii=False, default=str
+    )
     pipe.set(keys.reply(call_sid), value, ex=TTL_S)
 
 

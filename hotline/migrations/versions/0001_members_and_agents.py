@@ -4,10 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-24 03:40:46.888145
 """
-from alembic import op
 import sqlalchemy as sa
-import core.db
+from alembic import op
 
+import core.db
 
 revision = '0001'
 down_revision = None
@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('agents',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('login', sa.String(length=64), nullable=False),
@@ -46,22 +46,25 @@ def upgrade() -> None:
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_members_tier'), ['tier'], unique=False)
 
-    op.create_table('member_phones',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('member_id', sa.Integer(), nullable=False),
-    sa.Column('e164', sa.String(length=20), nullable=False),
-    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_member_phones_member_id_members'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_member_phones')),
-    sa.UniqueConstraint('e164', name=op.f('uq_member_phones_e164'))
+    op.create_table(
+        "member_phones",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=False),
+        sa.Column("e164", sa.String(length=20), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["member_id"], ["members.id"], name=op.f("fk_member_phones_member_id_members"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_member_phones")),
+        sa.UniqueConstraint("e164", name=op.f("uq_member_phones_e164")),
     )
     with op.batch_alter_table('member_phones', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_member_phones_member_id'), ['member_id'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('member_phones', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_member_phones_member_id'))
 
@@ -71,4 +74,4 @@ def downgrade() -> None:
 
     op.drop_table('members')
     op.drop_table('agents')
-    
+

@@ -4,10 +4,10 @@ Revision ID: 0002_calls
 Revises: 0001
 Create Date: 2026-11-24 03:53:25.024344
 """
-from alembic import op
 import sqlalchemy as sa
-import core.db
+from alembic import op
 
+import core.db
 
 revision = '0002_calls'
 down_revision = '0001'

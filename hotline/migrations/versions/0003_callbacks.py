@@ -4,10 +4,10 @@ Revision ID: 0003_callbacks
 Revises: 0002_calls
 Create Date: 2026-11-24 05:10:55.616342
 """
-from alembic import op
 import sqlalchemy as sa
-import core.db
+from alembic import op
 
+import core.db
 
 revision = '0003_callbacks'
 down_revision = '0002_calls'
@@ -45,19 +45,31 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_callback_tickets_due'), ['due'], unique=False)
         batch_op.create_index(batch_op.f('ix_callback_tickets_status'), ['status'], unique=False)
         batch_op.create_index('ix_callback_tickets_status_score', ['status', 'score'], unique=False)
-        batch_op.create_index('uq_callback_tickets_open_phone', ['phone'], unique=True, sqlite_where=sa.text("status IN ('scheduled', 'dialing', 'connected')"), postgresql_where=sa.text("status IN ('scheduled', 'dialing', 'connected')"))
+        batch_op.create_index(
+            "uq_callback_tickets_open_phone",
+            ["phone"],
+            unique=True,
+            sqlite_where=sa.text("status IN ('scheduled', 'dialing', 'connected')"),
+            postgresql_where=sa.text("status IN ('scheduled', 'dialing', 'connected')"),
+        )
 
-    op.create_table('callback_attempts',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('n', sa.Integer(), nullable=False),
-    sa.Column('call_sid', sa.String(length=64), nullable=True),
-    sa.Column('started', core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ended', core.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('result', sa.String(length=20), nullable=True),
-    sa.ForeignKeyConstraint(['ticket_id'], ['callback_tickets.id'], name=op.f('fk_callback_attempts_ticket_id_callback_tickets'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_callback_attempts')),
-    sa.UniqueConstraint('ticket_id', 'n', name=op.f('uq_callback_attempts_ticket_id'))
+    op.create_table(
+        "callback_attempts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("call_sid", sa.String(length=64), nullable=True),
+        sa.Column("started", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("result", sa.String(length=20), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["callback_tickets.id"],
+            name=op.f("fk_callback_attempts_ticket_id_callback_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_callback_attempts")),
+        sa.UniqueConstraint("ticket_id", "n", name=op.f("uq_callback_attempts_ticket_id")),
     )
     with op.batch_alter_table('callback_attempts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_callback_attempts_ticket_id'), ['ticket_id'], unique=False)
@@ -70,7 +82,11 @@ def downgrade() -> None:
 
     op.drop_table('callback_attempts')
     with op.batch_alter_table('callback_tickets', schema=None) as batch_op:
-        batch_op.drop_index('uq_callback_tickets_open_phone', sqlite_where=sa.text("status IN ('scheduled', 'dialing', 'connected')"), postgresql_where=sa.text("status IN ('scheduled', 'dialing', 'connected')"))
+        batch_op.drop_index(
+            "uq_callback_tickets_open_phone",
+            sqlite_where=sa.text("status IN ('scheduled', 'dialing', 'connected')"),
+            postgresql_where=sa.text("status IN ('scheduled', 'dialing', 'connected')"),
+        )
         batch_op.drop_index('ix_callback_tickets_status_score')
         batch_op.drop_index(batch_op.f('ix_callback_tickets_status'))
         batch_op.drop_index(batch_op.f('ix_callback_tickets_due'))

@@ -4,10 +4,10 @@ Revision ID: 0004_console
 Revises: 0003_callbacks
 Create Date: 2026-11-24 06:10:00
 """
-from alembic import op
 import sqlalchemy as sa
-import core.db
+from alembic import op
 
+import core.db
 
 revision = '0004_console'
 down_revision = '0003_callbacks'
