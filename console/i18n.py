@@ -110,14 +110,17 @@ TEXT: dict[str, dict[str, str]] = {
     "seconds": {"zh": "秒", "en": "s"},
     # The store banner (console/stores.py, static/stores.js): shown on every page while a store is down.
     "store_database_down": {
-        "zh": "数据库暂时无法访问：来电者会听到致歉并可登记回拨（先记在 Redis，数据库恢复后写入）；通话记录、工单和统计暂停更新。",
+        "zh": "数据库暂时无法访问：来电者会听到致歉并可登记回拨（先记在 Redis，数据库恢复后写入）；"
+        "通话记录、工单和统计暂停更新。",
         "en": "The database cannot be reached: callers hear an apology and may leave a callback request "
         "(kept in Redis and saved when the database returns); call records, tickets and figures are on hold.",
     },
     "store_redis_down": {
-        "zh": "实时排队系统（Redis）暂时无法访问：高级会员在备用队列中等待并已登记回拨工单，其他来电者可登记回拨；恢复后排队顺序将自动重建，请重新设置为“就绪”。",
+        "zh": "实时排队系统（Redis）暂时无法访问：高级会员在备用队列中等待并已登记回拨工单，其他来电者可登记回拨；"
+        "恢复后排队顺序将自动重建，请重新设置为“就绪”。",
         "en": "The live queue (Redis) cannot be reached: premium members hold in a backup queue with a callback "
-        "ticket, other callers may book a callback; the queue is rebuilt when it returns: set yourself available again.",
+        "ticket, other callers may book a callback; the queue is rebuilt when it returns: "
+        "set yourself available again.",
     },
     "store_captured": {"zh": "已记录 {n} 个待写入的回拨请求。", "en": "{n} callback requests are waiting to be saved."},
 }

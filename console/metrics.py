@@ -11,7 +11,7 @@ import ipaddress
 import logging
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Union
+from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,7 +34,7 @@ OUTCOMES = ("offered", "answered", "abandoned", "short_abandoned", "to_callback"
 CALLBACK_STATUSES = ("scheduled", "due", "overdue", "completed", "failed")
 NETWORKS = "hotline.metrics.networks"  # app.extensions: who may scrape without logging in
 
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class StoreCollector(Collector):

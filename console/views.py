@@ -64,5 +64,5 @@ def agents_table(session: Session, r: redis.Redis, now: datetime) -> list[dict[s
          "in_state_s": round(max(0.0, now_s - p.since), 1) if p.since else None,
          "caller_tier": (tiers.get(p.call_sid) or "guest") if p.state == "on_call" and p.call_sid else None,
          "wrap_up_due": p.wrap_up_due}
-        for (login, name, role), p in zip(people, states)
+        for (login, name, role), p in zip(people, states, strict=True)
     ]

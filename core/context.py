@@ -22,19 +22,22 @@ def attach(app: Flask, svc: Services, metrics: Metrics | None) -> None:
 
 def services() -> Services:
     """The services of the running app."""
-    return current_app.extensions[SERVICES]
+    svc: Services = current_app.extensions[SERVICES]
+    return svc
 
 
 def metrics() -> Metrics | None:
     """The running app's metrics, or None when `[metrics] enabled = false`."""
-    return current_app.extensions.get(METRICS)
+    found: Metrics | None = current_app.extensions.get(METRICS)
+    return found
 
 
 def db() -> Session:
     """The request's session, opened on first use and closed on teardown."""
     if "db" not in g:
         g.db = services().sessions()
-    return g.db
+    session: Session = g.db
+    return session
 
 
 def close_db(_exc: BaseException | None = None) -> None:

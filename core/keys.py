@@ -3,28 +3,29 @@
 No other module spells a key (tests/unit/test_layout.py checks the sources; a whole-call test checks what a run
 leaves in Redis). rq's own keys (`rq:*`) are rq's business.
 
-| key | type | holds | written by |
-|---|---|---|---|
-| `hl:q:order` | ZSET | waiting CallSids, score = arrival epoch s − boost(tier); lowest served first | callqueue/live |
-| `hl:q:tier:{tier}` | ZSET | CallSids of the tier still waiting (incl. ringing an agent), score = queued epoch ms | callqueue/live |
-| `hl:q:offers` | ZSET | CallSids offered to an agent and not yet answered, score = offered epoch ms | callqueue/live |
-| `hl:call:{sid}` | HASH | one queued call: state, tier, score, queued, agent, offered, answered, pen, … (TTL) | callqueue/live |
-| `hl:ivr:{sid}` | HASH | one call's IVR session: step, language, tier, verification, … (TTL) | ivr/session.py |
-| `hl:reply:{sid}` | STRING | the IVR's last answer to a call, for a request Twilio sends again (TTL) | webhooks/routes/replay.py |
-| `hl:pinfail:{e164}` | STRING | wrong PINs from one calling number this hour | members/verification.py |
-| `hl:agent:{login}` | HASH | one agent's presence: state, since, endpoint, call, idle, wrap_due, after | callqueue/live |
-| `hl:agents:available` | ZSET | available agents, score = epoch ms they became available (lowest = longest idle) | callqueue/live |
-| `hl:agents:wrapup` | ZSET | agents in wrap-up, score = epoch ms the wrap-up ends | callqueue/live |
-| `hl:agents:in:{state}` | SET | logins per presence state (counts by SCARD) | callqueue/live |
-| `hl:pen` | HASH | Twilio queue (shard) name → callers we put there | callqueue/live |
-| `hl:dispatch:pending` | STRING | a dispatch run is queued (at most one at a time) | callqueue/live |
-| `hl:cb:ringing` | ZSET | callback tickets ringing the member (`t{id}`), score = the ticket's queue score | webhooks/outbound |
-| `hl:cb:dialer`, `hl:cb:again` | STRING | one dialling pass at a time; "go round once more" | webhooks/outbound |
-| `hl:st:d:{YYYY-MM-DD}` | HASH | counters of one hotline-local day, fields `{tier}:{counter}` (TTL 8 days) | callqueue/live |
-| `hl:st:m:{epoch minute}` | HASH | counters of one minute, same fields (TTL 2 hours) | callqueue/live |
-| `hl:rebuilt`, `hl:rebuild:lock`, `hl:kept` | STRING | Redis rebuilt from SQL; one rebuild at a time; Redis kept its data | callqueue/recovery |
-| `hl:outbox:callbacks`, `hl:outbox:records` | HASH, LIST | what Redis keeps for SQL while the database is down | callqueue/recovery |
-| `hl:sim:scratch` | STRING | a database the day simulation may flush | callqueue/planning |
+| key | type | holds (owner) |
+|---|---|---|
+| `hl:q:order` | ZSET | waiting CallSids, score = arrival epoch s − boost(tier), lowest first (callqueue/live) |
+| `hl:q:tier:{tier}` | ZSET | the tier's CallSids still waiting (incl. ringing an agent), score = queued ms |
+| `hl:q:offers` | ZSET | CallSids offered to an agent and not yet answered, score = offered epoch ms |
+| `hl:call:{sid}` | HASH | one queued call: state, tier, score, queued, agent, offered, answered, pen (TTL) |
+| `hl:ivr:{sid}` | HASH | one call's IVR session: step, language, tier, verification (TTL; ivr/session.py) |
+| `hl:reply:{sid}` | STRING | the IVR's last answer, for a request Twilio repeats (TTL; webhooks/routes/replay.py) |
+| `hl:pinfail:{e164}` | STRING | wrong PINs from one calling number this hour (members/verification.py) |
+| `hl:agent:{login}` | HASH | one agent's presence: state, since, endpoint, call, idle, wrap_due, after |
+| `hl:agents:available` | ZSET | available agents, score = epoch ms they became available (lowest = longest idle) |
+| `hl:agents:wrapup` | ZSET | agents in wrap-up, score = epoch ms the wrap-up ends |
+| `hl:agents:in:{state}` | SET | logins per presence state (counts by SCARD) |
+| `hl:pen` | HASH | Twilio queue (shard) name → callers we put there |
+| `hl:pen:sized` | SET | `{shard}:{max size}` of the Twilio queues whose MaxSize we set (TTL a day: checked again) |
+| `hl:dispatch:pending` | STRING | a dispatch run is queued (at most one at a time) |
+| `hl:cb:ringing` | ZSET | callback tickets ringing the member (`t{id}`), score = the ticket's queue score |
+| `hl:cb:dialer`, `hl:cb:again` | STRING | one dialling pass at a time; "go round once more" (webhooks/outbound) |
+| `hl:st:d:{YYYY-MM-DD}` | HASH | counters of one hotline-local day, fields `{tier}:{counter}` (TTL 8 days) |
+| `hl:st:m:{epoch minute}` | HASH | counters of one minute, same fields (TTL 2 hours) |
+| `hl:rebuilt`, `hl:rebuild:lock`, `hl:kept` | STRING | rebuilt from SQL; one rebuild at a time; Redis kept its data |
+| `hl:outbox:callbacks`, `hl:outbox:records` | HASH, LIST | what Redis keeps for SQL while the database is down |
+| `hl:sim:scratch` | STRING | a database the day simulation may flush (callqueue/planning) |
 
 Lua scripts build the per-call and per-agent names from `LUA_KEYS`, generated from the same constants,
 so one Redis (or a Sentinel-managed primary) is assumed, not a Redis Cluster.
@@ -37,6 +38,7 @@ OFFERS = PREFIX + "q:offers"
 AVAILABLE = PREFIX + "agents:available"
 WRAPUP = PREFIX + "agents:wrapup"
 PEN = PREFIX + "pen"
+PEN_SIZED = PREFIX + "pen:sized"
 DISPATCH_PENDING = PREFIX + "dispatch:pending"
 CB_RINGING = PREFIX + "cb:ringing"
 CB_DIALER_LOCK = PREFIX + "cb:dialer"

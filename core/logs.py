@@ -48,8 +48,9 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in (getattr(record, "fields", None) or {}).items():
             out[key] = _clean(key, value)
-        if record.exc_info:
-            out["error"] = scrub(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            out["error"] = scrub(f"{type(exc).__name__}: {exc}")
         return json.dumps(out, ensure_ascii=False, default=str)
 
 

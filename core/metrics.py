@@ -44,7 +44,8 @@ def build_metrics() -> Metrics:
         # that at import, from the same variable); the scrape, served by any one worker, sums them all.
         os.makedirs(mp_dir, exist_ok=True)
         webhook = Histogram(**histogram_args, registry=None)
-        MultiProcessCollector(registry, path=mp_dir)
+        # prometheus_client leaves this constructor unannotated:
+        MultiProcessCollector(registry, path=mp_dir)  # type: ignore[no-untyped-call]
     else:
         webhook = Histogram(**histogram_args, registry=registry)
     return Metrics(registry, webhook)

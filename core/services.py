@@ -11,10 +11,11 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.config import Config, Settings
+from core.config import Config
 from core.db import make_engine, make_session_factory
 from core.jobqueue import QUEUE, JobQueue
 from core.redisconn import EmbeddedRedis, ensure_redis_url, make_redis
+from core.settings import Settings
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Services:
             session.close()
 
     def jobs(self) -> JobQueue:
-        """The queue the hotline's rq jobs go on (rq needs a client that does not decode replies), built on first use."""
+        """The queue of the hotline's rq jobs, built on first use (its client leaves replies as bytes for rq)."""
         queue = self.extras.get("jobs")
         if queue is None:
             from rq import Queue  # only processes that queue jobs load rq

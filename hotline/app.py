@@ -9,9 +9,10 @@ from flask import Flask, Request, Response, jsonify
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core.config import Config, Settings, resolve, settings_from_env
+from core.config import Config
 from core.context import attach, close_db
 from core.services import Services, build_services
+from core.settings import Settings, resolve, settings_from_env
 from hotline.configuration import full_config
 from webhooks.outbound.gateway import TwilioGateway
 
@@ -100,11 +101,11 @@ def svc_health(svc: Services) -> list[str]:
     problems = []
     try:
         svc.redis.ping()
-    except Exception as exc:  # any failure means "not ready"; the reason is reported, not raised
+    except Exception as exc:  # noqa: BLE001 (any failure means "not ready": the reason is reported, not raised)
         problems.append(f"redis: {type(exc).__name__}")
     try:
         with svc.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (as above)
         problems.append(f"database: {type(exc).__name__}")
     return problems

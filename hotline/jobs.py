@@ -64,17 +64,19 @@ def dispatch() -> int:
 
 
 def sweep() -> dict[str, Any]:
-    """RQ job: end due wrap-ups, return stale offers, rebuild after an outage, callbacks (recover, dial), then
-    dispatch whoever can be paired."""
+    """RQ job: end due wrap-ups, return stale offers, rebuild after an outage, callbacks (recover, dial), dispatch
+    whoever can be paired, then set the MaxSize of Twilio queues that need it."""
     from callqueue.live.dispatch import sweep as sweep_queue
     from webhooks.outbound import callback_dialer
     from webhooks.outbound.dispatcher import dispatch_all
+    from webhooks.outbound.queues import size_queues
 
     svc = job_services()
     result: dict[str, Any] = dict(sweep_queue(svc.redis, svc.clock(), svc.config))
     result.update(rebuild(svc))
     result.update(callback_dialer.sweep(svc))
     result["moved"] = dispatch_all(svc)
+    result["queues_sized"] = size_queues(svc)
     return result
 
 

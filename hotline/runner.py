@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from core.config import Settings
 from core.redisconn import EmbeddedRedis, ensure_redis_url
+from core.settings import Settings
 
 
 @dataclass
@@ -235,6 +235,8 @@ def run_all(host: str, port: int) -> None:
         if settings.offline
         else ""
     )
+    twilio = (f"offline: the simulator answers REST at {extra['TWILIO_API_URL']}" if settings.offline
+              else settings.twilio_api_url)
     click.echo(f"""
 Hotline is running (Ctrl-C stops everything):
   Twilio voice webhook   POST {public_url}/voice/incoming   (status: /voice/status, fallback: /voice/fallback)
@@ -243,7 +245,7 @@ Hotline is running (Ctrl-C stops everything):
   Agent/supervisor API   {public_url}/api   (OpenAPI: {public_url}/api/openapi.json)
   Prometheus metrics     {public_url}/metrics
   Health                 {public_url}/healthz
-  Twilio                 {"offline: the simulator answers REST at " + extra["TWILIO_API_URL"] if settings.offline else settings.twilio_api_url}{phone}
+  Twilio                 {twilio}{phone}
   Stores                 {settings.database_url} and redis at {url}
 """)
     sys.exit(sup.wait())

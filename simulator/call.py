@@ -84,7 +84,7 @@ class SimulatedCall:
             final = "completed"
         except HungUp as exc:
             final = exc.status
-        except Exception as exc:  # anything else is the test's business: kept, and re-raised by whoever joins
+        except Exception as exc:  # noqa: BLE001 (anything else is the test's business: kept, re-raised by whoever joins)
             self.result.error = exc
             final = "failed"
         self._end(final)

@@ -36,7 +36,7 @@ class LegEnded(Interrupt):
 
 
 class CallControl:
-    """Simulated time for one call: waits cost `scale` real seconds per simulated second and wake at once on an interrupt."""
+    """Simulated time for one call: a wait costs `scale` real seconds per simulated second; an interrupt wakes it."""
 
     def __init__(self, scale: float, max_seconds: float) -> None:
         self.scale = scale

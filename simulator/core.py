@@ -51,7 +51,7 @@ class CallHandle:
         return self.done()
 
     def join(self, timeout: float = 10.0) -> CallResult:
-        """Wait for the end of the call; re-raise its failure; AssertionError if still running after `timeout` real seconds."""
+        """Wait for the end of the call; re-raise its failure; AssertionError if still running after `timeout` s."""
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise AssertionError(f"call {self.sid} still running after {timeout:g} s (status {self.call.status}); "
@@ -218,7 +218,7 @@ class Simulator:
         return call
 
     def run_call(self, call: SimulatedCall) -> CallHandle:
-        """Start a call built elsewhere (the softphone's remote-controlled ones) on its own thread, tracked like the rest."""
+        """Start a call built elsewhere (the softphone's remote-controlled ones) on its own thread, tracked too."""
         return self._track(CallHandle(call)).start()
 
     def handle(self, sid: str) -> CallHandle:

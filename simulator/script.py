@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Any, Literal
 
 KEYS = "0123456789*#"
 HANGUP = "<hangup>"
@@ -19,7 +19,7 @@ class Speech:
 
 
 # A string of keypresses ("1", "123456#"), ("speech", text[, confidence]), Speech, None (silence) or HANGUP.
-Answer = Union[str, tuple, Speech, None]
+Answer = str | tuple[Any, ...] | Speech | None
 
 
 @dataclass(frozen=True)

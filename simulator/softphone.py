@@ -2,12 +2,12 @@
 
 Served by the REST app under /_sim, with the REST API's credentials (Basic: account sid, auth token):
 
-    GET  /_sim                                      the simulator: account, number, hotline URL, time scale
-    POST /_sim/calls                                {"from", "to"?, "hotline_url"?, "answers"?} → 201 {"sid", …}
-    GET  /_sim/calls/<sid>/events?after=N&wait=S    the call's events after seq N (a long poll, S ≤ 25 s); "last": next N
-    POST /_sim/calls/<sid>/input                    {"digits": "1357#"}, {"speech": "…"} or {"silence": true}: for a <Gather>
-    POST /_sim/calls/<sid>/hangup                   the caller hangs up (as CallHandle.hangup: status callback follows)
-    PUT  /_sim/agents/<identity>                    {"answer_after", "talk_seconds", "behaviour"?}: a Client, added or replaced
+    GET  /_sim                                    the simulator: account, number, hotline URL, time scale
+    POST /_sim/calls                              {"from", "to"?, "hotline_url"?, "answers"?} → 201 {"sid", …}
+    GET  /_sim/calls/<sid>/events?after=N&wait=S  the call's events after seq N (a long poll, S ≤ 25 s); "last": next N
+    POST /_sim/calls/<sid>/input                  {"digits": "1357#"}, {"speech": "…"} or {"silence": true}: a <Gather>
+    POST /_sim/calls/<sid>/hangup                 the caller hangs up (as CallHandle.hangup: status callback follows)
+    PUT  /_sim/agents/<identity>                  {"answer_after", "talk_seconds", "behaviour"?}: a Client, (re)placed
     GET  /_sim/agents/<identity>/events?after=N&wait=S   that Client's dial.* events; "last" as above
 
 A remote caller's answers queue up in the order sent (typed ahead, or a whole script in "answers");
@@ -88,7 +88,7 @@ class RemoteCaller(ScriptCursor):
 
 
 def parse_answer(body: Any) -> str | Speech | None:
-    """{"digits": "123#"}, {"speech": "text"} or {"silence": true} (None) as an answer; ValueError saying what is wrong."""
+    """{"digits": "123#"}, {"speech": "text"} or {"silence": true} (None) as an answer; ValueError: what is amiss."""
     if not isinstance(body, dict) or len(set(body) & {"digits", "speech", "silence"}) != 1:
         raise ValueError('an answer is {"digits": "…"}, {"speech": "…"} or {"silence": true}')
     if "silence" in body:

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from core.config import ConfigError, resolve, settings_from_env
+from core.schema import ConfigError
+from core.settings import resolve, settings_from_env
 from hotline.cli.main import main
 from hotline.configuration import full_config
 

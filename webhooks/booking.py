@@ -1,4 +1,4 @@
-"""Booking a callback at the edge: the ticket in SQL (committed first), its job and text message, and leaving the queue."""
+"""Booking a callback at the edge: the ticket in SQL (committed first), its job and text, and leaving the queue."""
 
 from __future__ import annotations
 

@@ -75,3 +75,35 @@ def reconcile(r: redis.Redis, name: str, current_size: int) -> None:
 def sizes(r: redis.Redis) -> dict[str, int]:
     """Callers per shard, as we count them. 1 round trip."""
     return {text(k): int(v) for k, v in r.hgetall(keys.PEN).items()}
+
+
+SIZED_TTL_S = 86400  # once a day every shard's MaxSize is checked at Twilio again (a queue deleted there comes back)
+
+
+def degraded_name(settings: Config | QueueSettings) -> str:
+    """The one Twilio queue callers hold in while Redis is down (no shards then: nothing counts them)."""
+    return f"{queue_settings(settings).twilio_queue_prefix}-degraded"
+
+
+def to_size(r: redis.Redis, settings: Config | QueueSettings) -> list[str]:
+    """The Twilio queues whose MaxSize should be set to queue.twilio_queue_max_size now: every shard in use, the next
+    one (so a new shard exists at its size before its first caller), and the degraded queue, less those already set
+    to this size. 1 round trip."""
+    qs = queue_settings(settings)
+    pipe = r.pipeline(transaction=False)
+    pipe.hkeys(keys.PEN)
+    pipe.smembers(keys.PEN_SIZED)
+    used, sized = pipe.execute()
+    prefix = f"{qs.twilio_queue_prefix}-"
+    indexes = [int(n[len(prefix):]) for n in map(text, used) if n.startswith(prefix) and n[len(prefix):].isdigit()]
+    wanted = [shard_name(qs.twilio_queue_prefix, i) for i in range(1, max(indexes, default=0) + 2)]
+    done = {text(x) for x in sized}
+    return [n for n in [*wanted, degraded_name(qs)] if f"{n}:{qs.twilio_queue_max_size}" not in done]
+
+
+def sized(r: redis.Redis, name: str, settings: Config | QueueSettings) -> None:
+    """Twilio's queue `name` now holds at most queue.twilio_queue_max_size callers. 1 round trip."""
+    pipe = r.pipeline(transaction=False)
+    pipe.sadd(keys.PEN_SIZED, f"{name}:{queue_settings(settings).twilio_queue_max_size}")
+    pipe.expire(keys.PEN_SIZED, SIZED_TTL_S)
+    pipe.execute()

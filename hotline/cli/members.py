@@ -35,7 +35,7 @@ def add_command(svc: Services, uid: str, name: str, tier: str, phones: tuple[str
 
 def import_command(svc: Services, data: bytes, *, encoding: str = "utf-8", workers: int | None = None,
                    progress: bool = True, out: TextIO | None = None) -> tuple[str, list[Rejected]]:
-    """Import a CSV (bytes); returns the summary line and the rejected rows. Raises ImportFileError (nothing changed)."""
+    """Import a CSV (bytes); return the summary line and the rejected rows. ImportFileError: nothing changed."""
     csv_file = read_csv(data, encoding)
     total = len(csv_file.records)
     t0 = time.perf_counter()
@@ -116,7 +116,7 @@ def add(ctx: click.Context, uid: str, name: str, tier: str, phones: tuple[str, .
 def import_(ctx: click.Context, file: Path, encoding: str, workers: int | None, rejects: Path | None) -> None:
     """Upsert members from FILE.csv by uid (header row: uid,name,tier,phone and pin or pin_hash).
 
-    Exit status: 0 all rows imported; 1 the file is unusable (nothing changed); 3 some rows rejected (the rest imported).
+    Exit status: 0 all rows imported; 1 the file is unusable (nothing changed); 3 some rows rejected (others imported).
     """
     with command_services(ctx) as svc:
         try:

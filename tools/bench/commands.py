@@ -35,8 +35,8 @@ from hotline.startup import fail
 @click.option(
     "--database-url",
     default="",
-    help="a PostgreSQL database: the bench creates its tables in a new schema "
-    "hlbench_<random> there and drops that schema at the end (no other table is touched); default: SQLite in a temporary directory",
+    help="a PostgreSQL database: the bench creates its tables in a new schema hlbench_<random> there and drops "
+    "that schema at the end (no other table is touched); default: SQLite in a temporary directory",
 )
 @click.option(
     "--duration",
@@ -135,12 +135,11 @@ def bench_queue_cmd(redis_url: str, sizes: str, samples: int, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(
-        f"redis {result['redis_version']} ({result['redis']}); round trips: enqueue {result['round_trips']['enqueue']}, claim {result['round_trips']['claim_best']}"
-    )
+    trips = result["round_trips"]
+    click.echo(f"redis {result['redis_version']} ({result['redis']}); round trips: enqueue {trips['enqueue']}, "
+               f"claim {trips['claim_best']}")
     click.echo(f"{'waiting':>9} | {'enqueue median/p99 ms':>22} | {'claim median/p99 ms':>20} | {'bytes/caller':>12}")
     for run in result["runs"]:
         e, c = run["enqueue"], run["claim_best"]
-        click.echo(
-            f"{run['waiting']:>9,} | {e['median_ms']:>10.3f} / {e['p99_ms']:<9.3f} | {c['median_ms']:>8.3f} / {c['p99_ms']:<9.3f} | {run['memory_per_waiting_caller_bytes']:>12.0f}"
-        )
+        click.echo(f"{run['waiting']:>9,} | {e['median_ms']:>10.3f} / {e['p99_ms']:<9.3f} | "
+                   f"{c['median_ms']:>8.3f} / {c['p99_ms']:<9.3f} | {run['memory_per_waiting_caller_bytes']:>12.0f}")

@@ -1,4 +1,5 @@
-"""`hotline bench`: whole simulated calls through the hotline under gunicorn, timed per webhook step.
+"""`hotline bench`: whole simulated calls through the hotline under gunicorn, timed per webhook step (the callers
+and how they are driven: tools/bench/drive.py).
 
 One run: start the stack (tools/bench/stack.py), let the agents log on through the JSON API, drive
 `calls` callers (or, with `duration`, a steady load for that long) with `concurrency` at a time, wait
@@ -8,31 +9,19 @@ never asserted.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
-from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from simulator import CallHandle, Script
-from simulator.transport import HttpTransport
 from tools.bench import probe
 from tools.bench.check import end_state, settle
+from tools.bench.drive import TIERS, Recorder, drive_bare, drive_calls, plan, set_available
 from tools.bench.report import summarize
-from tools.bench.stack import PIN, Stack
-
-TIERS = {"annual_premium": 0.10, "premium": 0.20, "standard": 0.45, "guest": 0.25}
-PREFIX = {"annual_premium": "137", "premium": "138", "standard": "139", "guest": "136"}
-PATIENCE = (None, None, None, 40.0, 400.0, 900.0)  # simulated seconds on hold before hanging up (None: waits)
-CALLBACK_EVERY = 25  # one caller in 25 presses 1 on hold, confirms the number and is called back
-CALL_DEADLINE_S = 300.0  # real seconds a call may take before the run counts it as stuck
+from tools.bench.stack import Stack
 
 
 @dataclass(frozen=True)
@@ -51,140 +40,6 @@ class Options:
     rq_workers: int = 2
     seed: int = 7
     sample_every: float = 5.0
-
-
-@dataclass(frozen=True)
-class Caller:
-    """One simulated caller: tier, number and what they do."""
-
-    tier: str
-    phone: str
-    script: Script
-    books_callback: bool
-
-
-def plan(n: int, rng: random.Random) -> list[Caller]:
-    """`n` callers: a mix of tiers, straight to an agent or through a menu category, some impatient, a few booking callbacks."""
-    used = {t: 0 for t in TIERS}
-    out = []
-    for i in range(n):
-        tier = rng.choices(list(TIERS), weights=list(TIERS.values()))[0]
-        phone = f"+86{PREFIX[tier]}{used[tier]:08d}"  # a valid mainland mobile number, unique per caller
-        used[tier] += 1
-        category = (str(rng.randint(1, 6)),) if rng.random() < 0.5 else ()  # hear a self-service answer first
-        keys = (
-            (*category, "0", "*#") if tier == "guest" else (PIN + "#", *category, "0")
-        )  # a guest skips the member number
-        books = i % CALLBACK_EVERY == 7  # one in CALLBACK_EVERY, and one even in a --quick run
-        out.append(
-            Caller(
-                tier,
-                phone,
-                Script(
-                    answers=keys,
-                    when_answers_run_out="hangup",
-                    hangup_after_queue_seconds=None if books else rng.choice(PATIENCE),
-                    hold_answers=("1", "1") if books else (),
-                ),
-                books,
-            )
-        )  # "1": call me back, "1": on this number
-    return out
-
-
-class Recorder:
-    """The transport's observer: every webhook's step, seconds, status and the round trips its answer reports."""
-
-    def __init__(self) -> None:
-        self.phases: dict[str, list[tuple[Any, ...]]] = {}
-        self._rows: list[tuple[Any, ...]] = []
-
-    def begin(self, phase: str) -> None:
-        """Record into a new phase from now on."""
-        self._rows = self.phases.setdefault(phase, [])
-
-    def __call__(self, path: str, seconds: float, status: int, headers: Any) -> None:
-        step = path.split("?", 1)[0].removeprefix("/voice/")
-        counts = tuple(int(headers.get(h, -1)) for h in ("X-Hotline-Redis-RT", "X-Hotline-SQL", "X-Hotline-SQL-Tx",
-                                                           "X-Hotline-SQL-Conn"))
-        self._rows.append((step, seconds, status, *counts, time.monotonic()))  # list.append is atomic: no lock
-
-
-def set_available(url: str, logins: list[str]) -> None:
-    """Each agent goes available through PUT /api/agents/me/status, as the console does."""
-    for login in logins:
-        auth = b64encode(f"{login}:{login}-pw".encode()).decode()
-        req = urllib.request.Request(
-            url + "/api/agents/me/status",
-            data=json.dumps({"status": "available"}).encode(),
-            method="PUT",
-            headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"agent {login}: PUT status answered {resp.status}")
-
-
-def drive_calls(stack: Stack, callers: list[Caller], concurrency: int, count: int | None,
-                until: float | None) -> tuple[list[tuple[Caller, CallHandle]], float]:
-    """Keep `concurrency` calls running: a new one as soon as one ends, `count` in all or until `until` (monotonic).
-
-    Returns every (caller, handle) and the moment the last call was started.
-    """
-    lock, started = threading.Lock(), []
-    state = {"next": 0, "last_start": time.monotonic()}
-
-    def driver() -> None:
-        while True:
-            with lock:
-                i = state["next"]
-                if (count is not None and i >= count) or (until is not None and time.monotonic() >= until):
-                    return
-                state["next"] = i + 1
-            caller = callers[i % len(callers)]  # a soak longer than the plan reuses numbers of long-ended calls
-            handle = stack.sim.start_call(caller.phone, caller.script)
-            with lock:
-                started.append((caller, handle))
-                state["last_start"] = time.monotonic()
-            handle.wait(CALL_DEADLINE_S)
-
-    threads = [threading.Thread(target=driver, name=f"driver{i}", daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return started, state["last_start"]
-
-
-def drive_bare(url: str, token: str, concurrency: int, total: int, per_connection: int, recorder: Recorder) -> float:
-    """POST the constant endpoint `total` times from `concurrency` threads, a new connection every `per_connection`
-    requests (as a call opens one); returns the wall seconds."""
-    transport = HttpTransport(token, observe=recorder)
-    share = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
-
-    def worker(n: int) -> None:
-        params = {
-            "CallSid": "CA" + uuid.uuid4().hex,
-            "AccountSid": "AC" + "0" * 32,
-            "From": "+8613900000001",
-            "To": "+864001234567",
-            "CallStatus": "in-progress",
-            "ApiVersion": "2010-04-01",
-            "Direction": "inbound",
-        }
-        for j in range(n):
-            if j and j % per_connection == 0:
-                transport.close()
-            transport.post(url + "/bench/twiml", params)
-        transport.close()
-
-    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in share]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.monotonic() - t0
 
 
 def _local(url: str) -> bool:
@@ -264,7 +119,7 @@ def run(opts: Options, progress: Callable[[str], None] = lambda _m: None) -> dic
             postgres=stack.svc.engine.dialect.name == "postgresql" and _local(opts.database_url),
         )
 
-        progress(f"calls: {'for %gs' % opts.duration if soak else opts.calls} at concurrency {opts.concurrency}")
+        progress(f"calls: {f'for {opts.duration:g}s' if soak else opts.calls} at concurrency {opts.concurrency}")
         recorder.begin("flow")
         meter.begin(r)
         t0 = time.monotonic()

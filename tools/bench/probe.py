@@ -165,13 +165,13 @@ def snapshot(r: redis.Redis) -> dict[str, tuple[int, int]]:
         replies = pipe.execute()
         sized = r.pipeline(transaction=False)
         persistent = []
-        for k, ttl, kind in zip(chunk, replies[::2], replies[1::2]):
+        for k, ttl, kind in zip(chunk, replies[::2], replies[1::2], strict=True):
             out[k] = (int(ttl), 0)
             size = {"zset": sized.zcard, "set": sized.scard, "list": sized.llen, "hash": sized.hlen}.get(kind)
             if int(ttl) == -1 and size is not None:
                 size(k)
                 persistent.append(k)
-        for k, n in zip(persistent, sized.execute() if persistent else []):
+        for k, n in zip(persistent, sized.execute() if persistent else [], strict=True):
             out[k] = (-1, int(n))
     return out
 

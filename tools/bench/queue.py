@@ -39,7 +39,7 @@ class BenchError(RuntimeError):
 
 def _summary(samples_s: list[float]) -> dict[str, float]:
     ms = sorted(x * 1000 for x in samples_s)
-    p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
+    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
     return {"median_ms": round(statistics.median(ms), 4), "p99_ms": round(p99, 4), "samples": len(ms)}
 
 

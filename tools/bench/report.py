@@ -22,7 +22,7 @@ def latency(seconds: Sequence[float]) -> dict[str, float]:
         return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
 
     def pct(p: float) -> float:
-        return round(ms[min(len(ms) - 1, max(0, int(round(p / 100 * len(ms) + 0.5)) - 1))], 2)
+        return round(ms[min(len(ms) - 1, max(0, round(p / 100 * len(ms) + 0.5) - 1))], 2)
 
     return {"p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": round(ms[-1], 2)}
 
@@ -130,11 +130,13 @@ def render(rep: dict[str, Any]) -> str:
     o, f, b, pc, st = rep["options"], rep["flow"], rep["bare"], rep["per_call"], rep["stack"]
     inv = rep["invariant"]
     out = [
-        f"hotline bench: {o['calls'] if not o['duration'] else 'soak %gs' % o['duration']} calls, concurrency {o['concurrency']}, "
-        f"{o['agents']} agents, scale {o['scale']:g}; gunicorn {st['gunicorn_workers']} workers, {st['rq_workers']} rq workers; "
+        f"hotline bench: {o['calls'] if not o['duration'] else format(o['duration'], 'g') + 's soak'} calls, "
+        f"concurrency {o['concurrency']}, {o['agents']} agents, scale {o['scale']:g}; "
+        f"gunicorn {st['gunicorn_workers']} workers, {st['rq_workers']} rq workers; "
         f"{st['database']}, redis {st['redis_version']} ({st['redis']}); {st['cpus']} CPUs",
         "",
-        f"{'step':<16}{'count':>8}{'/call':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'redis':>7}{'sql':>6}{'sql tx':>7}{'conn':>6}",
+        f"{'step':<16}{'count':>8}{'/call':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        f"{'redis':>7}{'sql':>6}{'sql tx':>7}{'conn':>6}",
     ]
     for step, s in f["steps"].items():
         out.append(f"{step[:16]:<16}{s['count']:>8}{s['per_call']:>7.2f}{s['p50_ms']:>9.1f}{s['p95_ms']:>9.1f}{s['p99_ms']:>9.1f}"
@@ -153,8 +155,9 @@ def render(rep: dict[str, Any]) -> str:
         f"ratio {rep['ratio_flow_to_bare_rps']}",
         f"web CPU per request: webhooks {f['web_cpu_ms_per_request']} ms, bare {b['web_cpu_ms_per_request']} ms; "
         f"CPU seconds during the calls: {f['cpu_s']}",
-        f"per call: {pc['webhooks']} webhooks, {pc['redis_from_webhooks']} Redis round trips and {pc['sql_from_webhooks']} SQL "
-        f"statements ({pc['sql_tx_from_webhooks']} transactions, {pc['sql_conn_from_webhooks']} connection checkouts) in webhooks; "
+        f"per call: {pc['webhooks']} webhooks, {pc['redis_from_webhooks']} Redis round trips and "
+        f"{pc['sql_from_webhooks']} SQL statements ({pc['sql_tx_from_webhooks']} transactions, "
+        f"{pc['sql_conn_from_webhooks']} connection checkouts) in webhooks; "
         f"{pc['redis_commands_all_clients']} Redis commands from every client (INFO commandstats)",
         "  commands per call: " + ", ".join(f"{c} {n}" for c, n in pc["redis_commands_by_name"].items()),
         f"rq jobs per call: {pc['rq_jobs']} (mean {pc['rq_job_ms_mean']} ms inside the job, fork not included)",
@@ -164,8 +167,9 @@ def render(rep: dict[str, Any]) -> str:
                f"redis used_memory {mem['redis_used_memory'].get('start')} -> {mem['redis_used_memory'].get('end')}")
     if o["duration"]:
         out.append(
-            f"soak samples ({sm['count']}, every {sm['every_s']} s; first/last/max): web RSS total kB {sm['web_rss_total_kb']}, "
-            f"redis keys {sm['redis_keys']}, keys without TTL {sm['redis_keys_without_ttl']}, used_memory {sm['redis_used_memory']}"
+            f"soak samples ({sm['count']}, every {sm['every_s']} s; first/last/max): "
+            f"web RSS total kB {sm['web_rss_total_kb']}, redis keys {sm['redis_keys']}, "
+            f"keys without TTL {sm['redis_keys_without_ttl']}, used_memory {sm['redis_used_memory']}"
         )
     es = rep["end_state"]
     rk = es["redis_keys"]

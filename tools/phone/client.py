@@ -14,8 +14,6 @@ from typing import Any
 
 from simulator.discovery import DISCOVERY, discovery_path, read_discovery
 
-DEFAULT_SERVER = "http://127.0.0.1:5000"  # what `hotline run` serves on without --port
-
 
 class PhoneError(Exception):
     """Something that stops a terminal phone before or during a call: one line for the user, and an exit code."""
@@ -142,9 +140,9 @@ class Located:
 
 
 def locate(env: Mapping[str, str] | None = None) -> Located:
-    """The simulator `hotline run` started for this data dir (HOTLINE_DATA_DIR); PhoneError (exit 2) when there is none."""
-    from core.config import resolve, settings_from_env
+    """The simulator `hotline run` started for this data dir (HOTLINE_DATA_DIR); PhoneError (exit 2) if none."""
     from core.schema import ConfigError
+    from core.settings import resolve, settings_from_env
 
     try:
         settings = settings_from_env(env)

@@ -1,1 +1,1 @@
-"""`hotline simulate` and `hotline plan`: a day of calls under three policies, agents per quarter hour, and their charts."""
+"""`hotline simulate` and `hotline plan`: a day of calls under three policies, agents per quarter hour, charts."""

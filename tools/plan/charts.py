@@ -48,7 +48,7 @@ def policy_chart(results: Mapping[str, SimResult], tiers: Sequence[str], interva
     x = _hours(intervals)
     series = {(p, t): wait_series(res, t, intervals) for p, res in results.items() for t in tiers}
     used = [i for i in range(intervals) if any(mean[i] is not None for mean, _ in series.values())]
-    for ax, tier in zip(axes, tiers):
+    for ax, tier in zip(axes, tiers, strict=True):
         for policy in results:
             mean, peak = series[(policy, tier)]
             colour = _COLOURS.get(policy)

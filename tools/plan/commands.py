@@ -148,7 +148,7 @@ def simulate_cmd(seed: int, profile_csv: str | None, tiers_csv: str | None, call
         else:
             work = [(cfg_path, p, profile, seed, start_ms, _with_db(url, k)) for k, p in enumerate(POLICIES)]
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
-                results = dict(zip(POLICIES, pool.map(_run_policy, work)))
+                results = dict(zip(POLICIES, pool.map(_run_policy, work), strict=True))
     wall = time.perf_counter() - t0
     rows = [row for p, res in results.items() for row in tier_rows(res, p, config)]
     n = sum(1 for r in results["ours"].records if not r.via_callback)
@@ -269,7 +269,8 @@ def plan_cmd(
         click.echo(f"{p.start:<6} {p.calls:>6.0f} {p.load:>7.1f} {p.erlang_agents:>7} {p.agents:>6}  {sl}  {ok}")
     goal = ", ".join(f"{t} {v.goal:.0%} in {v.within_s:g} s" for t, v in plan.targets.items())
     click.echo(
-        f"\ntargets: {goal}; closed: callers book a callback for the opening; drain: agents finish the queue after closing"
+        f"\ntargets: {goal}; closed: callers book a callback for the opening; "
+        "drain: agents finish the queue after closing"
     )
     if plan.simulated:
         day_sl = ", ".join(f"{t} {'-' if v is None else format(v, '.1%')}" for t, v in plan.day_service_level.items())

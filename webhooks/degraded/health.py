@@ -60,7 +60,7 @@ def failed_store(exc: BaseException) -> str | None:
 
 @dataclass
 class Health:
-    """One process's view of the stores: which one to skip until when, and whether Redis failed since the last rebuild."""
+    """One process's view of the stores: which to skip until when; whether Redis failed since the last rebuild."""
 
     skip_until: dict[str, float] = field(default_factory=lambda: {REDIS: 0.0, SQL: 0.0})
     redis_dirty: bool = False

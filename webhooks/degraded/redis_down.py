@@ -157,7 +157,7 @@ def status_callback(svc: Services) -> Response:
 
 
 def connect(svc: Services) -> Response:
-    """Moved to an agent just as Redis failed: the offer cannot be checked, so back to holding (the order is rebuilt)."""
+    """Moved to an agent as Redis failed: the offer cannot be checked, so back to holding (the order is rebuilt)."""
     sid, lang = request.form["CallSid"], pick_lang(svc)
     booked = tickets.booked_by(db(), sid)
     if booked is not None and booked.reason in HOLD_REASONS:  # they booked a callback while being moved

@@ -12,8 +12,7 @@ from urllib.parse import urlencode
 from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from callqueue.live import calls
-from callqueue.settings import queue_settings
+from callqueue.live import calls, pen
 from core.services import Services
 from ivr.replies import GUEST, Say, say
 from members.phones import normalize_phone
@@ -52,7 +51,7 @@ def callable_number(svc: Services, caller: str) -> str | None:
 
 def queue_name(svc: Services) -> str:
     """The plain Twilio queue callers hold in while Redis is down (outside the pen's shards)."""
-    return f"{queue_settings(svc.config).twilio_queue_prefix}-degraded"
+    return pen.degraded_name(svc.config)
 
 
 def ticket_arg() -> str:
@@ -70,7 +69,7 @@ def dial_status() -> str:
 
 
 def enqueue_degraded(resp: VoiceResponse, svc: Services, number: str | None, lang: str) -> Response:
-    """Hold in the degraded queue; its waitUrl answers without Redis (and hands back to /voice/wait once Redis is back)."""
+    """Hold in the degraded queue; its waitUrl answers without Redis (and hands back to /voice/wait once it is back)."""
     wait = HOLD_URL + "?" + urlencode({"t": number or "", "l": lang})
     resp.enqueue(queue_name(svc), wait_url=wait, wait_url_method="POST", action=QUEUE_RESULT_URL, method="POST")
     return twiml(resp)

@@ -98,7 +98,7 @@ def _one_pass(svc: Services, limit: int) -> int:
     for t in due:
         pipe.zcount(keys.ORDER, "-inf", f"({t.score!r}")
     available, *ahead = pipe.execute()
-    ahead_of = {t.id: int(n) for t, n in zip(due, ahead)}
+    ahead_of = {t.id: int(n) for t, n in zip(due, ahead, strict=True)}
     chosen = attempts.plan(due, available_agents=int(available), ringing=ringing,
                             callers_ahead=lambda t: ahead_of[t.id], is_open=lambda t: cal.is_open(now, t.tier))
     return sum(1 for t in chosen if place(svc, t.id, now))

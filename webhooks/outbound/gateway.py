@@ -22,155 +22,30 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-from requests.exceptions import ConnectTimeout
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
 from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from core.logs import log_event, mask_phone
+from webhooks.outbound.retry import (
+    MIN_TRY_S,
+    NOT_DONE_STATUSES,
+    POLICIES,
+    TWILIO_API,
+    Failure,
+    GatewayError,
+    RebasedHttpClient,
+    RetryPolicy,
+    TookEffect,
+    never_sent,
+    retry_after,
+)
 
 log = logging.getLogger("hotline.gateway")
-
-TWILIO_API = "https://api.twilio.com"
-NOT_DONE_STATUSES = (429, 503)  # Twilio answered that it did nothing: too many requests, unavailable
-MIN_TRY_S = 0.05  # no attempt is started with less time than this left in the budget
-
-
-class GatewayError(RuntimeError):
-    """A REST request to Twilio failed; `status` is the HTTP status (0: no answer).
-
-    `unsure`: the request may have taken effect all the same (no answer, or a 5xx other than 503);
-    False when Twilio refused it or it provably did not happen. `attempts`: requests sent.
-    """
-
-    def __init__(self, message: str, status: int = 0, code: int | None = None, *, unsure: bool = False,
-                 attempts: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.unsure = unsure
-        self.attempts = attempts
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How one kind of request is retried: `attempts` in all, backoff doubling from `base_s` up to
-    `max_backoff_s` (half of it random: jitter), everything within `budget_s` (requests included), a
-    429's Retry-After followed when it is at most `retry_after_cap_s` (else the request fails at once)."""
-
-    attempts: int = 4
-    base_s: float = 0.25
-    max_backoff_s: float = 2.0
-    budget_s: float = 8.0
-    retry_after_cap_s: float = 4.0
-
-    def backoff(self, failures: int, rand: float) -> float:
-        """The pause after the `failures`-th failure: b/2 + rand·b/2 with b = base·2^(failures−1), capped."""
-        b = min(self.max_backoff_s, self.base_s * 2 ** (failures - 1))
-        return b / 2 + rand * b / 2
-
-
-# Per request kind. Moves and hang-ups run in dispatch jobs (8 s, and one quick look at the queue, at most: a
-# caller stays claimed meanwhile); a text may be sent from inside a webhook, which Twilio abandons after 15 s: 3 s.
-POLICIES: dict[str, RetryPolicy] = {
-    "read": RetryPolicy(attempts=3, budget_s=5.0),
-    "move": RetryPolicy(attempts=4, budget_s=8.0),
-    "hangup": RetryPolicy(attempts=4, budget_s=8.0),
-    "create": RetryPolicy(attempts=3, budget_s=6.0),
-    "sms": RetryPolicy(attempts=2, budget_s=3.0, max_backoff_s=0.5, retry_after_cap_s=1.0),
-    "check": RetryPolicy(attempts=1, budget_s=2.0),  # a look before repeating a move: never itself repeated
-}
-
-
-class _RebasedHttpClient(TwilioHttpClient):
-    """Sends every api.twilio.com request to `api_url` instead (the simulator, or a proxy).
-
-    Each request's timeout is cut to what is left of the calling thread's budget, and its answer's
-    headers are kept (per thread) for the Retry-After of a failure.
-    """
-
-    def __init__(self, api_url: str, timeout: float) -> None:
-        super().__init__(timeout=timeout, pool_connections=True)
-        self.api_url = api_url.rstrip("/")
-        self._local = threading.local()
-
-    @contextmanager
-    def deadline(self, at: float) -> Iterator[None]:
-        """Requests on this thread end by monotonic time `at` (the earliest of nested deadlines wins)."""
-        outer = getattr(self._local, "deadline", None)
-        self._local.deadline = at if outer is None else min(outer, at)
-        try:
-            yield
-        finally:
-            self._local.deadline = outer
-
-    def last_headers(self) -> dict[str, str]:
-        """The headers of this thread's last answer."""
-        return getattr(self._local, "headers", None) or {}
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        if self.api_url != TWILIO_API and url.startswith(TWILIO_API):
-            url = self.api_url + url[len(TWILIO_API):]
-        at = getattr(self._local, "deadline", None)
-        if at is not None:
-            timeout = kwargs.get("timeout") or self.timeout or 60.0
-            kwargs["timeout"] = max(MIN_TRY_S, min(timeout, at - time.monotonic()))
-        self._local.headers = {}
-        response = super().request(method, url, *args, **kwargs)
-        self._local.headers = dict(response.headers or {})
-        return response
-
-
-@dataclass(frozen=True)
-class _Failure:
-    status: int
-    code: int | None
-    message: str
-    retryable: bool  # worth sending again at all
-    unsure: bool  # it may have taken effect
-    retry_after: float | None = None
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """True when the request provably never reached the server (refused, or no connection in time)."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, (ConnectTimeout, NewConnectionError, ConnectTimeoutError, ConnectionRefusedError)):
-            return True
-        nxt = getattr(seen, "reason", None)
-        if not isinstance(nxt, BaseException):
-            nxt = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else seen.__cause__
-        seen = nxt
-    return False
-
-
-def _retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
-    raw = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
 
 @dataclass
 class Queue:
@@ -180,11 +55,6 @@ class Queue:
     name: str
     max_size: int
     current_size: int
-
-
-# Whether an unsure failure happened after all: True (it took effect: stop, done), False (it did not:
-# sending again is safe), None (cannot tell: stop, unsure).
-TookEffect = Callable[[], "bool | None"]
 
 
 class TwilioGateway:
@@ -208,7 +78,7 @@ class TwilioGateway:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.from_number = from_number
-        self.http = _RebasedHttpClient(api_url, timeout_s)
+        self.http = RebasedHttpClient(api_url, timeout_s)
         self.client = Client(account_sid, auth_token, http_client=self.http)
         self.policies = {**POLICIES, **(policies or {})}
         self._sleep, self._rand, self._monotonic = sleep, rand, monotonic
@@ -257,20 +127,20 @@ class TwilioGateway:
             log_event(log, "twilio rest", logging.DEBUG, op=what, attempts=attempt, **fields)
             return result
 
-    def _classify(self, exc: BaseException) -> _Failure:
+    def _classify(self, exc: BaseException) -> Failure:
         if isinstance(exc, TwilioRestException):
             status = int(exc.status or 0)
             retryable = status == 429 or status >= 500
-            after = _retry_after(self.http.last_headers()) if status in NOT_DONE_STATUSES else None
-            return _Failure(status, exc.code, f"Twilio answered {status} ({exc.code}): {exc.msg}", retryable,
+            after = retry_after(self.http.last_headers()) if status in NOT_DONE_STATUSES else None
+            return Failure(status, exc.code, f"Twilio answered {status} ({exc.code}): {exc.msg}", retryable,
                             unsure=status >= 500 and status not in NOT_DONE_STATUSES, retry_after=after)
         if isinstance(exc, OSError):  # requests' errors: no answer
-            if _never_sent(exc):
-                return _Failure(0, None, f"Twilio could not be reached: {type(exc).__name__}", True, unsure=False)
-            return _Failure(0, None, f"Twilio did not answer: {type(exc).__name__}: {exc}", True, unsure=True)
-        return _Failure(0, None, f"Twilio's answer was not understood: {exc}", False, unsure=True)
+            if never_sent(exc):
+                return Failure(0, None, f"Twilio could not be reached: {type(exc).__name__}", True, unsure=False)
+            return Failure(0, None, f"Twilio did not answer: {type(exc).__name__}: {exc}", True, unsure=True)
+        return Failure(0, None, f"Twilio's answer was not understood: {exc}", False, unsure=True)
 
-    def _next(self, policy: RetryPolicy, attempt: int, failure: _Failure, deadline: float,
+    def _next(self, policy: RetryPolicy, attempt: int, failure: Failure, deadline: float,
               again_if_unsure: bool | TookEffect) -> tuple[float | None, bool | None]:
         """The pause before the next attempt (None: give up) and, for an unsure failure, whether it took effect."""
         verdict: bool | None = None
@@ -346,7 +216,7 @@ class TwilioGateway:
     # --- queues ----------------------------------------------------------------------------------
 
     def dequeue_member(self, queue_sid: str, call_sid: str, url: str) -> None:
-        """Take `call_sid` out of a Twilio queue and run the TwiML at `url` for it (unsure failures: as redirect_call)."""
+        """Take `call_sid` out of a Twilio queue and run the TwiML at `url` for it (unsure: as redirect_call)."""
         took_effect: bool | TookEffect = False
         if call_sid != "Front":  # whoever is at the front changes: no telling whether it was done
             took_effect = lambda: self._left_queue(queue_sid, None, call_sid)  # noqa: E731
@@ -382,10 +252,13 @@ class TwilioGateway:
         return not self.in_queue(queue_sid, call_sid)
 
     def ensure_queue(self, name: str, max_size: int) -> Queue:
-        """The queue named `name`, created with `max_size` if missing (a repeat looks for it first: never two)."""
+        """The queue named `name` holding at most `max_size` callers: created so if missing, its MaxSize updated if
+        not (a queue `<Enqueue>` made on demand has Twilio's default). A repeat looks for it first: never two."""
         def find_or_create() -> Any:
             for q in self.client.queues.list(page_size=1000):
                 if q.friendly_name == name:
+                    if int(q.max_size or 0) != max_size:
+                        return self.client.queues(q.sid).update(max_size=max_size)
                     return q
             return self.client.queues.create(friendly_name=name, max_size=max_size)
 

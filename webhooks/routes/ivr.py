@@ -1,4 +1,4 @@
-"""The IVR webhooks: /voice/incoming and /voice/ivr/<step>, on the /voice blueprint (its checks, logs and error handler).
+"""The IVR webhooks: /voice/incoming and /voice/ivr/<step>, on the /voice blueprint (with its checks and logs).
 
 Each webhook costs at most two Redis round trips (read the session and the number's PIN failures
 in one pipeline; write the changes in another) and, on verification steps, one or two SQL statements.
@@ -98,7 +98,7 @@ def _caller(svc: Services) -> str:
 
 @bp.post("/incoming")
 def incoming() -> Response:
-    """A new call: open its session (idempotent: a retried webhook gets the same answer), greet, ask the first question."""
+    """A new call: open its session (idempotent: a retried webhook hears the same), greet, ask the first question."""
     svc, flow, sid = services(), flow_of(services()), request.form["CallSid"]
     caller = _caller(svc)
     state, failures = _read(svc, sid, caller)
@@ -142,7 +142,7 @@ def hold_offer() -> Response:
 
 
 def _answered_before(svc: Services, flow: Flow, sid: str, state: CallState | None) -> Response | None:
-    """A stale request that repeats the call's last transition gets that transition's answer again (webhooks/routes/replay.py)."""
+    """A stale request repeating the call's last transition hears that answer again (webhooks/routes/replay.py)."""
     if state is None:
         return None
     again = replay.recall(svc.redis, sid, replay.request_id())

@@ -1,7 +1,7 @@
 """members and agents
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 03:40:46.888145
 """
 import sqlalchemy as sa
