@@ -17,7 +17,7 @@ def to_ms(now: Now) -> int:
             raise ValueError("naive datetime: the queue needs aware datetimes")
         # Integer arithmetic: dt.timestamp() is a float and can land one millisecond low.
         return (now - EPOCH) // _MS
-    return int(round(float(now) * 1000))
+    return round(float(now) * 1000)
 
 
 def from_ms(ms: int | float | str) -> datetime:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callqueue import clock
 from callqueue.clock import Now
+from callqueue.updates import rows_matched
 from core.db import Base, UTCDateTime
 
 IN_PROGRESS = "in_progress"
@@ -108,13 +109,14 @@ def record_arrival(session: Session, call_sid: str, *, from_number: str | None, 
 
 def mark_verified(session: Session, call_sid: str, *, tier: str, member_uid: str | None, now: Now) -> None:
     """The PIN step's cheap path: one UPDATE of the record /voice/incoming created (find-or-create if it did not)."""
-    done = session.execute(
+    done = rows_matched(
+        session,
         update(CallRecord).where(CallRecord.call_sid == call_sid)
         .values(verified=True, tier=tier, member_uid=func.coalesce(member_uid, CallRecord.member_uid),
                 verified_at=func.coalesce(CallRecord.verified_at, clock.canonical(now)))
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if done.rowcount == 0:
+    if done == 0:
         note_verified(session, call_sid, tier=tier, member_uid=member_uid, now=now)
 
 
@@ -203,11 +205,11 @@ def note_dial_status(session: Session, call_sid: str, status: str) -> None:
 
 def _update(session: Session, call_sid: str, **values: Any) -> bool:
     """UPDATE the record's `values` in one statement; False when there is no record yet (then find-or-create)."""
-    done = session.execute(
+    return bool(rows_matched(
+        session,
         update(CallRecord).where(CallRecord.call_sid == call_sid).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(done.rowcount)
+        .execution_options(synchronize_session=False),
+    ))
 
 
 def close_call(session: Session, call_sid: str, *, call_status: str, now: Now, short_abandon_s: float) -> CallRecord:
@@ -226,7 +228,7 @@ def close_call(session: Session, call_sid: str, *, call_status: str, now: Now, s
         elif rec.queued is not None:
             wait = _wait_ms(rec.queued, at) or 0
             rec.left_queue, rec.waited_s = at, wait / 1000
-            rec.outcome = "short_abandoned" if wait < int(round(short_abandon_s * 1000)) else "abandoned"
+            rec.outcome = "short_abandoned" if wait < round(short_abandon_s * 1000) else "abandoned"
         else:
             rec.outcome = "failed" if call_status in FAILED_STATUSES else "ivr"
     session.flush()

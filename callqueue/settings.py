@@ -41,12 +41,12 @@ class QueueSettings:
 
     def service_level_ms(self, tier: str) -> int:
         """The tier's service-level threshold T in milliseconds."""
-        return int(round(float(self.service_level_s.get(tier, 0)) * 1000))
+        return round(float(self.service_level_s.get(tier, 0)) * 1000)
 
     @property
     def short_abandon_ms(self) -> int:
         """Abandons shorter than this are counted apart and left out of rates."""
-        return int(round(float(self.short_abandon_s) * 1000))
+        return round(float(self.short_abandon_s) * 1000)
 
 
 def queue_settings(config: Config | QueueSettings) -> QueueSettings:

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from callqueue import clock
 from callqueue.callbacks import tickets
-from callqueue.live import dispatch, ordering, presence
+from callqueue.live import ordering, presence, trigger
 from callqueue.live.presence import PresenceError
 from callqueue.reports import history, stats
 from callqueue.settings import queue_settings
@@ -66,7 +66,7 @@ def set_status() -> Response:
     except PresenceError as exc:
         return json_error(409, str(exc))
     if status == "available":
-        dispatch.request_run(svc.redis, svc.jobs().dispatch)
+        trigger.request_run(svc.redis, svc.jobs().dispatch)
     return jsonify(agent_view(db(), svc.redis, ident, now, svc.config))
 
 
@@ -90,7 +90,7 @@ def wrapup() -> Response:
         return json_error(409, str(exc))
     db().commit()
     if back_available:
-        dispatch.request_run(svc.redis, svc.jobs().dispatch)
+        trigger.request_run(svc.redis, svc.jobs().dispatch)
     return jsonify(agent_view(db(), svc.redis, ident, now, svc.config))
 
 

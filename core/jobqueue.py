@@ -26,7 +26,7 @@ class JobQueue:
         self.rq = queue
 
     def dispatch(self) -> None:
-        """Pair waiting callers with available agents (at most one run pending: callqueue.live.dispatch.request_run)."""
+        """Pair waiting callers with available agents (at most one run pending: callqueue.live.trigger.request_run)."""
         self.rq.enqueue(DISPATCH, job_timeout=120, result_ttl=0, failure_ttl=3600)
 
     def ticket_sms(self, ticket_id: int) -> None:

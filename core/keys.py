@@ -56,9 +56,6 @@ MINUTE_TTL_S = 2 * 3600  # the 15-minute window needs 15 of these
 
 AGENT_STATES = ("available", "on_call", "wrap_up", "away", "offline")
 
-# Counter names in the statistics hashes (field = f"{tier}:{counter}").
-COUNTERS = ("offered", "answered", "wait_ms", "answered_sl", "abandoned", "abandoned_sl", "short", "callback")
-
 
 def call(sid: str) -> str:
     """The queue's hash of one call."""

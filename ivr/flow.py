@@ -187,7 +187,7 @@ class Flow:
 
     # --- shared moves ----------------------------------------------------------------------------
     def fail(self, now: datetime, state: CallState, reason: str, **params: Any) -> tuple[CallState, Reply]:
-        """A silence or an answer that leads nowhere: say sorry and ask again, up to max_tries, then fall back politely."""
+        """Silence or an answer leading nowhere: say sorry and ask again, up to max_tries, then fall back politely."""
         sorry = (say(reason, state.lang, **params),)
         tries = state.tries + 1
         if tries < self.tree.max_tries:

@@ -1,4 +1,4 @@
-"""The call session: one Redis hash per CallSid (`hl:ivr:{sid}`, core/keys.py, with a TTL) holding the caller's IVR progress.
+"""The call session: a Redis hash per CallSid (`hl:ivr:{sid}`, core/keys.py, with a TTL): the caller's IVR progress.
 
 Fields (all strings in Redis), read by the queue and the agent screen too:
   caller        E.164 caller ID, "" when withheld or not a phone number
@@ -122,7 +122,7 @@ def open_session(r: redis.Redis, sid: str, initial: CallState, ttl_s: int = TTL_
     for k, v in initial.to_fields().items():
         flat += [k, v]
     stored = _open_script(r)(keys=[keys.ivr_session(sid)], args=[ttl_s, *flat], client=r)
-    pairs = dict(zip(stored[0::2], stored[1::2]))
+    pairs = dict(zip(stored[0::2], stored[1::2], strict=True))  # HGETALL's flat field, value, … list
     return CallState.from_fields(pairs)
 
 

@@ -56,7 +56,7 @@ SECTIONS: dict[str, Spec] = {"menu": MENU, "categories": Table(each=LABEL)}
 
 
 def check_tree(data: Mapping[str, Any]) -> list[str]:
-    """Start-up checks of [menu] and [categories]: every key leads somewhere, every prompt exists, no node is unreachable."""
+    """Start-up checks of [menu] and [categories]: every key leads somewhere, prompts exist, no node is unreachable."""
     errors: list[str] = []
     menu = data.get("menu") or {}
     nodes: dict[str, Any] = menu.get("nodes") or {}
@@ -207,7 +207,10 @@ def _norm(text: str) -> str:
 
 
 def match(node: Node, digits: str | None, speech: str | None, lang: str) -> Option | None:
-    """The option the caller chose: a single key, or speech naming a key or matching a hint (longest hint wins; a tie is no match)."""
+    """The option the caller chose: a single key, or speech naming a key or matching a hint.
+
+    The longest matching hint wins; a tie between hints is no match.
+    """
     if digits:
         return node.option(digits) if len(digits) == 1 else None
     said = _norm((speech or "")[:500])

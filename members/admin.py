@@ -149,9 +149,8 @@ def list_members(session: Session, tier: str | None = None, now: datetime | None
     for member_id, e164 in session.execute(select(MemberPhone.member_id, MemberPhone.e164).order_by(MemberPhone.id)):
         phones.setdefault(member_id, []).append(e164)
     for mid, uid, name, t, locked_until in session.execute(query).yield_per(1000):
-        locked = bool(now and locked_until and locked_until > now)
-        yield {"uid": uid, "name": name, "tier": t, "phones": " ".join(phones.get(mid, [])),
-               "locked_until": locked_until.isoformat(timespec="seconds") if locked else ""}
+        locked = locked_until.isoformat(timespec="seconds") if now and locked_until and locked_until > now else ""
+        yield {"uid": uid, "name": name, "tier": t, "phones": " ".join(phones.get(mid, [])), "locked_until": locked}
 
 
 def unlock_member(session: Session, uid: str) -> bool:

@@ -72,7 +72,7 @@ class ChunkResult:
 
 
 def read_csv(data: bytes, encoding: str = "utf-8") -> CsvFile:
-    """The header and every record with its line number; ImportFileError (nothing is changed) when the file is unusable."""
+    """The header and every record with its line number; ImportFileError (nothing changed) if the file is unusable."""
     codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:
         text = data.decode(codec)

@@ -5,7 +5,7 @@ import phonenumbers
 
 
 def normalize_phone(raw: str | None, region: str) -> str | None:
-    """`raw` as E.164 (`+8613800000001`), reading numbers without +country code in `region`; None if not a valid number."""
+    """`raw` as E.164 (`+8613800000001`), numbers without a +country code read in `region`; None if not valid."""
     text = (raw or "").strip()
     if not text or len(text) > 40:
         return None

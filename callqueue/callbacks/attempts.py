@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from callqueue import clock
 from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket, Ticket, view
+from callqueue.updates import rows_matched
 
 # Attempt results that reached the member's phone and count towards max_attempts.
 COUNTED = ("busy", "no-answer", "failed", "canceled", "answered", "rejected")
@@ -78,12 +79,13 @@ def claim(session: Session, ticket_id: int, now: datetime) -> Claimed | None:
     """Take a due scheduled ticket for dialling (attempt n); None if another worker took it or it changed."""
     T = CallbackTicket
     at = clock.canonical(now)
-    done = session.execute(
+    claimed = rows_matched(
+        session,
         update(T).where(T.id == ticket_id, T.status == "scheduled", T.due <= at)
         .values(status="dialing", attempts=T.attempts + 1, dialing_since=at, call_sid=None)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if done.rowcount != 1:
+    if claimed != 1:
         return None
     row = session.get(T, ticket_id, populate_existing=True)
     assert row is not None

@@ -1,1 +1,1 @@
-"""The live queue in Redis: ordering, dispatch, agents' presence, the holding pen, the wait estimate and the Lua scripts."""
+"""The live queue in Redis: order, dispatch and its trigger, agents' presence, the holding pen, wait estimate, Lua."""

@@ -97,7 +97,7 @@ def waiting(
     r: redis.Redis, call_sid: str, now: Now, settings: Config | QueueSettings, *,
     queue_sid: str | None = None, extra_hash: str = "",
 ) -> WaitInfo:
-    """waitUrl: position in our order, time waited, estimate, whether to offer a callback, and `extra_hash`. 1 round trip."""
+    """waitUrl: place in our order, time waited, estimate, whether to offer a callback, `extra_hash`. 1 round trip."""
     w = ordering.wait_status(r, call_sid, now, settings, queue_sid=queue_sid, extra_hash=extra_hash)
     st = w.caller
     est = estimate.from_rate(st.position or 1, w.answered, estimate.span_s(w.oldest_minute, clock.to_ms(now)))

@@ -7,11 +7,12 @@ and the edge asks the gateway to move the caller, calling `undo_claim` if that f
 Call states in the call hash: waiting → offered (agent ringing) → connected (agent answered) →
 ended. Each function below is one script and is idempotent: a repeated or late event finds the
 state already moved on and changes nothing (it returns what was recorded the first time).
+Asking for a dispatch run, only when one could pair someone, is trigger.py's part.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -19,7 +20,6 @@ from callqueue import clock
 from callqueue.clock import Now
 from callqueue.live.scripts import Lua, text
 from callqueue.settings import QueueSettings, queue_settings
-from core import keys
 from core.config import Config
 
 _CLAIM = Lua("""
@@ -194,35 +194,10 @@ class Settled:
     agent: str | None = None  # the agent freed by it, if any
 
 
-def _settled(reply: list[object]) -> Settled:
+def _settled(reply: list[Any]) -> Settled:
     changed, outcome, wait, at = int(reply[0]), text(reply[1]), float(reply[2]), float(reply[3])
     agent = text(reply[4]) if len(reply) > 4 and reply[4] else None
     return Settled(bool(changed), outcome, None if wait < 0 else wait / 1000, None if at < 0 else at / 1000, agent)
-
-
-_WANT_RUN = Lua("""
-if redis.call('ZCARD', AVAIL) == 0 then return 0 end
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 1 end
-return 0
-""")
-
-
-def request_run(r: redis.Redis, enqueue: Callable[[], object], ttl_s: int = 60) -> bool:
-    """Ask for a dispatch run (`enqueue` queues the job) when one is worth it: an agent is available and no run
-    is pending (then marked). 1 round trip; True if a run was asked for.
-
-    Call after the commit that made a caller wait or an agent free. With no agent available a run could
-    neither pair a caller nor ring a callback; the agent who becomes available asks for one.
-    """
-    if not _WANT_RUN(r, [keys.DISPATCH_PENDING], [ttl_s]):
-        return False
-    enqueue()
-    return True
-
-
-def run_started(r: redis.Redis) -> None:
-    """A dispatch run begins: a request from now on queues another run, so none is lost."""
-    r.delete(keys.DISPATCH_PENDING)
 
 
 def claim_next(r: redis.Redis, now: Now) -> Offer | None:
@@ -278,7 +253,7 @@ def completed(
 
     Returns (call closed now, agent moved to wrap-up). Idempotent, 1 round trip.
     """
-    wrap_ms = int(round(queue_settings(settings).wrap_up_s * 1000))
+    wrap_ms = round(queue_settings(settings).wrap_up_s * 1000)
     changed, freed = _COMPLETED(r, [], [call_sid, login, clock.to_ms(now), wrap_ms])
     return bool(changed), bool(freed)
 
@@ -295,7 +270,7 @@ def caller_left(r: redis.Redis, call_sid: str, now: Now, reason: str, settings: 
     qs = queue_settings(settings)
     ms = clock.to_ms(now)
     day, minute = clock.bucket_keys(ms, qs.tz)
-    wrap_ms = int(round(qs.wrap_up_s * 1000))
+    wrap_ms = round(qs.wrap_up_s * 1000)
     return _settled(_LEAVE(r, [day, minute], [call_sid, ms, reason, qs.short_abandon_ms, wrap_ms]))
 
 
@@ -307,6 +282,6 @@ def sweep(r: redis.Redis, now: Now, settings: Config | QueueSettings, grace_s: f
     """
     qs = queue_settings(settings)
     ms = clock.to_ms(now)
-    cutoff = ms - int(round((qs.ring_timeout_s + grace_s) * 1000))
+    cutoff = ms - round((qs.ring_timeout_s + grace_s) * 1000)
     settled, returned = _SWEEP(r, [], [ms, cutoff])
     return {"wrap_ups_ended": int(settled), "offers_returned": int(returned)}

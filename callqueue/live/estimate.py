@@ -50,7 +50,7 @@ def answer_rate(r: redis.Redis, now: Now, settings: Config | QueueSettings) -> t
     for m in minutes:
         pipe.hmget(keys.stats_minute(m), fields)
     total, oldest = 0, None
-    for m, values in zip(minutes, pipe.execute()):
+    for m, values in zip(minutes, pipe.execute(), strict=True):  # one HMGET reply per minute
         n = sum(int(v) for v in values if v is not None)
         if n and oldest is None:
             oldest = m

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import redis
 
 from callqueue import clock
 from callqueue.clock import Now
-from callqueue.live.scripts import Lua, flag, text
+from callqueue.live.scripts import Lua, flag, scored_range, text
 from callqueue.settings import QueueSettings, queue_settings
 from core import keys
 from core.config import Config
@@ -166,8 +166,8 @@ def remove(r: redis.Redis, call_sid: str, now: Now) -> bool:
 
 def position(r: redis.Redis, call_sid: str) -> int | None:
     """1-based place in service order, None when not waiting. 1 round trip (ZRANK, O(log n))."""
-    rank = r.zrank(keys.ORDER, call_sid)
-    return None if rank is None else int(rank) + 1
+    rank = r.zrank(keys.ORDER, call_sid)  # an int; None when not in the order (a list only with WITHSCORE)
+    return rank + 1 if isinstance(rank, int) else None
 
 
 def original_score(r: redis.Redis, call_sid: str) -> float | None:
@@ -241,7 +241,14 @@ def _caller_status(call_sid: str, h: dict[str, str], rank: int, now_ms: int, qs:
     )
 
 
-def tier_summary(r: redis.Redis, tiers: list[str], now: Now) -> dict[str, dict[str, Any]]:
+class TierWaiting(TypedDict):
+    """One tier in `tier_summary`: callers waiting and the longest current wait in seconds."""
+
+    waiting: int
+    longest_wait_s: float
+
+
+def tier_summary(r: redis.Redis, tiers: list[str], now: Now) -> dict[str, TierWaiting]:
     """Per tier: callers waiting (incl. ringing an agent) and the longest current wait in seconds.
 
     1 round trip (ZCARD and the first member of each tier's set: O(log n) each).
@@ -252,7 +259,7 @@ def tier_summary(r: redis.Redis, tiers: list[str], now: Now) -> dict[str, dict[s
         pipe.zrange(keys.tier_waiting(tier), 0, 0, withscores=True)
     replies = pipe.execute()
     ms = clock.to_ms(now)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, TierWaiting] = {}
     for i, tier in enumerate(tiers):
         count, first = replies[2 * i], replies[2 * i + 1]
         longest = max(0, ms - int(first[0][1])) / 1000 if first else 0.0
@@ -275,15 +282,16 @@ def in_order(r: redis.Redis, start: int = 0, count: int = 50) -> list[dict[str, 
 
     2 round trips (ZRANGE, then one pipeline of HMGET): O(log n + count).
     """
-    members = r.zrange(keys.ORDER, start, start + count - 1, withscores=True)
+    members = scored_range(r, keys.ORDER, start, start + count - 1)
     pipe = r.pipeline(transaction=False)
     for sid, _ in members:
-        pipe.hmget(keys.call(text(sid)), "tier", "queued", "category", "verified")
+        pipe.hmget(keys.call(sid), "tier", "queued", "category", "verified")
     rows = pipe.execute() if members else []
     out = []
-    for i, ((sid, score), (tier, queued, category, verified)) in enumerate(zip(members, rows)):
+    # One HMGET reply per member.
+    for i, ((sid, score), (tier, queued, category, verified)) in enumerate(zip(members, rows, strict=True)):
         out.append({
-            "call_sid": text(sid), "position": start + i + 1, "score": float(score), "tier": text(tier),
+            "call_sid": sid, "position": start + i + 1, "score": score, "tier": text(tier),
             "queued_at": int(queued) / 1000 if queued else None, "category": text(category),
             "verified": text(verified) == "1",
         })

@@ -55,7 +55,8 @@ def shard_name(prefix: str, index: int) -> str:
 def assign(r: redis.Redis, call_sid: str, settings: Config | QueueSettings) -> str:
     """The Twilio queue name this caller should be `<Enqueue>`d into (the same one if asked again). 1 round trip."""
     qs = queue_settings(settings)
-    name = _ASSIGN(r, [], [call_sid, qs.twilio_queue_prefix, qs.twilio_queue_max_size, MAX_SHARDS])
+    # The script answers the shard's name, or false (None here) when every shard is full.
+    name: bytes | str | None = _ASSIGN(r, [], [call_sid, qs.twilio_queue_prefix, qs.twilio_queue_max_size, MAX_SHARDS])
     if not name:
         raise PenFull(f"all {MAX_SHARDS} Twilio queues of {qs.twilio_queue_max_size} callers are full")
     return text(name)

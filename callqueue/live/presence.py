@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from callqueue import clock
 from callqueue.clock import Now
-from callqueue.live.scripts import Lua, text
+from callqueue.live.scripts import Lua, scored_range, text
 from core import keys
 
 MANUAL_STATES = ("available", "away", "offline")  # what an agent may choose; on_call/wrap_up follow calls
@@ -107,7 +108,7 @@ def _view(login: str, h: dict[str, str], now_ms: int) -> AgentPresence:
     )
 
 
-def _pairs(flat: list[object]) -> dict[str, str]:
+def _pairs(flat: list[Any]) -> dict[str, str]:
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
@@ -157,18 +158,20 @@ def many(r: redis.Redis, logins: Iterable[str], now: Now) -> list[AgentPresence]
     for login in logins:
         pipe.hgetall(keys.agent(login))
     ms = clock.to_ms(now)
-    return [_view(login, {text(k): text(v) for k, v in h.items()}, ms) for login, h in zip(logins, pipe.execute())]
+    # One reply per HGETALL queued: as many as logins.
+    replies = zip(logins, pipe.execute(), strict=True)
+    return [_view(login, {text(k): text(v) for k, v in h.items()}, ms) for login, h in replies]
 
 
 def counts(r: redis.Redis, now: Now) -> dict[str, int]:
     """Agents per state, after settling due wrap-ups. 1 round trip."""
     reply = _COUNTS(r, [], [clock.to_ms(now), *keys.AGENT_STATES])
-    return {state: int(n) for state, n in zip(keys.AGENT_STATES, reply)}
+    return {state: int(n) for state, n in zip(keys.AGENT_STATES, reply, strict=True)}  # one count per state asked
 
 
 def available_in_order(r: redis.Redis, count: int = 50) -> list[tuple[str, float]]:
     """Available agents, longest idle first, with the epoch second each became available. 1 round trip."""
-    return [(text(login), score / 1000) for login, score in r.zrange(keys.AVAILABLE, 0, count - 1, withscores=True)]
+    return [(login, score / 1000) for login, score in scored_range(r, keys.AVAILABLE, 0, count - 1)]
 
 
 def ensure_known(r: redis.Redis, agents: Iterable[tuple[str, str | None]], now: Now) -> int:

@@ -7,9 +7,8 @@ strings, never formatted by Lua (whose tostring keeps only 14 significant digits
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast, overload
 
 import redis
 from redis.commands.core import Script
@@ -125,16 +124,32 @@ class Lua:
         return self._script(keys=list(keys_), args=list(args), client=r)
 
 
-def text(value: Any) -> Any:
-    """A reply value as str (clients with decode_responses=False return bytes)."""
+@overload
+def text(value: bytes | str) -> str: ...
+
+
+@overload
+def text(value: None) -> None: ...
+
+
+def text(value: bytes | str | None) -> str | None:
+    """A reply value as str (clients with decode_responses=False return bytes); None stays None."""
     return value.decode() if isinstance(value, bytes) else value
 
 
-def decode_json(reply: Any) -> Any:
-    """A script's cjson reply as Python values (None for a nil reply)."""
-    if reply is None:
-        return None
-    return json.loads(text(reply))
+def member_range(r: redis.Redis, key: str, start: int, stop: int) -> list[str]:
+    """ZRANGE from `start` to `stop` (inclusive): the members, as str. 1 round trip."""
+    # Known by construction: without WITHSCORES the reply is the members; redis-py annotates every form of
+    # ZRANGE's reply (scored pairs too) as one union.
+    return [text(member) for member in cast(list[bytes | str], r.zrange(key, start, stop))]
+
+
+def scored_range(r: redis.Redis, key: str, start: int, stop: int) -> list[tuple[str, float]]:
+    """ZRANGE … WITHSCORES from `start` to `stop` (inclusive) as (member, score) pairs. 1 round trip."""
+    # Known by construction: WITHSCORES answers (member, score) pairs; redis-py annotates every form of ZRANGE's
+    # reply (plain members too) as one union.
+    pairs = cast(list[tuple[bytes | str, float]], r.zrange(key, start, stop, withscores=True))
+    return [(text(member), float(score)) for member, score in pairs]
 
 
 def flag(b: bool) -> str:

@@ -8,13 +8,13 @@ callqueue/planning/simcallbacks.py. The engine decides nothing the queue code
 decides: who is served next and by which agent is `dispatch.claim_next`'s answer; waits are the ones
 `dispatch.answered` / `caller_left` recorded. It only keeps counts (callers waiting, agents idle) to
 skip calls that could not pair anyone, and stops with SimulationError if Redis disagrees.
-The callers are drawn before the run (`dayprofile.draw_callers`), so policies compare on the very same day.
+The callers are drawn before the run (`profile.draw_callers`), so policies compare on the very same day.
 """
 from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,9 +106,10 @@ class _Day:
         self.ops = 0
         self.after_day = 0
         self.snapshots: list[dict[str, Any]] = []
-        self.wrap_ms = int(round(qs.wrap_up_s * 1000))
-        self.answer_ms = int(round(opts.answer_delay_s * 1000))
-        self.handlers = {
+        self.wrap_ms = round(qs.wrap_up_s * 1000)
+        self.answer_ms = round(opts.answer_delay_s * 1000)
+        # Each takes (now, the event's data), whose type depends on the event: a Caller, a sid, a login, …
+        self.handlers: dict[str, Callable[[int, Any], None]] = {
             "arrive": self.arrive, "answer": self.answer, "end": self.end, "free": self.free, "hangup": self.hangup,
             "roster": self.roster, "snapshot": self.snapshot,
             "sweep": self.desk.sweep, "pickup": self.desk.pickup, "noanswer": self.desk.noanswer,

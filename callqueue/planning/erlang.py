@@ -76,10 +76,3 @@ def agents_needed(a: float, aht_s: float, t_s: float, goal: float, max_agents: i
             return c
         c += 1
     raise ValueError(f"no staffing up to {max_agents} agents reaches {goal:.0%} within {t_s:g} s at {a:.1f} Erlangs")
-
-
-def occupancy(c: int, a: float) -> float:
-    """Share of agent time spent handling calls (a / c, at most 1)."""
-    if c <= 0:
-        return 1.0 if a > 0 else 0.0
-    return min(1.0, a / c)

@@ -9,31 +9,27 @@ default_tiers.csv):
 - the tiers: `tier,share,handle_mean_s,handle_sigma,patience_mean_s` and optionally `handle_dist`.
   Handle times are log-normal with that mean and shape sigma (`handle_dist = exponential` for the
   M/M/c check); patience is exponential with that mean, empty = the caller never hangs up.
-Errors name the file and line, so a supervisor can fix a spreadsheet export.
+profile_csv.py reads the files and checks the cells; every error names the file and line.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from callqueue import clock
 
+# Raised by the CSV reading (profile_csv.py) and by DayProfile.scaled; importable from here, as it always was.
+from callqueue.planning.profile_csv import ProfileError, number, quarter_index, read_file, records, shipped_file
+
 INTERVAL_S = 900
 INTERVALS_PER_DAY = 96
 HANDLE_DISTS = ("lognormal", "exponential")
 TIER_COLUMNS = ("tier", "share", "handle_mean_s", "handle_sigma", "patience_mean_s")
-
-
-class ProfileError(ValueError):
-    """A day or tier CSV that cannot be used; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +78,6 @@ class DayProfile:
         k = calls / total
         return replace(self, arrivals={t: tuple(x * k for x in v) for t, v in self.arrivals.items()})
 
-    def with_roster(self, roster: Sequence[int]) -> DayProfile:
-        """The same day with another roster."""
-        return replace(self, roster=tuple(int(n) for n in roster))
-
     def mean_handle_s(self, i: int) -> float:
         """Mean handle time of the calls expected in interval i (weighted by tier); 0 with no calls."""
         calls = self.calls_in(i)
@@ -94,46 +86,9 @@ class DayProfile:
         return sum(v[i] * self.tiers[t].handle_mean_s for t, v in self.arrivals.items() if i < len(v)) / calls
 
 
-def _number(text: str, where: str, column: str, *, integer: bool = False, allow_empty: bool = False) -> float | None:
-    text = text.strip()
-    if text == "" and allow_empty:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ProfileError(f"{where}: {column} must be a number, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ProfileError(f"{where}: {column} must be a finite number >= 0, not {text!r}")
-    if integer and value != int(value):
-        raise ProfileError(f"{where}: {column} must be a whole number, not {text!r}")
-    return value
-
-
-def _rows(text: str, name: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header and (line number, row) pairs; comment lines (#) and blank lines are skipped."""
-    lines = [
-        (n, line)
-        for n, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if not lines:
-        raise ProfileError(f"{name}: is empty (expected a header line)")
-    reader = csv.reader(io.StringIO("\n".join(line for _, line in lines)))
-    parsed = list(reader)
-    header = [h.strip() for h in parsed[0]]
-    if len(set(header)) != len(header):
-        raise ProfileError(f"{name}, line {lines[0][0]}: a column is named twice in {','.join(header)}")
-    rows = []
-    for (n, _), cells in zip(lines[1:], parsed[1:]):
-        if len(cells) != len(header):
-            raise ProfileError(f"{name}, line {n}: {len(cells)} fields, the header has {len(header)}")
-        rows.append((n, dict(zip(header, cells))))
-    return header, rows
-
-
 def parse_tiers(text: str, name: str = "tiers.csv", known: Iterable[str] | None = None) -> dict[str, TierModel]:
     """Tier models from CSV text; `known` (the configured tiers) restricts the names."""
-    header, rows = _rows(text, name)
+    header, rows = records(text, name)
     missing = [c for c in TIER_COLUMNS if c not in header]
     if missing:
         raise ProfileError(
@@ -151,13 +106,13 @@ def parse_tiers(text: str, name: str = "tiers.csv", known: Iterable[str] | None 
         dist = (row.get("handle_dist") or "lognormal").strip() or "lognormal"
         if dist not in HANDLE_DISTS:
             raise ProfileError(f"{where}: handle_dist must be one of {', '.join(HANDLE_DISTS)}, not {dist!r}")
-        mean = _number(row["handle_mean_s"], where, "handle_mean_s")
+        mean = number(row["handle_mean_s"], where, "handle_mean_s")
         if not mean:
             raise ProfileError(f"{where}: handle_mean_s must be more than 0")
-        patience = _number(row["patience_mean_s"], where, "patience_mean_s", allow_empty=True)
+        patience = number(row["patience_mean_s"], where, "patience_mean_s", allow_empty=True)
         out[tier] = TierModel(
-            name=tier, share=float(_number(row["share"], where, "share") or 0.0), handle_mean_s=float(mean),
-            handle_sigma=float(_number(row["handle_sigma"], where, "handle_sigma") or 0.0),
+            name=tier, share=float(number(row["share"], where, "share") or 0.0), handle_mean_s=float(mean),
+            handle_sigma=float(number(row["handle_sigma"], where, "handle_sigma") or 0.0),
             patience_mean_s=None if patience is None or patience == 0 else patience, handle_dist=dist,
         )
     if not out:
@@ -165,21 +120,11 @@ def parse_tiers(text: str, name: str = "tiers.csv", known: Iterable[str] | None 
     return out
 
 
-def _interval_of(text: str, where: str) -> int:
-    hh, sep, mm = text.strip().partition(":")
-    if not sep or not hh.isdigit() or not mm.isdigit() or len(mm) != 2:
-        raise ProfileError(f"{where}: start must be HH:MM, not {text!r}")
-    minutes = int(hh) * 60 + int(mm)
-    if minutes >= 24 * 60 or minutes % 15:
-        raise ProfileError(f"{where}: start {text!r} is not a quarter hour of the day (00:00 .. 23:45)")
-    return minutes // 15
-
-
 def parse_day(
     text: str, tiers: Mapping[str, TierModel], name: str = "day.csv", *, need_roster: bool = False
 ) -> DayProfile:
     """A day profile from CSV text (see the module docstring for the columns)."""
-    header, rows = _rows(text, name)
+    header, rows = records(text, name)
     if "start" not in header:
         raise ProfileError(f"{name}, line 1: no start column (columns: {','.join(header)})")
     tier_cols = [h for h in header if h in tiers]
@@ -188,9 +133,8 @@ def parse_day(
         raise ProfileError(f"{name}, line 1: unknown column(s) {', '.join(unknown)}; "
                            f"expected start, calls or tier columns ({', '.join(tiers)}), agents")
     if ("calls" in header) == bool(tier_cols):
-        raise ProfileError(
-            f"{name}, line 1: give either a calls column or one column per tier, not {'both' if tier_cols else 'neither'}"
-        )
+        raise ProfileError(f"{name}, line 1: give either a calls column or one column per tier, "
+                           f"not {'both' if tier_cols else 'neither'}")
     if need_roster and "agents" not in header:
         raise ProfileError(f"{name}, line 1: no agents column (the simulation needs a roster)")
     if "calls" in header:
@@ -203,42 +147,29 @@ def parse_day(
     last = -1
     for n, row in rows:
         where = f"{name}, line {n}"
-        i = _interval_of(row["start"], where)
+        i = quarter_index(row["start"], where)
         if i <= last:
             raise ProfileError(f"{where}: start {row['start'].strip()} is not after the previous line's")
         last = i
         if "calls" in header:
-            calls = float(_number(row["calls"], where, "calls") or 0.0)
+            calls = float(number(row["calls"], where, "calls") or 0.0)
             for t, k in split.items():
                 arrivals[t][i] = calls * k
         for t in tier_cols:
-            arrivals[t][i] = float(_number(row[t], where, t) or 0.0)
+            arrivals[t][i] = float(number(row[t], where, t) or 0.0)
         if "agents" in header:
-            roster[i] = int(_number(row["agents"], where, "agents", integer=True) or 0)
+            roster[i] = int(number(row["agents"], where, "agents", integer=True) or 0)
     if last < 0:
         raise ProfileError(f"{name}: has a header but no interval lines")
     return DayProfile(arrivals={t: tuple(v) for t, v in arrivals.items()}, tiers=dict(tiers),
                       roster=tuple(roster) if "agents" in header else None, source=name)
 
 
-def _read(path: str | Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8-sig")  # -sig: spreadsheets often write a BOM
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ProfileError(f"{path}: is not UTF-8 text") from None
-
-
-def _shipped(name: str) -> str:
-    return resources.files("callqueue.planning").joinpath("profiles", name).read_text(encoding="utf-8")
-
-
 def load_tiers(path: str | Path | None = None, known: Iterable[str] | None = None) -> dict[str, TierModel]:
     """Tier models from a CSV file, or the shipped default (callqueue/planning/profiles/default_tiers.csv)."""
     if path is None:
-        return parse_tiers(_shipped("default_tiers.csv"), "default_tiers.csv", known)
-    return parse_tiers(_read(path), str(path), known)
+        return parse_tiers(shipped_file("default_tiers.csv"), "default_tiers.csv", known)
+    return parse_tiers(read_file(path), str(path), known)
 
 
 def load_day(path: str | Path | None = None, tiers: Mapping[str, TierModel] | None = None, *,
@@ -246,8 +177,8 @@ def load_day(path: str | Path | None = None, tiers: Mapping[str, TierModel] | No
     """A day profile from a CSV file, or the shipped default (callqueue/planning/profiles/default_day.csv)."""
     models = dict(tiers) if tiers is not None else load_tiers()
     if path is None:
-        return parse_day(_shipped("default_day.csv"), models, "default_day.csv", need_roster=need_roster)
-    return parse_day(_read(path), models, str(path), need_roster=need_roster)
+        return parse_day(shipped_file("default_day.csv"), models, "default_day.csv", need_roster=need_roster)
+    return parse_day(read_file(path), models, str(path), need_roster=need_roster)
 
 
 # --- the day's callers, drawn from a profile ------------------------------------------------------
@@ -311,9 +242,9 @@ def draw_callers(profile: DayProfile, start_ms: int, seed: int, *, antithetic: b
                 Caller(
                     sid=f"S{len(out) + 1:06d}",
                     tier=tiers[k],
-                    arrival_ms=start_ms + i * INTERVAL_S * 1000 + int(round(t * 1000)),
-                    handle_ms=max(1, int(round(handle * 1000))),
-                    patience_ms=None if patience is None else int(round(patience * 1000)),
+                    arrival_ms=start_ms + i * INTERVAL_S * 1000 + round(t * 1000),
+                    handle_ms=max(1, round(handle * 1000)),
+                    patience_ms=None if patience is None else round(patience * 1000),
                     draws=tuple(cb.random() for _ in range(attempts + 1)),
                 )
             )

@@ -24,15 +24,8 @@ from callqueue import clock
 from callqueue.hours import Calendar
 from callqueue.planning import erlang
 from callqueue.planning.daysim import SimOptions, SimResult, simulate
-from callqueue.planning.profile import (
-    INTERVAL_S,
-    INTERVALS_PER_DAY,
-    DayProfile,
-    day_start_ms,
-    draw_callers,
-    load_day,
-    load_tiers,
-)
+from callqueue.planning.forecast import forecast_today
+from callqueue.planning.profile import INTERVAL_S, INTERVALS_PER_DAY, DayProfile, day_start_ms, draw_callers
 from callqueue.settings import queue_settings
 from core.config import Config
 
@@ -149,9 +142,10 @@ def _judge(result: SimResult, rows: list[IntervalPlan], targets: Mapping[str, Ta
         snap = result.interval_stats[p.index] if p.index < len(result.interval_stats) else None
         for tier, tg in targets.items():
             f = snap["tiers"].get(tier) if snap else None
-            judged = f is not None and f["answered"] + f["abandoned"] >= MIN_CALLS and f["service_level"] is not None
-            p.service_level[tier] = f["service_level"] if judged else None
-            if judged and p.index in checked and f["service_level"] < tg.goal:
+            # Judged on enough calls only (None otherwise, as when the statistics have no service level).
+            sl = f["service_level"] if f is not None and f["answered"] + f["abandoned"] >= MIN_CALLS else None
+            p.service_level[tier] = sl
+            if sl is not None and p.index in checked and sl < tg.goal:
                 p.met = False
         ok = ok and p.met
     for tier, tg in targets.items():
@@ -164,11 +158,11 @@ def _why(ok: bool, rows: list[IntervalPlan], result: SimResult, tg: Mapping[str,
     """A progress line's reason: where the targets were missed."""
     if ok:
         return "meets the targets"
-    missed = [
-        f"{p.start} ({', '.join(f'{t} {v:.0%}' for t, v in p.service_level.items() if v is not None and v < tg[t].goal)})"
-        for p in rows
-        if not p.met
-    ]
+    missed = []
+    for p in rows:
+        if not p.met:
+            short = ", ".join(f"{t} {v:.0%}" for t, v in p.service_level.items() if v is not None and v < tg[t].goal)
+            missed.append(f"{p.start} ({short})")
     day = [f"day {t}" for t in tg if (result.day_stats["tiers"].get(t, {}).get("service_level") or 1) < tg[t].goal]
     return "misses " + "; ".join(missed[:4] + (["…"] if len(missed) > 4 else []) + day)
 
@@ -274,22 +268,6 @@ def plan_staffing(
     return plan
 
 
-def forecast_today(measured: Sequence[Mapping[str, float]], now: datetime, config: Config,
-                   baseline: DayProfile | None = None) -> DayProfile:
-    """Today's forecast: measured offered calls for the quarters that are over, the baseline day scaled
-    by how today compares with it so far for the rest."""
-    qs = queue_settings(config)
-    base = baseline or load_day(None, load_tiers(None, qs.tiers))
-    local = now.astimezone(qs.tz)
-    done = min(len(measured), (local.hour * 60 + local.minute) // 15)  # quarters fully over
-    seen = sum(sum(measured[i].values()) for i in range(done))
-    expected = sum(base.calls_in(i) for i in range(done))
-    ratio = seen / expected if expected > 0 and seen > 0 else 1.0
-    arrivals = {t: tuple(float(measured[i].get(t, 0.0)) if i < done else v[i] * ratio for i in range(len(v)))
-                for t, v in base.arrivals.items()}
-    return replace(base, arrivals=arrivals, roster=None, source="today")
-
-
 def staffing_for_today(
     measured: Sequence[Mapping[str, float]], now: datetime, config: Config, *,
     baseline: DayProfile | None = None, targets: Mapping[str, Target] | None = None,
@@ -299,7 +277,7 @@ def staffing_for_today(
 
     `measured[i]` is {tier: calls offered} in the local quarter i since midnight (e.g. from
     callqueue.reports.history.intervals(...)["intervals"][i]["tiers"][tier]["offered"]); quarters not yet over
-    are forecast from `baseline` (default: the shipped day), scaled by today's volume so far.
+    are forecast from `baseline` (default: the shipped day), scaled by today's volume so far (forecast.py).
     Without `scratch`: Erlang C only (milliseconds; fine for a page). With `scratch`, an EMPTY Redis
     database that is NOT the live one (it is flushed): checked and corrected by simulation (seconds).
     """

@@ -131,7 +131,7 @@ def drain(uow: UnitOfWork, r: redis.Redis, config: Config, limit: int = 500) -> 
                     applied += 1
                 except OperationalError:
                     raise  # the database failed again: the batch stays in Redis for the next pass
-                except Exception as exc:  # noqa: BLE001 - one bad event must not block every later one
+                except Exception as exc:  # noqa: BLE001 (one bad event must not block every later one: logged, skipped)
                     log_event(log, "record event skipped", logging.ERROR, kind=e.get("kind"), call_sid=e.get("sid"),
                               error=f"{type(exc).__name__}: {exc}")
         r.ltrim(keys.OUTBOX_RECORDS, len(batch), -1)

@@ -45,7 +45,7 @@ def restore_day_counters(session: Session, r: redis.Redis, now: datetime, config
         pipe = r.pipeline(transaction=False)
         for sid, _tier in before:
             pipe.exists(keys.call(sid))
-        for (_sid, tier), known in zip(before, pipe.execute() if before else []):
+        for (_sid, tier), known in zip(before, pipe.execute() if before else [], strict=True):  # an EXISTS each
             if known:
                 counters[tier if tier in qs.boost_s else "guest"]["offered"] -= 1
         added = {keys.counter_field(tier, name): n for tier, c in counters.items() for name, n in c.items() if n}

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from callqueue import clock, records
 from callqueue.callbacks.tickets import CallbackTicket
 from callqueue.records import IN_PROGRESS, CallRecord
+from callqueue.updates import rows_matched
 
 MAX_CALL_S = 4 * 3600  # Twilio ends a call after four hours: a record queued earlier is no live caller
 PARK_S = MAX_CALL_S    # how far an outage ticket is parked while its caller holds
@@ -33,24 +34,26 @@ def note_parked(session: Session, ticket_id: int) -> None:
 
 
 def settle_outage_ticket(session: Session, t: CallbackTicket, rec: CallRecord | None, now: datetime) -> str | None:
-    """One parked outage ticket against its call: "cancelled" (answered), "due" (ended unanswered), or None (holding)."""
+    """A parked outage ticket against its call: "cancelled" (answered), "due" (ended unanswered), None (holding)."""
     at = clock.canonical(now)
     if rec is not None and rec.outcome == "answered":
-        done = session.execute(
+        done = rows_matched(
+            session,
             update(CallbackTicket).where(CallbackTicket.id == t.id, CallbackTicket.status == "scheduled")
             .values(status="cancelled", closed=at, note=f"answered while holding (call {rec.call_sid})")
             .execution_options(synchronize_session=False))
-        return "cancelled" if done.rowcount else None
+        return "cancelled" if done else None
     holding = (rec is not None and rec.outcome == IN_PROGRESS and rec.ended is None and rec.queued is not None
                and rec.queued > at - timedelta(seconds=MAX_CALL_S))
     if holding:
         return None
-    done = session.execute(
+    done = rows_matched(
+        session,
         update(CallbackTicket).where(CallbackTicket.id == t.id, CallbackTicket.status == "scheduled",
                                      CallbackTicket.due > at)
         .values(due=at, note="the caller left without an agent: call them back")
         .execution_options(synchronize_session=False))
-    return "due" if done.rowcount else None
+    return "due" if done else None
 
 
 def parked_tickets(session: Session, now: datetime, call_sid: str | None = None) -> list[CallbackTicket]:

@@ -36,7 +36,7 @@ from callqueue import clock
 from callqueue.callbacks import tickets
 from callqueue.callbacks.tickets import Ticket
 from callqueue.live import dispatch, ordering
-from callqueue.live.scripts import text
+from callqueue.live.scripts import member_range
 from callqueue.records import IN_PROGRESS, CallRecord
 from callqueue.recovery.capture import UnitOfWork, drain, outbox_sizes
 from callqueue.recovery.counters import restore_day_counters
@@ -108,7 +108,8 @@ def restore_call(session: Session, r: redis.Redis, rec: CallRecord, config: Conf
     score = rec.score if rec.score is not None else ordering.score_for(tier, queued, qs)
     callback = tickets.by_call(session, rec.call_sid)     # a callback call keeps its ticket number
     booked = tickets.booked_by(session, rec.call_sid)     # a ticket the call booked: the caller's language
-    lang = (callback or booked).lang if (callback or booked) else config["hotline"]["default_language"]
+    ticket = callback or booked
+    lang = ticket.lang if ticket else config["hotline"]["default_language"]
     e = ordering.enqueue(r, rec.call_sid, tier=tier, now=queued, settings=qs, category=rec.category or "",
                          verified=bool(rec.verified), member_uid=rec.member_uid, score=score)
     restore_session(r, Rejoined(
@@ -127,10 +128,6 @@ class Restored:
     records: list[CallRecord]
     uncertain: int
 
-    @property
-    def call_sids(self) -> list[str]:
-        return [rec.call_sid for rec in self.records]
-
 
 def restore_calls(session: Session, r: redis.Redis, now: datetime, config: Config,
                   restore_session: RestoreSession) -> Restored:
@@ -144,7 +141,7 @@ def restore_calls(session: Session, r: redis.Redis, now: datetime, config: Confi
     known = pipe.execute()
     ringing_since = clock.canonical(now) - timedelta(seconds=queue_settings(config).ring_timeout_s + RING_GRACE_S)
     restored, uncertain = [], 0
-    for rec, exists in zip(recs, known):
+    for rec, exists in zip(recs, known, strict=True):  # one EXISTS reply per record
         if exists:
             continue
         if rec.offered is not None and rec.offered > ringing_since:
@@ -158,7 +155,7 @@ def restore_calls(session: Session, r: redis.Redis, now: datetime, config: Confi
 def drop_ended(session: Session, r: redis.Redis, now: datetime, config: Config, limit: int = 10000) -> list[str]:
     """Callers still in our order whose SQL record is closed (they left while Redis was down): out, counted as
     they were recorded (at the time SQL recorded)."""
-    sids = [text(s) for s in r.zrange(keys.ORDER, 0, limit - 1)]
+    sids = member_range(r, keys.ORDER, 0, limit - 1)
     if not sids:
         return []
     R = CallRecord

@@ -1,1 +1,1 @@
-"""What supervisors read: the statistics (live from Redis counters, the same from SQL records) and a day's history per 15 minutes."""
+"""What supervisors read: statistics (live from Redis counters, or from SQL records) and a day per 15 minutes."""

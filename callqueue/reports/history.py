@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -46,27 +46,25 @@ def day_bounds(day: date, tz: tzinfo) -> list[int]:
     end = clock.to_ms(datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz))
     # Equal absolute steps are local quarter hours: every zone offset and DST shift in the tz
     # database is a multiple of 15 minutes, so a DST day gets 92 or 100 intervals.
-    return list(range(start, end, _STEP_MS)) + [end]
+    return [*range(start, end, _STEP_MS), end]
 
 
 def record_counts(queued: int | None, answered: int | None, left: int | None, outcome: str,
                   sl_ms: int, start: int, end: int) -> dict[str, int]:
-    """Raw counters one call record (epoch ms) adds to the interval [start, end): the rule of stats.counters_from_records."""
+    """Raw counters a call record (epoch ms) adds to the interval [start, end), by stats.counters_from_records' rule."""
     c: dict[str, int] = {}
     if queued is None:  # never queued: stats counts nothing for it either
         return c
 
-    def inside(t: int | None) -> bool:
+    def inside(t: int | None) -> TypeGuard[int]:
         return t is not None and start <= t < end
 
     if inside(queued):
         c["offered"] = 1
     if inside(answered):
-        assert answered is not None
         wait = max(0, answered - queued)
         c.update(answered=1, wait_ms=wait, answered_sl=int(wait <= sl_ms))
     if inside(left):
-        assert left is not None
         wait = max(0, left - queued)
         if outcome == "abandoned":
             c.update(abandoned=1, abandoned_sl=int(wait > sl_ms))

@@ -15,7 +15,8 @@ is O(1) in history; `from_records` recomputes every figure from the call records
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeGuard
 
 import redis
 from sqlalchemy import and_, or_, select
@@ -30,8 +31,6 @@ from callqueue.settings import QueueSettings, queue_settings
 from core import keys
 from core.config import Config
 
-FIGURES = ("waiting", "longest_wait_s", "offered", "answered", "abandoned", "short_abandoned",
-           "asa_s", "service_level", "abandon_rate", "to_callback")
 WINDOWS = ("today", "15m")
 
 
@@ -57,7 +56,7 @@ def derive(c: dict[str, int], waiting: int, longest_ms: int) -> dict[str, Any]:
 
 
 def _assemble(window: str, ms: int, tiers: list[str], counters: dict[str, dict[str, int]],
-              waiting: dict[str, tuple[int, int]], agents: dict[str, int | None]) -> dict[str, Any]:
+              waiting: dict[str, tuple[int, int]], agents: Mapping[str, int]) -> dict[str, Any]:
     names = tiers + sorted((set(counters) | set(waiting)) - set(tiers))
     total: dict[str, int] = defaultdict(int)
     for tier in names:
@@ -128,7 +127,7 @@ def counters_from_records(
     counters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     waiting: dict[str, list[int]] = defaultdict(lambda: [0, 0])
 
-    def inside(t: int | None) -> bool:
+    def inside(t: int | None) -> TypeGuard[int]:
         return t is not None and start <= t <= ms
 
     for tier, queued, answered, left, outcome in rows:
@@ -170,6 +169,6 @@ def from_records(
     return _assemble(window, clock.to_ms(now), qs.tiers, counters, waiting, dict(agents or {}))
 
 
-def tier_waiting(r: redis.Redis, now: Now, settings: Config | QueueSettings) -> dict[str, dict[str, Any]]:
+def tier_waiting(r: redis.Redis, now: Now, settings: Config | QueueSettings) -> dict[str, ordering.TierWaiting]:
     """Just waiting and longest wait per tier (a cheap read for the wallboard). 1 round trip."""
     return ordering.tier_summary(r, queue_settings(settings).tiers, now)

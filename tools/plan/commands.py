@@ -36,7 +36,8 @@ def _config() -> Any:
 
 
 def _profile(config: Any, day_csv: str | None, tiers_csv: str | None, calls: int | None, need_roster: bool) -> Any:
-    from callqueue.planning.profile import ProfileError, load_day, load_tiers
+    from callqueue.planning.profile import load_day, load_tiers
+    from callqueue.planning.profile_csv import ProfileError
 
     try:
         profile = load_day(day_csv, load_tiers(tiers_csv, config.tiers), need_roster=need_roster)

@@ -5,7 +5,8 @@ import logging
 from urllib.parse import urlencode
 
 from callqueue.live import calls
-from callqueue.live.dispatch import Offer, request_run, run_started
+from callqueue.live.dispatch import Offer
+from callqueue.live.trigger import request_run, run_started
 from core.logs import log_event
 from core.services import Services
 from webhooks.outbound.gateway import GatewayError
@@ -17,7 +18,7 @@ CALLER_GONE_CODES = {20404, 21220}
 
 
 def request_dispatch(svc: Services) -> bool:
-    """Ask a worker to pair waiting callers with available agents (callqueue.live.dispatch.request_run): call after
+    """Ask a worker to pair waiting callers with available agents (callqueue.live.trigger.request_run): call after
     the commit that made a caller wait or an agent available. True if a job was queued."""
     return request_run(svc.redis, svc.jobs().dispatch)
 

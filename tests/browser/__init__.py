@@ -1,0 +1,1 @@
+"""The console in real headless Chromium (Playwright)."""

@@ -1,0 +1,204 @@
+"""Issue 9, item 3 (1): Twilio's retries. Every /voice/* webhook of whole calls is sent twice (same CallSid,
+parameters and signature), as Twilio does when it retries: the two answers are the same TwiML and the second changes
+nothing (every Redis key, every SQL row). The app's clock stands still within a pair (fixed dates) and moves one
+second per request.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
+from callqueue.live import ordering, presence
+from hotline.app import create_app
+from simulator import Script
+from tests.support.clocks import StepClock
+from tests.support.common import AUTH_TOKEN, PUBLIC_URL
+from tests.support.hotline_api import assert_stats_match_records, records
+from tests.support.people import PIN, add_members, add_people
+from tests.support.replay import TwiceTransport, replaying
+from tests.support.twilio_faults import NINE_TO_NINE, TUESDAY_10, TUESDAY_22, available
+from webhooks.outbound import callback_dialer
+
+# The endpoints each replay scenario must have sent twice; together, every /voice/* webhook.
+SCENARIOS = {
+    "answered": {
+        "voice.incoming",
+        "voice.ivr_step",
+        "voice.wait",
+        "voice.queue_result",
+        "voice.connect",
+        "voice.whisper",
+        "voice.dial_result",
+        "voice.status",
+    },
+    "hold": {
+        "voice.incoming",
+        "voice.ivr_step",
+        "voice.wait",
+        "voice.hold_offer",
+        "voice.hold_step",
+        "voice.queue_result",
+        "voice.status",
+    },
+    "callback": {
+        "voice.incoming",
+        "voice.ivr_step",
+        "voice.status",
+        "voice.callback_status",
+        "voice.callback_answer",
+        "voice.wait",
+        "voice.queue_result",
+        "voice.connect",
+        "voice.whisper",
+        "voice.dial_result",
+    },
+    "direct": {"voice.queue", "voice.fallback", "voice.unknown_step"},
+}
+# Served only while a store is down (webhooks/degraded/answers.py): repeating them is the store-fault tests' business.
+NOT_REPLAYED_PREFIX = "/voice/degraded/"
+
+
+def test_the_replays_cover_every_voice_webhook(app: Any) -> None:
+    rules = {r.endpoint: r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/voice/")}
+    covered = set().union(*SCENARIOS.values())
+    missing = {e: rule for e, rule in rules.items() if e not in covered and not rule.startswith(NOT_REPLAYED_PREFIX)}
+    assert not missing, f"webhooks no replay test sends twice (add them to a scenario below): {missing}"
+    assert covered <= set(rules), covered - set(rules)
+
+
+def test_every_webhook_of_an_answered_call_twice_same_answer_state_changed_once(
+        services: Any, tmp_path: Path, twiml_check: Callable[[str], None]) -> None:
+    with replaying(services, tmp_path, twiml_check, TUESDAY_10) as (flow, clock, twice):
+        add_people(services, ["nora", "ann"])
+        phones = add_members(services, flow.config, {"premium": 1})
+        flow.sim.add_agent("nora", behaviour="no-answer")
+        flow.sim.add_agent("ann", answer_after=2, talk_seconds=20)
+        # PIN; the account answers (1); text me the link (1); an agent (0)
+        handle = flow.sim.start_call(
+            phones["premium"][0], Script(answers=(PIN + "#", "1", "1", "0"), when_answers_run_out="hangup")
+        )
+        joined = flow.sim.events.wait("queue.joined", timeout=20, call_sid=handle.sid)
+        with twice.lock:
+            available(services, "nora", clock())
+            assert twice.dispatch(flow.svc) == 1
+        flow.sim.events.wait("queue.joined", timeout=20, call_sid=handle.sid, after=joined.seq)  # back after no answer
+        with twice.lock:
+            available(services, "ann", clock())
+            assert twice.dispatch(flow.svc) == 1
+        result = handle.join(30)
+        replayed = twice.assert_idempotent()
+        assert replayed >= SCENARIOS["answered"], SCENARIOS["answered"] - replayed
+        steps = [p.url.removeprefix(PUBLIC_URL) for p in twice.pairs if p.endpoint == "voice.ivr_step"]
+        assert steps == ["/voice/ivr/pin?s=0", "/voice/ivr/menu?s=1", "/voice/ivr/menu?s=2", "/voice/ivr/menu?s=3"]
+        assert [d.status for d in result.dial_results] == ["no-answer", "completed"]
+        assert len(flow.sim.messages) == 1 and flow.sim.messages[0].to == phones["premium"][0]  # texted once, not twice
+        assert flow.config.prompt("sms_sent", "zh") in result.said()
+        rec = records(services)[handle.sid]
+        assert (rec.outcome, rec.agent_login, rec.offers, rec.dial_status, rec.call_status) == (
+            "answered", "ann", 2, "completed", "completed")
+        assert presence.get(services.redis, "nora", clock()).state == "away"
+        live = assert_stats_match_records(flow.api, services, flow.config)
+        assert live["tiers"]["premium"]["answered"] == 1 and live["overall"]["waiting"] == 0
+
+
+def test_every_webhook_of_a_callback_booked_on_hold_and_of_a_hang_up_in_the_queue_twice(
+        services: Any, tmp_path: Path, twiml_check: Callable[[str], None]) -> None:
+    with replaying(services, tmp_path, twiml_check, TUESDAY_10) as (flow, _clock, twice):
+        add_people(services, [])
+        phones = add_members(services, flow.config, {"standard": 1})
+        # On hold: 1 (call me back), 1 (this number): the ticket is booked, then <Leave>.
+        booker = flow.sim.start_call(phones["standard"][0], Script(answers=(PIN + "#", "0"), hold_answers=("1", "1"),
+                                                                   when_answers_run_out="hangup"))
+        booked = booker.join(30)
+        # A guest (member number skipped with *) who hangs up after a minute on hold.
+        guest = flow.sim.start_call("+8613600000077", Script(answers=("0", "*#"), hangup_after_queue_seconds=60,
+                                                               when_answers_run_out="hangup"))
+        guest.join(30)
+        replayed = twice.assert_idempotent()
+        assert replayed >= SCENARIOS["hold"], SCENARIOS["hold"] - replayed
+        hold_steps = [
+            p.url.removeprefix(PUBLIC_URL) for p in twice.pairs if p.endpoint in ("voice.hold_offer", "voice.hold_step")
+        ]
+        assert hold_steps == ["/voice/hold/offer?s=2", "/voice/hold/cbnum?s=3"]
+        assert any(p.url.endswith("/voice/ivr/uid?s=1") for p in twice.pairs)
+        with services.sessions() as db:
+            (ticket,) = db.scalars(select(CallbackTicket)).all()
+        assert (ticket.phone, ticket.reason, ticket.source_call_sid) == (
+            phones["standard"][0],
+            "caller_request",
+            booker.sid,
+        )
+        assert any(" ".join(ticket.number) in s for s in booked.said())
+        assert [q["QueueResult"] for q in booked.queue_results] == ["leave"]
+        recs = records(services)
+        assert recs[booker.sid].outcome == "to_callback"
+        assert (recs[guest.sid].outcome, recs[guest.sid].queue_result) == (
+            "short_abandoned",
+            "hangup",
+        )  # 2 s by this clock
+        assert_stats_match_records(flow.api, services, flow.config)
+
+
+def test_every_webhook_of_an_after_hours_booking_and_its_callback_twice(
+        services: Any, tmp_path: Path, twiml_check: Callable[[str], None]) -> None:
+    with replaying(services, tmp_path, twiml_check, TUESDAY_22, extra=NINE_TO_NINE) as (flow, clock, twice):
+        add_people(services, ["ann"])
+        phones = add_members(services, flow.config, {"premium": 1})
+        member = phones["premium"][0]
+        flow.sim.add_agent("ann", answer_after=2, talk_seconds=20)
+        flow.sim.add_phone(member, "answer", answer_after=2)
+        # PIN; closed: 1 (call me back); 1 (this number)
+        night = flow.sim.start_call(member, Script(answers=(PIN + "#", "1", "1"), when_answers_run_out="hangup")).join(
+            30
+        )
+        with services.sessions() as db:
+            (ticket,) = db.scalars(select(CallbackTicket)).all()
+        assert any(" ".join(ticket.number) in s for s in night.said())
+        with twice.lock:
+            clock.tick(11 * 3600)  # Wednesday 09:00: the ticket is due
+            available(services, "ann", clock())
+            assert callback_dialer.dial_due(flow.svc) == 1
+        started = flow.sim.events.wait("call.started", timeout=20, direction="outbound-api", to=member)
+        flow.sim.events.wait("queue.joined", timeout=20, call_sid=started.call_sid)
+        with twice.lock:
+            assert twice.dispatch(flow.svc) == 1
+        callback = flow.sim.handle(started.call_sid).join(30)
+        replayed = twice.assert_idempotent()
+        assert replayed >= SCENARIOS["callback"], SCENARIOS["callback"] - replayed
+        assert [d.status for d in callback.dial_results] == ["completed"]
+        assert len(flow.sim.rest_requests("POST", "/Calls.json")) == 1  # the member was called once
+        with services.sessions() as db:
+            row = db.get(CallbackTicket, ticket.id)
+            attempts = db.scalars(select(CallbackAttempt.result).where(CallbackAttempt.ticket_id == ticket.id)).all()
+        assert (row.status, row.attempts, attempts) == ("completed", 1, ["answered"])
+        assert records(services)[started.call_sid].outcome == "answered"
+        assert_stats_match_records(flow.api, services, flow.config)
+
+
+def test_the_queue_fallback_and_unknown_webhooks_twice(services: Any, twiml_check: Callable[[str], None]) -> None:
+    from simulator.transport import FlaskTransport
+
+    clock = StepClock(TUESDAY_10)
+    svc = dataclasses.replace(services, clock=clock, extras={"jobs": services.jobs()})
+    app = create_app(services=svc)
+    twice = TwiceTransport(FlaskTransport(app, AUTH_TOKEN), app, clock, services, twiml_check)
+    params = {
+        "CallSid": "CA" + "5" * 32,
+        "AccountSid": "AC" + "0" * 32,
+        "From": "+8613600000078",
+        "To": "+864001234567",
+        "CallStatus": "in-progress",
+        "Direction": "inbound",
+        "ApiVersion": "2010-04-01",
+    }
+    queued = twice.post(PUBLIC_URL + "/voice/queue", params)
+    assert "<Enqueue" in queued.body and ordering.position(services.redis, params["CallSid"]) == 1
+    assert "<Hangup" in twice.post(PUBLIC_URL + "/voice/fallback", params).body
+    assert "<Hangup" in twice.post(PUBLIC_URL + "/voice/nowhere?x=1", params).body
+    assert twice.assert_idempotent() == SCENARIOS["direct"]
+    assert twice.pairs[0].by_first  # the first /voice/queue did change something (the order, the record)

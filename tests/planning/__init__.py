@@ -1,0 +1,1 @@
+"""The day simulation and the staffing plan on the real queue code."""

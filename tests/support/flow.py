@@ -1,0 +1,124 @@
+"""The whole-call test bench: a hotline app on a copy of the test services (its own clock and configuration), the
+simulator posting into it, and rq workers in their own processes dispatching through the simulator's REST API."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from core.config import Config
+from core.services import Services
+from hotline.app import create_app
+from hotline.configuration import full_config
+from simulator import CallHandle, Event, Script, Simulator
+from tests.support.clocks import FakeClock
+from tests.support.common import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL
+from tests.support.hotline_api import Api
+from tests.support.processes import Processes, hotline_env
+from webhooks.outbound.gateway import TwilioGateway
+
+FINAL = ("answered", "abandoned", "short_abandoned")
+
+
+def write_config(folder: Path, extra: str = "", **queue: Any) -> tuple[Path, Config]:
+    """A HOTLINE_CONFIG file with a [queue] section: no wrap-up (agents free at once), a long hold
+    between announcements (few waitUrl requests at the simulator's fast time), and `queue` overrides."""
+    values = {"wrap_up_s": 0, "announce_every_s": 120, "ring_timeout_s": 15, **queue}
+    lines = [extra or ALWAYS_OPEN.read_text(encoding="utf-8"), "[queue]"] + [
+        f"{k} = {json.dumps(v)}" for k, v in values.items()
+    ]
+    path = folder / "flow.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, full_config(path)
+
+
+def ringing_order(sim: Simulator) -> list[str]:
+    """The CallSids the hotline rang agents for, in order (a caller rung twice appears twice)."""
+    return [e.call_sid for e in sim.events.all("dial.ringing")]
+
+
+def join_queue(sim: Simulator, from_: str, sc: Script, timeout: float = 15) -> CallHandle:
+    """Start a call and return once it holds in the Twilio queue (its queue.joined event)."""
+    handle = sim.start_call(from_, sc)
+    try:
+        sim.events.wait("queue.joined", timeout=timeout, call_sid=handle.sid)
+    except AssertionError:
+        if handle.done():
+            handle.join(0)  # re-raises the call's own failure, which explains more
+        raise
+    return handle
+
+
+def busy_intervals(events: list[Event]) -> dict[str, list[tuple[int, int, str, str]]]:
+    """Per agent endpoint: (start seq, end seq, caller CallSid, kind) of every ringing and every connected
+    period, from dial.ringing / dial.connected to the dial.ended of the same leg."""
+    open_: dict[tuple[str, str], tuple[int, str, str]] = {}
+    out: dict[str, list[tuple[int, int, str, str]]] = {}
+    for e in events:
+        leg = e.data.get("dial_call_sid", "")
+        if e.kind == "dial.ringing":
+            open_[("ringing", leg)] = (e.seq, e.data["endpoint"], e.call_sid)
+        elif e.kind == "dial.connected":
+            open_[("connected", leg)] = (e.seq, e.data["endpoint"], e.call_sid)
+        elif e.kind == "dial.ended":
+            for kind in ("ringing", "connected"):
+                started = open_.pop((kind, leg), None)
+                if started is not None:
+                    out.setdefault(started[1], []).append((started[0], e.seq, started[2], kind))
+    for (kind, _), (seq, endpoint, sid) in open_.items():  # still open at the end: a leg that never ended
+        out.setdefault(endpoint, []).append((seq, 10**12, sid, kind))
+    return out
+
+
+def overlaps(intervals: dict[str, list[tuple[int, int, str, str]]], kind: str) -> list[tuple[str, tuple, tuple]]:
+    """Pairs of periods of `kind` on one endpoint that overlap."""
+    found = []
+    for endpoint, spans in intervals.items():
+        spans = sorted(s for s in spans if s[3] == kind)
+        for a, b in pairwise(spans):
+            if b[0] < a[1]:
+                found.append((endpoint, a, b))
+    return found
+
+
+@dataclass
+class Flow:
+    """A hotline app on a copy of the test services (own clock and configuration), the simulator
+    posting into it, and rq workers in their own processes dispatching through the simulator's REST API."""
+
+    sim: Simulator
+    app: Flask
+    svc: Services
+    clock: FakeClock
+    config: Config
+    api: Api
+    procs: Processes
+
+
+@contextmanager
+def in_process_flow(services: Services, folder: Path, *, workers: int = 1, scale: float = 0.005, extra: str = "",
+                    clock: Any = None, **queue: Any) -> Iterator[Flow]:
+    """Everything a queue-flow test needs; on exit the workers are stopped, then the simulator.
+
+    `extra`: TOML in place of the always-open hours (e.g. hours and [callbacks]); `clock`: the app's clock.
+    """
+    config_path, config = write_config(folder, extra, **queue)
+    clock = clock or FakeClock(config["hotline"]["timezone"])
+    svc = replace(services, config=config, clock=clock, extras={})
+    app = create_app(services=svc)
+    procs = Processes(folder)
+    sim = Simulator.for_app(app, PUBLIC_URL, AUTH_TOKEN, scale=scale)
+    try:
+        api_url = sim.start()
+        svc.gateway = TwilioGateway(sim.account_sid, AUTH_TOKEN, api_url, from_number=sim.number)
+        procs.workers(workers, hotline_env(services, config_path, api_url), services.redis_url)
+        yield Flow(sim, app, svc, clock, config, Api(app=app), procs)
+    finally:
+        procs.stop()
+        sim.stop()

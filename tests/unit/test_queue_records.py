@@ -1,0 +1,227 @@
+"""Call records on real SQL (and Redis, through callqueue.live.calls): one correct row whatever the callbacks' order."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, inspect, select
+
+from callqueue import records
+from callqueue.live import calls, dispatch, ordering, presence
+from callqueue.records import CallRecord
+from tests.support.clocks import at
+
+
+def rows(db) -> int:
+    return db.scalar(select(func.count()).select_from(CallRecord))
+
+
+def test_migration_created_the_table(services):
+    cols = {c["name"] for c in inspect(services.engine).get_columns("call_records")}
+    assert {"call_sid", "tier", "queued", "answered", "left_queue", "ended", "waited_s", "outcome",
+            "queue_result", "dial_status", "agent_login", "member_uid", "verified"} <= cols
+
+
+def test_open_twice_gives_one_row(db):
+    records.open_call(db, "CA1", from_number="+8613800000001", now=at(0))
+    again = records.open_call(db, "CA1", from_number="+8613800000009", now=at(5))
+    db.commit()
+    assert rows(db) == 1
+    assert (again.arrived, again.from_number, again.outcome) == (at(0), "+8613800000001", "in_progress")
+
+
+def test_a_row_created_meanwhile_by_another_process_is_found(db, services, monkeypatch):
+    with services.sessions() as other:
+        records.open_call(other, "CA1", from_number="+8613800000001", now=at(0))
+        other.commit()
+    real_get, calls_seen = records.get, []
+
+    def stale_get(session, sid):  # the first look misses the row, as a racing process would
+        calls_seen.append(sid)
+        return None if len(calls_seen) == 1 else real_get(session, sid)
+
+    monkeypatch.setattr(records, "get", stale_get)
+    rec = records.open_call(db, "CA1", from_number=None, now=at(1))
+    db.commit()
+    assert rows(db) == 1 and rec.arrived == at(0) and len(calls_seen) == 2
+
+
+def test_status_completed_before_the_enqueue_action(db, redis, qs):
+    calls.arrived(db, "CA1", from_number="+8613800000001", now=at(0))
+    calls.verified(db, "CA1", tier="premium", member_uid="U1", now=at(20))
+    calls.join_queue(
+        db, redis, "CA1", tier="premium", category="billing", verified=True, member_uid="U1", now=at(30), settings=qs
+    )
+    db.commit()
+    calls.call_status(db, redis, "CA1", "completed", at(100), qs)  # arrives first
+    calls.call_status(db, redis, "CA1", "completed", at(101), qs)  # and again
+    db.commit()
+    calls.queue_result(db, redis, "CA1", "hangup", at(102), qs)  # the Enqueue action, late
+    db.commit()
+    assert rows(db) == 1
+    rec = records.get(db, "CA1")
+    assert (rec.outcome, rec.waited_s, rec.left_queue, rec.ended) == ("abandoned", 70.0, at(100), at(100))
+    assert (rec.queue_result, rec.call_status, rec.tier, rec.member_uid, rec.verified_at) == (
+        "hangup",
+        "completed",
+        "premium",
+        "U1",
+        at(20),
+    )
+    assert dispatch.caller_left(redis, "CA1", at(103), "hangup", qs).changed is False
+
+
+def test_answered_call_through_every_callback_twice(db, redis, qs):
+    presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
+    calls.arrived(db, "CA1", from_number="+8613800000001", now=at(0))
+    for _ in range(2):
+        j = calls.join_queue(db, redis, "CA1", tier="standard", now=at(10), settings=qs, category="video")
+    assert (j.queue_name, j.position, j.new) == ("hotline-1", 1, False)
+    offer = calls.dispatch(db, redis, at(11))
+    assert calls.dispatch(db, redis, at(11)) is None
+    for result in ("redirected", "redirected"):
+        assert calls.queue_result(db, redis, "CA1", result, at(12), qs) is None
+    for t in (15, 16):
+        calls.agent_answered(db, redis, "CA1", offer.agent, at(t), qs)
+    for t in (200, 201):
+        assert calls.dial_result(db, redis, "CA1", "alice", "completed", at(t), qs) == "done"
+    for t in (202, 203):
+        calls.call_status(db, redis, "CA1", "completed", at(t), qs)
+    db.commit()
+    rec = records.get(db, "CA1")
+    assert (rec.outcome, rec.agent_login, rec.offers, rec.waited_s) == ("answered", "alice", 1, 5.0)
+    assert (rec.queued, rec.offered, rec.answered, rec.ended, rec.left_queue) == (at(10), at(11), at(15), at(202), None)
+    assert (rec.queue_result, rec.dial_status, rec.category) == ("redirected", "completed", "video")
+    assert presence.get(redis, "alice", at(210)).state == "wrap_up"
+
+
+def test_no_answer_then_answered_by_the_next_agent(db, redis, qs):
+    presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
+    presence.set_state(redis, "bob", "available", at(1), endpoint="client:bob")
+    calls.join_queue(db, redis, "CA1", tier="standard", now=at(10), settings=qs)
+    first = calls.dispatch(db, redis, at(11))
+    calls.queue_result(db, redis, "CA1", "redirected", at(11), qs)
+    assert calls.dial_result(db, redis, "CA1", first.agent, "no-answer", at(31), qs) == "requeue"
+    again = calls.join_queue(db, redis, "CA1", tier="standard", now=at(31), settings=qs)
+    assert (again.position, again.score, again.queue_name) == (1, first.score, "hotline-1")
+    second = calls.dispatch(db, redis, at(32))
+    assert (second.agent, second.attempt) == ("bob", 2)
+    calls.agent_answered(db, redis, "CA1", "bob", at(40), qs)
+    db.commit()
+    rec = records.get(db, "CA1")
+    assert (rec.outcome, rec.agent_login, rec.offers, rec.waited_s, rec.dial_status) == (
+        "answered",
+        "bob",
+        2,
+        30.0,
+        "no-answer",
+    )
+    assert presence.get(redis, "alice", at(40)).state == "away"
+
+
+def test_caller_leaving_for_a_callback_keeps_the_score(db, redis, qs):
+    j = calls.join_queue(db, redis, "CA1", tier="premium", now=at(0), settings=qs)
+    calls.queue_result(db, redis, "CA1", "leave", at(60), qs)
+    calls.call_status(db, redis, "CA1", "completed", at(90), qs)  # the call goes on to confirm the ticket
+    db.commit()
+    rec = records.get(db, "CA1")
+    assert (rec.outcome, rec.left_queue, rec.ended, rec.waited_s, rec.score) == (
+        "to_callback",
+        at(60),
+        at(90),
+        60.0,
+        j.score,
+    )
+
+
+def test_calls_that_never_queued(db, redis, qs):
+    calls.arrived(db, "CAivr", from_number="+8613800000001", now=at(0))
+    calls.call_status(db, redis, "CAivr", "completed", at(40), qs)
+    calls.call_status(db, redis, "CAbusy", "busy", at(41), qs)  # no record yet: created by the callback
+    calls.call_status(db, redis, "CAivr", "ringing", at(42), qs)  # not final: ignored
+    db.commit()
+    assert records.get(db, "CAivr").outcome == "ivr" and records.get(db, "CAbusy").outcome == "failed"
+
+
+def test_record_settles_alone_when_redis_lost_the_call(db, redis, qs):
+    calls.join_queue(db, redis, "CA1", tier="standard", now=at(0), settings=qs)
+    calls.join_queue(db, redis, "CA2", tier="standard", now=at(0), settings=qs)
+    redis.flushdb()
+    calls.call_status(db, redis, "CA1", "completed", at(3), qs)
+    calls.call_status(db, redis, "CA2", "completed", at(30), qs)
+    db.commit()
+    assert records.get(db, "CA1").outcome == "short_abandoned"
+    assert (records.get(db, "CA2").outcome, records.get(db, "CA2").waited_s) == ("abandoned", 30.0)
+
+
+def test_failed_move_undoes_or_records_the_caller_gone(db, redis, qs):
+    presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
+    calls.join_queue(db, redis, "CA1", tier="standard", now=at(0), settings=qs)
+    offer = calls.dispatch(db, redis, at(10))
+    assert calls.move_failed(db, redis, offer, at(11), qs) is None
+    assert ordering.position(redis, "CA1") == 1
+    offer = calls.dispatch(db, redis, at(12))
+    s = calls.move_failed(db, redis, offer, at(13), qs, caller_gone=True)
+    db.commit()
+    assert s.outcome == "abandoned" and records.get(db, "CA1").outcome == "abandoned"
+    assert presence.get(redis, "alice", at(13)).state == "available"
+
+
+def test_note_left_refuses_answered(db):
+    with pytest.raises(ValueError):
+        records.note_left(db, "CA1", outcome="answered", now=at(0))
+
+
+def test_dial_result_after_the_caller_hung_up_during_ringing(db, redis, qs):
+    presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
+    calls.join_queue(db, redis, "CA1", tier="standard", now=at(0), settings=qs)
+    offer = calls.dispatch(db, redis, at(10))
+    calls.queue_result(db, redis, "CA1", "redirected", at(10), qs)  # moved to the dialling TwiML
+    calls.call_status(db, redis, "CA1", "completed", at(14), qs)  # hung up while alice's phone rang
+    assert calls.dial_result(db, redis, "CA1", offer.agent, "canceled", at(14), qs) == "gone"
+    db.commit()
+    rec = records.get(db, "CA1")
+    assert (rec.outcome, rec.waited_s, rec.dial_status) == ("abandoned", 14.0, "canceled")
+    assert presence.get(redis, "alice", at(15)).state == "available"
+    assert presence.available_in_order(redis) == [("alice", at(0).timestamp())]  # not her fault: her turn is kept
+
+
+def test_retried_no_answer_dial_result_still_requeues(db, redis, qs):
+    presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
+    calls.join_queue(db, redis, "CA1", tier="standard", now=at(0), settings=qs)
+    offer = calls.dispatch(db, redis, at(10))
+    assert calls.dial_result(db, redis, "CA1", offer.agent, "no-answer", at(30), qs) == "requeue"
+    assert calls.dial_result(db, redis, "CA1", offer.agent, "no-answer", at(31), qs) == "requeue"
+    assert ordering.position(redis, "CA1") == 1
+
+
+def test_arrival_insert_is_idempotent_and_verification_is_one_update(db):
+    calls.arrived(db, "CAx", from_number="+8613800000001", now=at(0))
+    calls.arrived(db, "CAx", from_number="+8613800000009", now=at(5))  # a retried /voice/incoming
+    calls.verified(db, "CAx", tier="premium", member_uid="42", now=at(9))
+    calls.verified(db, "CAy", tier="standard", member_uid=None, now=at(9))  # no record yet: created
+    db.commit()
+    rec = records.get(db, "CAx")
+    assert rows(db) == 2
+    assert (rec.arrived, rec.from_number, rec.tier, rec.member_uid, rec.verified_at) == (
+        at(0),
+        "+8613800000001",
+        "premium",
+        "42",
+        at(9),
+    )
+    assert records.get(db, "CAy").verified is True
+
+
+def test_dial_status_and_queue_result_are_one_update_each_and_create_a_missing_record(db):
+    records.open_call(db, "CAr", from_number=None, now=at(0))
+    db.commit()
+    records.note_queue_result(db, "CAr", "redirected")
+    records.note_queue_result(db, "CAr", "hangup")  # the first result reported is kept
+    records.note_dial_status(db, "CAr", "no-answer")
+    records.note_dial_status(db, "CAr", "completed")  # the latest dial is kept
+    records.note_dial_status(db, "CAnew", "busy")  # no record yet (its incoming was lost): one is made
+    db.commit()
+    got = {
+        r.call_sid: (r.queue_result, r.dial_status)
+        for r in db.scalars(select(CallRecord).execution_options(populate_existing=True))
+    }
+    assert got == {"CAr": ("redirected", "completed"), "CAnew": (None, "busy")}
