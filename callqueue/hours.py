@@ -18,7 +18,7 @@ Semantics:
   * "24:00" is the next local midnight (resolved by the same rules).
   Results are aware datetimes in the schedule's zone (fold set right); compare them with `==` in
   one zone or via `.astimezone(timezone.utc)`: by PEP 495, `==` across zones is False in a fold.
-- Touching or overlapping spans, also across midnight, form one open period (`closes_at`).
+- Touching or overlapping spans, also across midnight, form one open period.
 """
 from __future__ import annotations
 
@@ -227,24 +227,6 @@ class Calendar:
                 return max(s, now_utc).astimezone(sched.zone)
         return None
 
-    def closes_at(self, now: datetime, tier: str | None = None) -> datetime | None:
-        """The end of the open period containing `now` (spans joined across midnight); None if closed."""
-        now_utc = _utc(now)
-        sched = self.schedule(tier)
-        end: datetime | None = None
-        for s, e in sched.walk(now_utc, HORIZON_DAYS):
-            if end is None:
-                if e <= now_utc:
-                    continue
-                if s > now_utc:
-                    return None
-                end = e
-            elif s <= end:  # touches the period so far: the line stays open
-                end = max(end, e)
-            else:
-                break
-        # A line open around the clock reports the end of the horizon (about two years ahead).
-        return end.astimezone(sched.zone) if end is not None else None
 
 
 def check_hours(data: dict[str, Any]) -> list[str]:

@@ -158,10 +158,6 @@ def booked_by(session: Session, call_sid: str) -> Ticket | None:
     return view(row) if row else None
 
 
-def by_number(session: Session, number: str) -> Ticket | None:
-    """The ticket with this number, if any."""
-    row = session.scalar(select(CallbackTicket).where(CallbackTicket.number == number))
-    return view(row) if row else None
 
 
 def create(

@@ -176,12 +176,6 @@ def original_score(r: redis.Redis, call_sid: str) -> float | None:
     return None if value is None else float(value)
 
 
-def note_queue_sid(r: redis.Redis, call_sid: str, queue_sid: str) -> None:
-    """Remember the Twilio QueueSid a waitUrl request reported (the REST move needs it). 1 round trip."""
-    pipe = r.pipeline(transaction=False)
-    pipe.hset(keys.call(call_sid), "queue_sid", queue_sid)
-    pipe.expire(keys.call(call_sid), keys.CALL_TTL_S)
-    pipe.execute()
 
 
 def status(r: redis.Redis, call_sid: str, now: Now, settings: Config | QueueSettings) -> CallerStatus:
@@ -267,14 +261,8 @@ def tier_summary(r: redis.Redis, tiers: list[str], now: Now) -> dict[str, TierWa
     return out
 
 
-def waiting_count(r: redis.Redis, tier: str) -> int:
-    """Callers of `tier` waiting. 1 round trip."""
-    return int(r.zcard(keys.tier_waiting(tier)))
 
 
-def longest_wait_s(r: redis.Redis, tier: str, now: Now) -> float:
-    """The longest current wait in `tier`, in seconds (0 when nobody waits). 1 round trip."""
-    return tier_summary(r, [tier], now)[tier]["longest_wait_s"]
 
 
 def in_order(r: redis.Redis, start: int = 0, count: int = 50) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import redis
 
 from callqueue import clock
 from callqueue.clock import Now
-from callqueue.live.scripts import Lua, scored_range, text
+from callqueue.live.scripts import Lua, text
 from core import keys
 
 MANUAL_STATES = ("available", "away", "offline")  # what an agent may choose; on_call/wrap_up follow calls
@@ -169,9 +169,6 @@ def counts(r: redis.Redis, now: Now) -> dict[str, int]:
     return {state: int(n) for state, n in zip(keys.AGENT_STATES, reply, strict=True)}  # one count per state asked
 
 
-def available_in_order(r: redis.Redis, count: int = 50) -> list[tuple[str, float]]:
-    """Available agents, longest idle first, with the epoch second each became available. 1 round trip."""
-    return [(login, score / 1000) for login, score in scored_range(r, keys.AVAILABLE, 0, count - 1)]
 
 
 def ensure_known(r: redis.Redis, agents: Iterable[tuple[str, str | None]], now: Now) -> int:

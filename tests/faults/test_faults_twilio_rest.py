@@ -155,3 +155,19 @@ def test_a_text_is_repeated_only_when_twilio_provably_sent_nothing(sim: Any) -> 
         gw.send_sms("+8613800000012", "two")
     assert (failed.value.unsure, failed.value.attempts) == (True, 1)
     assert rest(sim, "POST", "/Messages.json") == 3 and [m.body for m in sim.messages] == ["one", "two"]  # never twice
+
+
+def test_a_list_read_answered_500_is_retried_and_then_reports_twilios_status(sim: Any) -> None:
+    # twilio-python raises a bare TwilioException for a failed list page, not a TwilioRestException: the gateway
+    # must still see Twilio's status in it (once it read such a failure as "not understood" and never retried).
+    handle, _ = held_caller(sim)
+    fault = sim.faults.add(Fault("GET", "/Calls.json", status=500, times=1))
+    pauses: list[float] = []
+    assert fast_gateway(sim, pauses).live_call_sid(handle.call.to) == handle.sid
+    assert fault.hits == 1 and rest(sim, "GET", "/Calls.json") == 2 and len(pauses) == 1
+    sim.faults.add(Fault("GET", "/Queues.json", status=503, code=20503, times=None))
+    with pytest.raises(GatewayError) as failed:
+        fast_gateway(sim, []).ensure_queue("hotline-1", 1000)
+    assert (failed.value.status, failed.value.code, failed.value.unsure) == (503, 20503, False)
+    assert failed.value.attempts > 1
+    handle.hangup()

@@ -22,6 +22,7 @@ from tests.support.clocks import RunningClock
 from tests.support.flow import Flow, in_process_flow, join_queue
 from tests.support.hotline_api import records
 from tests.support.people import PIN, add_members, add_people
+from tests.support.redis_state import foreign_keys
 from webhooks.outbound.callback_dialer import dial_due
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -187,3 +188,5 @@ def test_a_caller_booking_from_the_hold_loop_keeps_the_place_and_is_called_in_tu
         dials = [e.call_sid for e in sim.events.all("dial.ringing")]
         assert dials == [callback.call_sid, waiting.sid]  # ann took the callback, then the waiting caller
         assert ticket_rows(services)[premium].status == "completed"
+        # Menu, PIN, queue, hold loop, booking, callback, dispatch: every key left is named in core/keys.py
+        assert foreign_keys(services.redis) == []

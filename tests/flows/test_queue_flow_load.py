@@ -20,6 +20,7 @@ from tests.support.flow import FINAL, busy_intervals, overlaps, write_config
 from tests.support.hotline_api import Api, assert_stats_match_records, records
 from tests.support.people import add_members, add_people, phone, script
 from tests.support.processes import Processes, free_port, hotline_env
+from tests.support.redis_state import foreign_keys
 
 CALLERS = {"annual_premium": 20, "premium": 40, "standard": 90, "guest": 50}
 AGENTS = [f"agent{i:02d}" for i in range(10)]
@@ -119,6 +120,7 @@ def test_200_callers_and_10_agents_end_answered_or_abandoned_exactly_once(stack:
     assert overall["abandoned"] + overall["short_abandoned"] == len(seen_abandoned)
     assert live["agents"]["available"] == len(AGENTS) and api.queue() == []
     assert seen_answered and seen_abandoned  # the mix really happened
+    assert foreign_keys(services.redis) == []  # every key the calls left is the hotline's (core/keys.py) or rq's
     print(f"\n200 callers / 10 agents: {elapsed:.1f} s to the last hang-up; outcomes {dict(outcomes)}; "
           f"dialled legs {len(sim.events.all('dial.ringing'))}; "
           f"answered per tier { {t: v['answered'] for t, v in live['tiers'].items()} }; ASA {overall['asa_s']} s")

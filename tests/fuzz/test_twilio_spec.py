@@ -1,4 +1,5 @@
 """Twilio's own API description as a peer: every REST request the gateway makes must be one Twilio's spec accepts.
+(A little over 300 lines: starting Prism and the table of every gateway request belong together.)
 
 Prism (npm @stoplight/prism-cli) mocks Twilio's REST API from `twilio_api_v2010.json`, the OpenAPI description
 Twilio ships in npm @twilio/cli-core; both are pinned in tests/prism/package.json (installed by `make test`
@@ -233,10 +234,6 @@ CASES: dict[str, list[Callable[[TwilioGateway], Any]]] = {
         lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=3", queue_name="hotline-1"),
     ],
     "hang_up": [lambda gw: gw.hang_up(CALL)],
-    "dequeue_member": [
-        lambda gw: gw.dequeue_member(QUEUE, CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=1"),
-        lambda gw: gw.dequeue_member(QUEUE, "Front", f"{PUBLIC}/voice/connect?agent=ann&offer=1"),
-    ],
     "send_sms": [lambda gw: gw.send_sms(MEMBER, "您的回拨工单号是 12345678。Your callback ticket is 12345678.")],
     "live_call_sid": [lambda gw: gw.live_call_sid(MEMBER)],
     "live_call_to": [lambda gw: gw.live_call_to(MEMBER)],

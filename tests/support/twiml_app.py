@@ -66,3 +66,9 @@ class TwimlApp:
         """A simulator posting into this app in-process."""
         kw.setdefault("scale", 0.0)
         return Simulator.for_app(self.app, PUBLIC_URL, AUTH_TOKEN, **kw)
+
+
+def dequeue(gw: Any, queue_sid: str, call_sid: str, url: str) -> None:
+    """Twilio's Queue Member resource, as an application would use it (the hotline moves callers with Calls update):
+    take `call_sid` (or "Front") out of the queue and run the TwiML at `url` for it."""
+    gw.client.queues(queue_sid).members(call_sid).update(url=url, method="POST")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from callqueue.callbacks import attempts, tickets
-from callqueue.callbacks.tickets import Ticket
+from callqueue.callbacks.tickets import CallbackTicket, Ticket
 
 T0 = datetime(2030, 1, 9, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 PHONE = "+8613700000001"
@@ -73,7 +73,7 @@ def test_of_racing_claims_exactly_one_wins(services: Any, db: Any) -> None:
         th.join(30)
     assert len(won) == 4 and [c.n for c in won if c is not None] == [1]
     assert attempts.claim(db, t.id, T0) is None  # dialing already
-    assert tickets.by_number(db, t.number).status == "dialing"
+    assert db.get(CallbackTicket, t.id).status == "dialing"
 
 
 def test_a_claim_waits_for_the_due_time(db: Any) -> None:

@@ -1,4 +1,7 @@
-"""History: a day's figures per 15-minute interval (adding up to the SQL statistics) and its CSV export."""
+"""History: a day's figures per 15-minute interval (adding up to the SQL statistics) and its CSV export.
+
+(A little over 300 lines: the figures and the export read the same seeded day.)
+"""
 from __future__ import annotations
 
 import csv

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,20 @@ UTC = UTC
 
 def sh(*args: int) -> datetime:
     return datetime(*args, tzinfo=SH)
+
+
+def closes_at(cal: Calendar, now: datetime, tier: str | None = None) -> datetime | None:
+    """When the line, open at `now` (a whole minute), closes, in `now`'s zone: found with `is_open`, what the calls
+    use, a minute at a time (spans start and end on whole minutes); None when it is closed at `now`."""
+    assert now.second == 0 and now.microsecond == 0, now
+    if not cal.is_open(now, tier):
+        return None
+    for minutes in range(1, 3 * 24 * 60):
+        # In UTC: adding to an aware local time is wall-clock arithmetic, which a DST change would skew.
+        t = (now.astimezone(UTC) + timedelta(minutes=minutes)).astimezone(now.tzinfo)
+        if not cal.is_open(t, tier):
+            return t
+    raise AssertionError(f"open for three days from {now}")
 
 
 def calendar(tmp_path: Path | None = None, toml: str = "") -> Calendar:
@@ -46,8 +60,8 @@ def test_weekday_open_and_close_edges(cn: Calendar) -> None:
     assert not cn.is_open(sh(2026, 11, 25, 21, 0))
     assert cn.next_opening(sh(2026, 11, 25, 7, 0)) == sh(2026, 11, 25, 9, 0)
     assert cn.next_opening(sh(2026, 11, 25, 12, 0)) == sh(2026, 11, 25, 12, 0)  # open: now itself
-    assert cn.closes_at(sh(2026, 11, 25, 12, 0)) == sh(2026, 11, 25, 21, 0)
-    assert cn.closes_at(sh(2026, 11, 25, 21, 0)) is None
+    assert closes_at(cn, sh(2026, 11, 25, 12, 0)) == sh(2026, 11, 25, 21, 0)
+    assert closes_at(cn, sh(2026, 11, 25, 21, 0)) is None
     assert cn.next_opening(sh(2026, 11, 25, 21, 0)) == sh(2026, 11, 26, 9, 0)
 
 
@@ -86,7 +100,7 @@ def test_make_up_working_days_get_weekday_hours(cn: Calendar) -> None:
     assert not cn.is_open(sh(2026, 10, 10, 8, 59))
     assert cn.is_open(sh(2026, 10, 10, 9, 0))
     assert cn.is_open(sh(2026, 10, 10, 20, 0))
-    assert cn.closes_at(sh(2026, 10, 10, 9, 0)) == sh(2026, 10, 10, 21, 0)
+    assert closes_at(cn, sh(2026, 10, 10, 9, 0)) == sh(2026, 10, 10, 21, 0)
     assert cn.next_opening(sh(2026, 2, 13, 22, 0)) == sh(2026, 2, 14, 9, 0)  # Sat 2026-02-14 too
     assert cn.is_open(sh(2026, 2, 14, 20, 30))
 
@@ -125,7 +139,7 @@ def test_per_tier_override(tmp_path: Path) -> None:
     assert cal.is_open(at, "annual_premium")
     for tier in ("premium", "standard", "guest", None, "no_such_tier"):
         assert not cal.is_open(at, tier)
-    assert cal.closes_at(at, "annual_premium") == sh(2026, 11, 25, 22, 0)
+    assert closes_at(cal, at, "annual_premium") == sh(2026, 11, 25, 22, 0)
     assert cal.next_opening(sh(2026, 11, 28, 7, 0), "annual_premium") == sh(2026, 11, 28, 8, 0)
     assert not cal.is_open(sh(2026, 10, 1, 12, 0), "annual_premium")  # holidays are inherited
     # premium overrides only the zone: 09:00 Berlin on Wednesday = 16:00 Shanghai.
@@ -150,18 +164,18 @@ sun = []
     # Monday 2026-11-23 and Tuesday all day: one period from Monday 00:00 to Wednesday 00:00.
     assert cal.is_open(sh(2026, 11, 23, 0, 0))
     assert cal.is_open(sh(2026, 11, 24, 23, 59, 59))
-    assert cal.closes_at(sh(2026, 11, 23, 12, 0)) == sh(2026, 11, 25, 0, 0)
+    assert closes_at(cal, sh(2026, 11, 23, 12, 0)) == sh(2026, 11, 25, 0, 0)
     assert not cal.is_open(sh(2026, 11, 25, 0, 0))
     assert cal.next_opening(sh(2026, 11, 22, 12, 0)) == sh(2026, 11, 23, 0, 0)
     # Touching spans in one day form one period.
-    assert cal.closes_at(sh(2026, 11, 26, 10, 0)) == sh(2026, 11, 26, 13, 0)
+    assert closes_at(cal, sh(2026, 11, 26, 10, 0)) == sh(2026, 11, 26, 13, 0)
     # Friday 21:00-24:00 continues into Saturday 00:00-03:00.
-    assert cal.closes_at(sh(2026, 11, 27, 22, 0)) == sh(2026, 11, 28, 3, 0)
-    assert cal.closes_at(sh(2026, 11, 28, 1, 0)) == sh(2026, 11, 28, 3, 0)
+    assert closes_at(cal, sh(2026, 11, 27, 22, 0)) == sh(2026, 11, 28, 3, 0)
+    assert closes_at(cal, sh(2026, 11, 28, 1, 0)) == sh(2026, 11, 28, 3, 0)
     assert cal.is_open(sh(2026, 11, 28, 2, 59))
     assert not cal.is_open(sh(2026, 11, 28, 3, 0))
     assert cal.next_opening(sh(2026, 11, 28, 3, 0)) == sh(2026, 11, 28, 10, 0)
-    assert cal.closes_at(sh(2026, 11, 27, 13, 0)) is None
+    assert closes_at(cal, sh(2026, 11, 27, 13, 0)) is None
     # Saturday evening: closed Sunday, so Monday midnight.
     assert cal.next_opening(sh(2026, 11, 28, 18, 0)) == sh(2026, 11, 30, 0, 0)
 
@@ -180,7 +194,7 @@ def test_new_york_spring_forward_gap(tmp_path: Path) -> None:
     assert opening is not None and (opening.hour, opening.minute, opening.tzinfo) == (3, 0, NY)
     assert not cal.is_open(datetime(2026, 3, 8, 6, 59, 59, tzinfo=UTC))  # 01:59:59 EST
     assert cal.is_open(datetime(2026, 3, 8, 7, 0, tzinfo=UTC))
-    assert cal.closes_at(datetime(2026, 3, 8, 7, 0, tzinfo=UTC)) == datetime(2026, 3, 8, 9, 0, tzinfo=UTC)
+    assert closes_at(cal, datetime(2026, 3, 8, 7, 0, tzinfo=UTC)) == datetime(2026, 3, 8, 9, 0, tzinfo=UTC)
     # A span wholly inside the gap never opens that day.
     assert dst(tmp_path, "America/New_York", '["02:10-02:40"]').next_opening(
         datetime(2026, 3, 8, 0, 0, tzinfo=NY)) == datetime(2026, 3, 15, 2, 10, tzinfo=NY)
@@ -195,9 +209,9 @@ def test_new_york_fall_back_overlap(tmp_path: Path) -> None:
     assert opening is not None and opening.astimezone(UTC) == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
     assert (opening.hour, opening.minute, opening.fold, opening.tzname()) == (1, 30, 0, "EDT")
     assert cal.is_open(datetime(2026, 11, 1, 6, 15, tzinfo=UTC))  # 01:15 EST, the second time round
-    assert cal.closes_at(datetime(2026, 11, 1, 6, 15, tzinfo=UTC)) == datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    assert closes_at(cal, datetime(2026, 11, 1, 6, 15, tzinfo=UTC)) == datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
     early = dst(tmp_path, "America/New_York", '["00:00-01:30"]')
-    closes = early.closes_at(datetime(2026, 11, 1, 0, 0, tzinfo=NY))
+    closes = closes_at(early, datetime(2026, 11, 1, 0, 0, tzinfo=NY))
     assert closes is not None and closes.astimezone(UTC) == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
     assert not early.is_open(datetime(2026, 11, 1, 6, 15, tzinfo=UTC))  # 01:15 EST: already closed
 
@@ -206,16 +220,16 @@ def test_berlin_transitions(tmp_path: Path) -> None:
     # 2026-03-29 02:00 CET -> 03:00 CEST (01:00 UTC); 2026-10-25 03:00 CEST -> 02:00 CET (01:00 UTC).
     cal = dst(tmp_path, "Europe/Berlin", '["02:30-04:00"]')
     assert cal.next_opening(datetime(2026, 3, 29, 0, 0, tzinfo=BER)) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
-    assert cal.closes_at(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) == datetime(2026, 3, 29, 2, 0, tzinfo=UTC)
+    assert closes_at(cal, datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) == datetime(2026, 3, 29, 2, 0, tzinfo=UTC)
     opening = cal.next_opening(datetime(2026, 10, 25, 0, 0, tzinfo=BER))  # 02:30 CEST, the first 02:30
     assert opening is not None and opening.astimezone(UTC) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
-    assert cal.closes_at(datetime(2026, 10, 25, 0, 30, tzinfo=UTC)) == datetime(2026, 10, 25, 3, 0, tzinfo=UTC)
+    assert closes_at(cal, datetime(2026, 10, 25, 0, 30, tzinfo=UTC)) == datetime(2026, 10, 25, 3, 0, tzinfo=UTC)
     assert cal.is_open(datetime(2026, 10, 25, 1, 15, tzinfo=UTC))  # 02:15 CET, the second time round
 
 
 def test_naive_datetimes_are_refused(cn: Calendar) -> None:
     naive = datetime(2026, 11, 25, 12, 0)
-    for call in (cn.is_open, cn.next_opening, cn.closes_at):
+    for call in (cn.is_open, cn.next_opening):
         with pytest.raises(ValueError):
             call(naive)
 
@@ -240,7 +254,7 @@ def test_a_schedule_never_open_in_practice_has_no_next_opening() -> None:
     data["hours"] = {**data["hours"], "weekly": {"sun": []}}  # bypasses the config check
     cal = Calendar.from_config(Config(data))
     assert cal.next_opening(sh(2026, 11, 25, 12, 0)) is None
-    assert cal.closes_at(sh(2026, 11, 25, 12, 0)) is None
+    assert closes_at(cal, sh(2026, 11, 25, 12, 0)) is None
     assert not cal.is_open(sh(2026, 11, 25, 12, 0))
 
 

@@ -8,6 +8,7 @@ import pytest
 from callqueue.live import dispatch, ordering, pen, presence, trigger
 from core import keys
 from tests.support.clocks import at
+from tests.support.redis_state import available_in_order
 
 
 def order(redis):
@@ -15,7 +16,7 @@ def order(redis):
 
 
 def agents(redis):
-    return [login for login, _ in presence.available_in_order(redis)]
+    return [login for login, _ in available_in_order(redis)]
 
 
 def counter(redis, field):
@@ -47,7 +48,7 @@ def test_nothing_to_claim_without_both_sides(redis, qs):
 def test_claim_pairs_best_caller_with_longest_idle_agent(busy_queue, qs):
     r = busy_queue
     pen.assign(r, "CA1", qs)
-    ordering.note_queue_sid(r, "CA1", "QU1")
+    ordering.wait_status(r, "CA1", at(50), qs, queue_sid="QU1")  # the waitUrl notes the caller's Twilio queue
     offer = dispatch.claim_next(r, at(50))
     assert (offer.call_sid, offer.agent, offer.endpoint, offer.tier) == ("CA1", "alice", "client:alice", "premium")
     assert (offer.category, offer.verified, offer.member_uid, offer.attempt) == ("billing", True, "U1", 1)

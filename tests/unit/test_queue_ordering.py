@@ -36,7 +36,7 @@ def test_enqueue_is_idempotent_per_callsid(redis, qs):
     assert first.new and not again.new
     assert again.score == first.score and again.queued_at == first.queued_at and again.position == 1
     assert redis.zcard(keys.ORDER) == 2
-    assert ordering.waiting_count(redis, "standard") == 2 and ordering.waiting_count(redis, "premium") == 0
+    assert redis.zcard(keys.tier_waiting("standard")) == 2 and redis.zcard(keys.tier_waiting("premium")) == 0
     day = keys.stats_day("2026-03-02")
     assert redis.hget(day, "standard:offered") == "2"  # counted once per call
 
@@ -54,7 +54,7 @@ def test_status_position_wait_and_max_wait(redis, qs):
     assert ordering.status(redis, "CA1", at(420), qs).max_wait_exceeded  # premium max_wait_s = 420
     unknown = ordering.status(redis, "CAnone", at(0), qs)
     assert unknown.state is None and unknown.position is None
-    ordering.note_queue_sid(redis, "CA1", "QU123")
+    ordering.wait_status(redis, "CA1", at(1), qs, queue_sid="QU123")  # the waitUrl notes the caller's Twilio queue
     assert ordering.status(redis, "CA1", at(1), qs).queue_sid == "QU123"
 
 
@@ -66,7 +66,6 @@ def test_tier_summary_counts_and_longest_wait(redis, qs):
     assert summary["standard"] == {"waiting": 2, "longest_wait_s": 100.0}
     assert summary["premium"] == {"waiting": 1, "longest_wait_s": 50.0}
     assert summary["guest"] == {"waiting": 0, "longest_wait_s": 0.0}
-    assert ordering.longest_wait_s(redis, "standard", at(100)) == 100.0
 
 
 def test_in_order_lists_service_order_with_details(redis, qs):
@@ -106,7 +105,7 @@ def test_remove_takes_a_caller_out_without_an_outcome_count(redis, qs):
     ordering.enqueue(redis, "CA1", tier="standard", now=at(0), settings=qs)
     assert ordering.remove(redis, "CA1", at(5)) is True
     assert ordering.remove(redis, "CA1", at(6)) is False
-    assert ordering.position(redis, "CA1") is None and ordering.waiting_count(redis, "standard") == 0
+    assert ordering.position(redis, "CA1") is None and redis.zcard(keys.tier_waiting("standard")) == 0
     assert ordering.enqueue(redis, "CA1", tier="standard", now=at(7), settings=qs).state == "ended"
 
 

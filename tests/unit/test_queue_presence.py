@@ -10,6 +10,7 @@ from callqueue.live.presence import PresenceError
 from callqueue.settings import queue_settings
 from core import keys
 from tests.support.clocks import at
+from tests.support.redis_state import available_in_order
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_longest_idle_agent_gets_the_call(redis, qs):
     presence.set_state(redis, "alice", "available", at(20), endpoint="client:alice")
     presence.set_state(redis, "carol", "available", at(5), endpoint="client:carol")
     presence.set_state(redis, "carol", "away", at(6))
-    assert [login for login, _ in presence.available_in_order(redis)] == ["bob", "alice"]
+    assert [login for login, _ in available_in_order(redis)] == ["bob", "alice"]
     ordering.enqueue(redis, "CA1", tier="standard", now=at(30), settings=qs)
     offer = dispatch.claim_next(redis, at(31))
     assert offer.agent == "bob" and offer.endpoint == "+8613800000002"
@@ -60,7 +61,7 @@ def test_wrap_up_ends_lazily_at_its_due_time(redis, qs):
     assert presence.settle_wrap_ups(redis, at(114)) == []
     assert presence.settle_wrap_ups(redis, at(116)) == ["alice"]
     assert redis.hget(keys.agent("alice"), "state") == "available"
-    assert presence.available_in_order(redis) == [("alice", at(115).timestamp())]
+    assert available_in_order(redis) == [("alice", at(115).timestamp())]
 
 
 def test_the_dispatcher_settles_due_wrap_ups_itself(redis, qs):

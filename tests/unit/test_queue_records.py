@@ -8,6 +8,7 @@ from callqueue import records
 from callqueue.live import calls, dispatch, ordering, presence
 from callqueue.records import CallRecord
 from tests.support.clocks import at
+from tests.support.redis_state import available_in_order
 
 
 def rows(db) -> int:
@@ -181,7 +182,7 @@ def test_dial_result_after_the_caller_hung_up_during_ringing(db, redis, qs):
     rec = records.get(db, "CA1")
     assert (rec.outcome, rec.waited_s, rec.dial_status) == ("abandoned", 14.0, "canceled")
     assert presence.get(redis, "alice", at(15)).state == "available"
-    assert presence.available_in_order(redis) == [("alice", at(0).timestamp())]  # not her fault: her turn is kept
+    assert available_in_order(redis) == [("alice", at(0).timestamp())]  # not her fault: her turn is kept
 
 
 def test_retried_no_answer_dial_result_still_requeues(db, redis, qs):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,9 +48,13 @@ def test_twilio_published_vectors(case: dict[str, Any]) -> None:
     assert _check(case["url"], form, case["signature"], token, body=case.get("body")) is case["valid"]
 
 
-@pytest.mark.skipif(DATA is None, reason=f"Twilio signature vectors not found at {VECTORS}")
-def test_vectors_cover_both_outcomes() -> None:
-    assert {c["valid"] for c in CASES} == {True, False}
+def test_the_vectors_are_read_and_cover_both_outcomes() -> None:
+    if DATA is None:
+        # CI sets HOTLINE_REQUIRE_VECTORS=1: there the published vectors must be checked, never skipped.
+        if os.environ.get("HOTLINE_REQUIRE_VECTORS", "") not in ("", "0"):
+            pytest.fail(f"HOTLINE_REQUIRE_VECTORS is set (as in CI) but there are no vectors at {VECTORS}")
+        pytest.skip(f"Twilio signature vectors not found at {VECTORS}")
+    assert len(CASES) >= 9 and {c["valid"] for c in CASES} == {True, False}
 
 
 def test_behind_tls_terminating_proxy_with_public_url() -> None:

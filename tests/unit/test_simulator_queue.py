@@ -4,11 +4,12 @@ from __future__ import annotations
 import threading
 
 import pytest
+from twilio.base.exceptions import TwilioRestException
 
 from simulator import Script, TwimlRejected
 from tests.support.common import AUTH_TOKEN, PUBLIC_URL
-from tests.support.twiml_app import CALLER, TwimlApp, doc
-from webhooks.outbound.gateway import GatewayError, TwilioGateway
+from tests.support.twiml_app import CALLER, TwimlApp, dequeue, doc
+from webhooks.outbound.gateway import TwilioGateway
 
 ENQUEUE = doc('<Enqueue waitUrl="/voice/wait" action="/voice/queue-done">support</Enqueue>')
 HOLD_FOREVER = doc("<Say>Please hold</Say>", '<Play loop="0">https://cdn.test/hold.mp3</Play>')
@@ -50,7 +51,7 @@ def test_wait_url_gets_twilio_queue_figures_and_rest_dequeue_redirects(sim_for):
     handle = sim.start_call(CALLER)
     joined = sim.events.wait("queue.joined", call_sid=handle.sid)
     sim.events.wait("heard", call_sid=handle.sid, party="wait", verb="play")  # holding, music playing
-    gateway(sim).dequeue_member(joined.data["queue_sid"], handle.sid, PUBLIC_URL + "/voice/agent")
+    dequeue(gateway(sim), joined.data["queue_sid"], handle.sid, PUBLIC_URL + "/voice/agent")
     result = handle.join()
 
     wait = hotline.to("/voice/wait")[0].params
@@ -217,9 +218,9 @@ def test_many_callers_at_once_are_all_served(sim_for):
     queue_sid = sim.net.queues.named("support").sid
     gw = gateway(sim)
     for _ in handles:
-        gw.dequeue_member(queue_sid, "Front", PUBLIC_URL + "/voice/agent")
+        dequeue(gw, queue_sid, "Front", PUBLIC_URL + "/voice/agent")
     results = [h.join() for h in handles]
     assert all(r.queue_results[0]["QueueResult"] == "redirected" and r.said()[-1] == "connecting you" for r in results)
-    with pytest.raises(GatewayError) as info:
-        gw.dequeue_member(queue_sid, "Front", PUBLIC_URL + "/voice/agent")
+    with pytest.raises(TwilioRestException) as info:
+        dequeue(gw, queue_sid, "Front", PUBLIC_URL + "/voice/agent")
     assert info.value.status == 404

@@ -7,10 +7,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+from twilio.base.exceptions import TwilioRestException
 
 from simulator import Script
 from tests.support.common import AUTH_TOKEN, PUBLIC_URL
-from tests.support.twiml_app import CALLER, TwimlApp, doc
+from tests.support.twiml_app import CALLER, TwimlApp, dequeue, doc
 from webhooks.outbound.gateway import GatewayError, TwilioGateway
 
 MEMBER = "+8613812345678"
@@ -157,8 +158,8 @@ def test_queues_ensure_fetch_and_limits(sim, gw):
     with pytest.raises(Exception) as too_big:
         gw.client.queues.create(friendly_name="huge", max_size=5001)
     assert getattr(too_big.value, "status", None) == 400
-    with pytest.raises(GatewayError) as missing:
-        gw.dequeue_member(created.sid, "CA" + "1" * 32, PUBLIC_URL + "/x")
+    with pytest.raises(TwilioRestException) as missing:
+        dequeue(gw, created.sid, "CA" + "1" * 32, PUBLIC_URL + "/x")
     assert missing.value.status == 404
 
 
@@ -173,10 +174,10 @@ def test_queue_member_resource_while_queued(gw, hotline):
         assert queue.sid == joined.data["queue_sid"] and queue.current_size == 1
         members = gw.client.queues(queue.sid).members.list()
         assert [m.call_sid for m in members] == [handle.sid] and members[0].position == 1
-        with pytest.raises(GatewayError) as wrong_queue:
-            gw.dequeue_member(gw.ensure_queue("other", 10).sid, handle.sid, PUBLIC_URL + "/voice/out")
+        with pytest.raises(TwilioRestException) as wrong_queue:
+            dequeue(gw, gw.ensure_queue("other", 10).sid, handle.sid, PUBLIC_URL + "/voice/out")
         assert wrong_queue.value.status == 404
-        gw.dequeue_member(queue.sid, handle.sid, PUBLIC_URL + "/voice/out")
+        dequeue(gw, queue.sid, handle.sid, PUBLIC_URL + "/voice/out")
         assert handle.join().said() == ["out"]
 
 

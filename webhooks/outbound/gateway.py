@@ -9,7 +9,7 @@ taken effect (`GatewayError.unsure`):
   timeout): every request may be sent again.
 - It may have been done (a read timeout, a dropped connection, 500/502/504): only requests whose
   repeat is harmless are sent again (reads; hanging up), and moving a queued caller (Calls update
-  with Url, Queue Members update) once Twilio shows the caller still in their queue: a second
+  with Url) once Twilio shows the caller still in their queue: a second
   redirect of a caller already moved cuts their ringing <Dial> short, and its action (canceled)
   counts them as having hung up.
 - Calls create and Messages create have no idempotency key at Twilio: an unsure failure is never
@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -42,6 +43,7 @@ from webhooks.outbound.retry import (
     RetryPolicy,
     TookEffect,
     never_sent,
+    paged_read_failure,
     retry_after,
 )
 
@@ -129,16 +131,22 @@ class TwilioGateway:
 
     def _classify(self, exc: BaseException) -> Failure:
         if isinstance(exc, TwilioRestException):
-            status = int(exc.status or 0)
-            retryable = status == 429 or status >= 500
-            after = retry_after(self.http.last_headers()) if status in NOT_DONE_STATUSES else None
-            return Failure(status, exc.code, f"Twilio answered {status} ({exc.code}): {exc.msg}", retryable,
-                            unsure=status >= 500 and status not in NOT_DONE_STATUSES, retry_after=after)
+            return self._answered(int(exc.status or 0), exc.code, exc.msg)
+        page = paged_read_failure(exc)
+        if page is not None:  # a list read (Calls, Queues): twilio-python raises a bare TwilioException for it
+            return self._answered(*page)
         if isinstance(exc, OSError):  # requests' errors: no answer
             if never_sent(exc):
                 return Failure(0, None, f"Twilio could not be reached: {type(exc).__name__}", True, unsure=False)
             return Failure(0, None, f"Twilio did not answer: {type(exc).__name__}: {exc}", True, unsure=True)
         return Failure(0, None, f"Twilio's answer was not understood: {exc}", False, unsure=True)
+
+    def _answered(self, status: int, code: int | None, message: str) -> Failure:
+        """A request Twilio answered with an error status: retryable when 429 or 5xx, unsure when a 5xx but 503."""
+        retryable = status == 429 or status >= 500
+        after = retry_after(self.http.last_headers()) if status in NOT_DONE_STATUSES else None
+        return Failure(status, code, f"Twilio answered {status} ({code}): {message}", retryable,
+                       unsure=status >= 500 and status not in NOT_DONE_STATUSES, retry_after=after)
 
     def _next(self, policy: RetryPolicy, attempt: int, failure: Failure, deadline: float,
               again_if_unsure: bool | TookEffect) -> tuple[float | None, bool | None]:
@@ -204,7 +212,7 @@ class TwilioGateway:
         """
         took_effect: bool | TookEffect = False
         if queue_sid or queue_name:
-            took_effect = lambda: self._left_queue(queue_sid, queue_name, call_sid)  # noqa: E731
+            took_effect = partial(self._left_queue, queue_sid, queue_name, call_sid)
         self._call("calls.update", lambda: self.client.calls(call_sid).update(url=url, method="POST"), "move",
                    again_if_unsure=took_effect, call_sid=call_sid)
 
@@ -214,17 +222,6 @@ class TwilioGateway:
                    again_if_unsure=True, call_sid=call_sid)
 
     # --- queues ----------------------------------------------------------------------------------
-
-    def dequeue_member(self, queue_sid: str, call_sid: str, url: str) -> None:
-        """Take `call_sid` out of a Twilio queue and run the TwiML at `url` for it (unsure: as redirect_call)."""
-        took_effect: bool | TookEffect = False
-        if call_sid != "Front":  # whoever is at the front changes: no telling whether it was done
-            took_effect = lambda: self._left_queue(queue_sid, None, call_sid)  # noqa: E731
-        self._call(
-            "queue_members.update",
-            lambda: self.client.queues(queue_sid).members(call_sid).update(url=url, method="POST"),
-            "move", again_if_unsure=took_effect, call_sid=call_sid, queue_sid=queue_sid,
-        )
 
     def in_queue(self, queue_sid: str, call_sid: str) -> bool:
         """True while `call_sid` is a member of the queue `queue_sid` (one quick request, not retried)."""

@@ -2,6 +2,7 @@
 that keeps each request within the caller's time budget (webhooks/outbound/gateway.py says what is safe to repeat)."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from requests.exceptions import ConnectTimeout
+from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -151,3 +153,21 @@ def retry_after(headers: dict[str, str]) -> float | None:
 # Whether an unsure failure happened after all: True (it took effect: stop, done), False (it did not:
 # sending again is safe), None (cannot tell: stop, unsure).
 TookEffect = Callable[[], "bool | None"]
+
+
+def paged_read_failure(exc: BaseException) -> tuple[int, int | None, str] | None:
+    """(status, Twilio error code, message) of a failed list read, or None for any other exception.
+
+    twilio-python's list pages raise `TwilioException("Unable to fetch page", response)` (twilio/base/page.py), not
+    the TwilioRestException every other request raises: read the HTTP answer it carries.
+    """
+    if not (isinstance(exc, TwilioException) and len(exc.args) == 2 and isinstance(exc.args[1], Response)):
+        return None
+    response = exc.args[1]
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        body = {}
+    code = body.get("code") if isinstance(body, dict) else None
+    message = body.get("message") if isinstance(body, dict) else None
+    return response.status_code, code if isinstance(code, int) else None, str(message or exc.args[0])
