@@ -108,6 +108,6 @@ def require_role(*roles: str) -> Callable[[F], F]:
                 return json_error(403, "the X-CSRF-Token header is missing or wrong; reload the page")
             return fn(*args, **kwargs)
 
-        return inner  # type: ignore[return-value]
+        return inner  # type: ignore[return-value]  # functools.wraps keeps fn's signature, not its type
 
     return wrap

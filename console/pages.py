@@ -85,7 +85,7 @@ def page_role(*roles: str) -> Callable[[F], F]:
                 return _page_error(403, "forbidden")
             return fn(*args, **kwargs)
 
-        return inner  # type: ignore[return-value]
+        return inner  # type: ignore[return-value]  # functools.wraps keeps fn's signature, not its type
 
     return wrap
 

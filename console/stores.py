@@ -24,12 +24,12 @@ def check(svc: Services) -> dict[str, Any]:
     out: dict[str, Any] = {"redis": "up", "database": "up", "captured_callbacks": None}
     try:
         out["captured_callbacks"] = capture.outbox_sizes(svc.redis)[0]
-    except Exception:  # noqa: BLE001 - any failure means "down"; the banner says so
+    except Exception:  # noqa: BLE001 (any failure means "down": the banner says so)
         out["redis"] = "down"
     try:
         with svc.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 (as above)
         out["database"] = "down"
     out["checked_at"] = datetime.now(UTC).isoformat()
     svc.extras["console.stores"] = (time.monotonic() + CHECK_EVERY_S, out)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Request, Response, jsonify
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -37,7 +37,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
 def create_services(overrides: Mapping[str, Any] | None = None) -> Services:
     """Everything a process (web, worker, CLI) needs, built from the environment."""
     settings = load_settings(overrides)
-    config: Config = settings.config  # type: ignore[assignment]
+    config = cast(Config, settings.config)  # load_settings always fills it
     return build_services(settings, config, make_gateway)
 
 
@@ -70,6 +70,7 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
     app.json.sort_keys = False  # type: ignore[attr-defined]  # tiers stay in their configured order (premium first)
     if svc.settings.trusted_proxies:
         n = svc.settings.trusted_proxies
+        # Flask documents wrapping wsgi_app so; its annotation calls that assigning to a method.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     app.teardown_appcontext(close_db)
 

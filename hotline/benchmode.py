@@ -57,7 +57,7 @@ def count_redis(client: redis.Redis, counts: RoundTrips) -> redis.Redis:
     pool = client.connection_pool
     base = pool.connection_class
 
-    class Counting(base):  # type: ignore[misc,valid-type]
+    class Counting(base):  # type: ignore[misc,valid-type]  # a subclass of the pool's own connection class
         def send_packed_command(self, command: Any, check_health: bool = True) -> None:
             counts.redis += 1
             super().send_packed_command(command, check_health)

@@ -10,6 +10,7 @@ from core.config import Config
 def say(resp: VoiceResponse | object, config: Config, text: str, lang: str) -> None:
     """Append a <Say> in `lang` with the voice the configuration pairs with it."""
     language = config["languages"].get(lang) or config["languages"][config["hotline"]["default_language"]]
+    # `resp` is a VoiceResponse or a <Gather> (twilio-python gives both .say but no common type):
     resp.say(text, voice=language["voice"], language=language["code"])  # type: ignore[attr-defined]
 
 

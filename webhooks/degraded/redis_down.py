@@ -102,9 +102,9 @@ def entry(svc: Services, greet: bool) -> Response:
     member = find_by_phone(s, caller) if caller else None
     if member is not None and member.tier in held and not member.minutes_locked(now) and cal.is_open(now, member.tier):
         return ask_pin(svc, member.id, 0, lang, opening)
-    verified = bool(rec is not None and rec.verified and rec.tier)
-    return offer_callback(svc, caller, rec.tier if verified else GUEST, verified,  # type: ignore[union-attr]
-                          rec.member_uid if verified else None, lang, opening)  # type: ignore[union-attr]
+    if rec is not None and rec.verified and rec.tier:
+        return offer_callback(svc, caller, rec.tier, True, rec.member_uid, lang, opening)
+    return offer_callback(svc, caller, GUEST, False, None, lang, opening)
 
 
 def hold(svc: Services) -> Response:
