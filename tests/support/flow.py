@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask
 
@@ -38,9 +39,32 @@ def write_config(folder: Path, extra: str = "", **queue: Any) -> tuple[Path, Con
     return path, full_config(path)
 
 
+def offers(sim: Simulator) -> list[tuple[str, str]]:
+    """(caller CallSid, agent login) of every agent's leg the hotline placed (REST Calls create), in order: who was
+    offered which caller first (a caller offered twice appears twice; transfers included)."""
+    out = []
+    for req in sim.rest_requests("POST", "/Calls.json"):
+        query = parse_qs(urlsplit(req.params.get("Url", "")).query)
+        if "caller" in query:
+            out.append((query["caller"][0], query["agent"][0]))
+    return out
+
+
 def ringing_order(sim: Simulator) -> list[str]:
     """The CallSids the hotline rang agents for, in order (a caller rung twice appears twice)."""
-    return [e.call_sid for e in sim.events.all("dial.ringing")]
+    return [caller for caller, _agent in offers(sim)]
+
+
+def leg_ended(sim: Simulator, endpoint: str, after: int = 0, timeout: float = 30) -> int:
+    """Wait until an agent's leg that rang `endpoint` after event seq `after` has ended and the hotline has been told
+    (its final status callback answered); the seq of that call.ended event."""
+    leg = sim.events.wait("device.ended", timeout=timeout, after=after, endpoint=endpoint).call_sid
+    return sim.events.wait("call.ended", timeout=timeout, after=after, call_sid=leg).seq
+
+
+def leg_of(sim: Simulator, endpoint: str, after: int = 0) -> str:
+    """The CallSid of the first agent's leg that rang `endpoint` (e.g. "client:ann") after event seq `after`."""
+    return sim.events.wait("device.ringing", timeout=15, after=after, endpoint=endpoint).call_sid
 
 
 def join_queue(sim: Simulator, from_: str, sc: Script, timeout: float = 15) -> CallHandle:
@@ -117,6 +141,8 @@ def in_process_flow(services: Services, folder: Path, *, workers: int = 1, scale
     try:
         api_url = sim.start()
         svc.gateway = TwilioGateway(sim.account_sid, AUTH_TOKEN, api_url, from_number=sim.number)
+        # the app reaches the simulator's control API too (the agents' simulated devices), as `hotline run` does
+        svc.settings = svc.settings.with_overrides({"twilio_api_url": api_url, "twilio_account_sid": sim.account_sid})
         procs.workers(workers, hotline_env(services, config_path, api_url), services.redis_url)
         yield Flow(sim, app, svc, clock, config, Api(app=app), procs)
     finally:

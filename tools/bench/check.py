@@ -33,7 +33,7 @@ def seen(result: Any) -> str:
     """How the simulator saw a caller's call end: answered, abandoned, called_back, or what went wrong."""
     if result.error is not None:
         return "error"
-    talked = any(d.status == "completed" for d in result.dial_results)
+    talked = bool(result.talked_with())  # met an agent in the call's conference
     last = result.queue_results[-1]["QueueResult"] if result.queue_results else ""
     if talked and last != "hangup":
         return "answered"
@@ -58,7 +58,7 @@ def story(sid: str, outcome: str, result: Any) -> str:
     """One caller's call in a line: the webhooks it requested, how it left the queue, its dials, its error."""
     steps = " ".join(f"{r.kind}:{r.url.split('/voice/', 1)[-1]}" for r in result.requests)
     return (f"{sid} ({outcome}): {steps} | queue {[q['QueueResult'] for q in result.queue_results]} "
-            f"| dials {[d.status for d in result.dial_results]} | error {result.error!r}"[:1500])
+            f"| talked with {result.talked_with()} | error {result.error!r}"[:1500])
 
 
 def _quiet(stack: Any, logins: Sequence[str]) -> dict[str, Any]:
@@ -103,8 +103,8 @@ def fixed_keys(stack: Any, logins: Sequence[str]) -> frozenset[str]:
     """The hotline's structural Redis keys: one each, however many calls (see core/keys.py)."""
     tiers = list(stack.svc.config.tiers)
     return frozenset([keys.ORDER, keys.OFFERS, keys.AVAILABLE, keys.WRAPUP, keys.PEN, keys.CB_RINGING,
-                      *(keys.tier_waiting(t) for t in tiers), *(keys.agents_in(s) for s in keys.AGENT_STATES),
-                      *(keys.agent(login) for login in logins)])
+                      keys.PRESENCE_LOG, *(keys.tier_waiting(t) for t in tiers),
+                      *(keys.agents_in(s) for s in keys.AGENT_STATES), *(keys.agent(login) for login in logins)])
 
 
 def end_state(
