@@ -66,7 +66,7 @@ def live_fields(r: redis.Redis, p: AgentPresence, now: datetime) -> dict[str, An
     xfer = live.transfer
     return {
         "state": state, "role": role, "in_state_s": _seconds_since(since, now),
-        "held": live.held, "muted": live.muted,
+        "held": live.held, "muted": live.muted, "joined": live.caller_joined,
         "transfer": None if xfer is None else {"to": xfer.to, "mode": xfer.mode, "by": xfer.by, "state": xfer.state},
         "transferred_by": (xfer.by if role == "target" and xfer else None) or live.transferred_by,
         "agents": list(live.agents),
@@ -76,7 +76,7 @@ def live_fields(r: redis.Redis, p: AgentPresence, now: datetime) -> dict[str, An
 def wrap_up_fields(p: AgentPresence, now: datetime, agents: str | None) -> dict[str, Any]:
     """The live fields of the call an agent is wrapping up (its context stays on screen)."""
     return {"state": "wrap_up", "role": "agent", "in_state_s": _seconds_since(p.since, now), "held": False,
-            "muted": False, "transfer": None, "transferred_by": None,
+            "muted": False, "joined": False, "transfer": None, "transferred_by": None,
             "agents": [a for a in (agents or "").split(",") if a]}
 
 

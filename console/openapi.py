@@ -64,7 +64,7 @@ _CALL = _obj({
 _CALL["properties"].update({
     "state": {"type": "string", "enum": ["ringing", "connected", "held", "consulting", "wrap_up"]},
     "role": {"type": "string", "enum": ["agent", "target"]}, "in_state_s": _NUM,
-    "held": {"type": "boolean"}, "muted": {"type": "boolean"},
+    "held": {"type": "boolean"}, "muted": {"type": "boolean"}, "joined": {"type": "boolean"},
     "transfer": _obj({"to": _STR, "mode": _STR, "by": _STR, "state": _STR}, kind=["object", "null"]),
     "transferred_by": _STR_OR_NULL, "agents": {"type": "array", "items": _STR},
 })

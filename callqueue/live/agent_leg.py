@@ -32,7 +32,7 @@ if redis.call('HGET', ck, 'state') == 'connected' and redis.call('HGET', ck, 'ag
       handed = redis.call('HGET', ck, 'xfer_to')
       local agents = redis.call('HGET', ck, 'agents')
       redis.call('HSET', ck, 'agent', handed, 'leg', redis.call('HGET', ck, 'xfer_leg') or '',
-                 'agents', agents and (agents .. ',' .. handed) or handed)
+                 'agents', agents and (agents .. ',' .. handed) or handed, 'xfer_from', login)
       redis.call('HDEL', ck, 'xfer_to', 'xfer_mode', 'xfer_by', 'xfer_at', 'xfer_leg', 'xfer_state', 'muted')
       outcome = 'handed_over'
     else
@@ -43,7 +43,7 @@ if redis.call('HGET', ck, 'state') == 'connected' and redis.call('HGET', ck, 'ag
   elseif redis.call('HGET', ck, 'caller_in') ~= '1' then
     -- the agent left before the caller was moved in: the caller, still in their Twilio queue, is back in line
     redis.call('HSET', ck, 'state', 'waiting')
-    redis.call('HDEL', ck, 'agent', 'leg', 'held', 'muted', 'conf_sid')
+    redis.call('HDEL', ck, 'agent', 'leg', 'held', 'muted', 'conf_sid', 'caller_joined')
     redis.call('ZADD', ORDER, redis.call('HGET', ck, 'score'), sid)
     redis.call('ZADD', tierkey(redis.call('HGET', ck, 'tier')), redis.call('HGET', ck, 'queued'), sid)
     outcome = 'requeued'

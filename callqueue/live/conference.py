@@ -66,6 +66,7 @@ class LiveCall:
     agents: tuple[str, ...]  # every agent who has talked with the caller, in order
     outcome: str | None = None  # how it ended (answered, to_callback, …), once ended
     caller_in: bool = False  # the caller was moved into the conference
+    caller_joined: bool = False  # and Twilio reported them in it (participant-join): there is someone to hold
     transfer: Transfer | None = None  # the transfer under way, if any
     transferred_by: str | None = None  # the agent who sent the caller back to the queue, if one did
     tier: str | None = None
@@ -101,7 +102,8 @@ def parse(call_sid: str, h: dict[str, str]) -> LiveCall:
         call_sid=call_sid, state=h.get("state"), agent=h.get("agent") or None, leg=h.get("leg") or None,
         conference_sid=h.get("conf_sid") or None, held=h.get("held") == "1", muted=h.get("muted") == "1",
         agents=tuple(a for a in h.get("agents", "").split(",") if a), outcome=h.get("outcome") or None,
-        caller_in=h.get("caller_in") == "1", transfer=xfer, transferred_by=h.get("xfer_from") or None,
+        caller_in=h.get("caller_in") == "1", caller_joined=h.get("caller_joined") == "1", transfer=xfer,
+        transferred_by=h.get("xfer_from") or None,
         tier=h.get("tier") or None, answered_at=int(h["answered"]) / 1000 if h.get("answered") else None,
         held_at=int(h["held_at"]) / 1000 if h.get("held_at") else None,
     )
@@ -129,10 +131,11 @@ def caller_moved(r: redis.Redis, call_sid: str, agent: str) -> bool:
     return bool(_CALLER_MOVED(r, [], [call_sid, agent]))
 
 
-def joined(r: redis.Redis, call_sid: str, conference_sid: str) -> None:
+def joined(r: redis.Redis, call_sid: str, conference_sid: str, label: str = "") -> None:
     """A participant joined the call's conference: remember the conference's sid (the Participant resource
-    is addressed by it). 1 round trip."""
-    r.hset(keys.call(call_sid), "conf_sid", conference_sid)
+    is addressed by it), and that the caller is in it when it was them (`label` caller). 1 round trip."""
+    fields = {"conf_sid": conference_sid, **({"caller_joined": "1"} if label == "caller" else {})}
+    r.hset(keys.call(call_sid), mapping=fields)
 
 
 # A mute or unmute event of the agent's leg (ARGV[2]): the flag follows the highest SequenceNumber seen.

@@ -69,7 +69,8 @@ if mode == 'warm' then
   return 'warm'
 end
 local agents = redis.call('HGET', ck, 'agents')
-redis.call('HSET', ck, 'agent', to, 'leg', leg, 'agents', agents and (agents .. ',' .. to) or to)
+redis.call('HSET', ck, 'agent', to, 'leg', leg, 'agents', agents and (agents .. ',' .. to) or to,
+           'xfer_from', redis.call('HGET', ck, 'xfer_by') or '')
 redis.call('HDEL', ck, 'xfer_to', 'xfer_mode', 'xfer_by', 'xfer_at', 'xfer_leg', 'xfer_state', 'muted')
 return 'cold'
 """)
@@ -94,7 +95,7 @@ local by, to = redis.call('HGET', ck, 'agent'), redis.call('HGET', ck, 'xfer_to'
 local leg = redis.call('HGET', ck, 'xfer_leg')
 local old_leg = redis.call('HGET', ck, 'leg') or ''
 local agents = redis.call('HGET', ck, 'agents')
-redis.call('HSET', ck, 'agent', to, 'leg', leg, 'agents', agents and (agents .. ',' .. to) or to)
+redis.call('HSET', ck, 'agent', to, 'leg', leg, 'agents', agents and (agents .. ',' .. to) or to, 'xfer_from', by)
 redis.call('HDEL', ck, 'xfer_to', 'xfer_mode', 'xfer_by', 'xfer_at', 'xfer_leg', 'xfer_state', 'muted')
 local ak = agentkey(by)
 if redis.call('HGET', ak, 'state') == 'on_call' and redis.call('HGET', ak, 'call') == sid then
@@ -134,7 +135,7 @@ local first_on = redis.call('HGET', fk, 'state') == 'on_call' and redis.call('HG
 if mode == 'cold' and not first_on then
   -- the first agent left already: the caller goes back to the queue at their original score
   redis.call('HSET', ck, 'state', 'waiting', 'xfer_from', first or '')
-  redis.call('HDEL', ck, 'agent', 'leg', 'held', 'muted', 'caller_in', 'conf_sid')
+  redis.call('HDEL', ck, 'agent', 'leg', 'held', 'muted', 'caller_in', 'conf_sid', 'caller_joined')
   redis.call('ZADD', ORDER, redis.call('HGET', ck, 'score'), sid)
   redis.call('ZADD', tierkey(redis.call('HGET', ck, 'tier')), redis.call('HGET', ck, 'queued'), sid)
   mode = 'requeued'
@@ -151,7 +152,7 @@ if redis.call('HGET', ck, 'state') ~= 'connected' then return 'not_connected' en
 if redis.call('HGET', ck, 'agent') ~= by then return 'not_yours' end
 if redis.call('HGET', ck, 'xfer_to') then return 'transfer_pending' end
 redis.call('HSET', ck, 'state', 'waiting', 'xfer_from', by)
-redis.call('HDEL', ck, 'agent', 'leg', 'held', 'muted', 'conf_sid', 'caller_in')
+redis.call('HDEL', ck, 'agent', 'leg', 'held', 'muted', 'conf_sid', 'caller_in', 'caller_joined')
 local n = redis.call('HINCRBY', ck, 'transfers', 1)
 redis.call('ZADD', ORDER, redis.call('HGET', ck, 'score'), sid)
 redis.call('ZADD', tierkey(redis.call('HGET', ck, 'tier')), redis.call('HGET', ck, 'queued'), sid)

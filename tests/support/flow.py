@@ -79,24 +79,40 @@ def join_queue(sim: Simulator, from_: str, sc: Script, timeout: float = 15) -> C
     return handle
 
 
+def agent_legs(sim: Simulator) -> list[tuple[str, str, str]]:
+    """(caller CallSid, endpoint, leg CallSid) of every agent's leg that rang, in the order they began to ring (the
+    caller read from the leg's answer Url, as the hotline placed it); a member's callback phone is not one."""
+    out = []
+    for e in sim.events.all("device.ringing"):
+        query = parse_qs(urlsplit(sim.handle(e.call_sid).call.url).query)
+        if "caller" in query:
+            out.append((query["caller"][0], e.data["endpoint"], e.call_sid))
+    return out
+
+
 def busy_intervals(events: list[Event]) -> dict[str, list[tuple[int, int, str, str]]]:
-    """Per agent endpoint: (start seq, end seq, caller CallSid, kind) of every ringing and every connected
-    period, from dial.ringing / dial.connected to the dial.ended of the same leg."""
-    open_: dict[tuple[str, str], tuple[int, str, str]] = {}
+    """Per device endpoint: (start seq, end seq, leg CallSid, kind) of every ringing and every connected period of
+    the calls that rang it, from device.ringing to device.answered (or its end), and from device.answered to the
+    device.ended of the same call."""
+    open_: dict[tuple[str, str], tuple[int, str]] = {}
     out: dict[str, list[tuple[int, int, str, str]]] = {}
+
+    def close(kind: str, leg: str, seq: int) -> None:
+        started = open_.pop((kind, leg), None)
+        if started is not None:
+            out.setdefault(started[1], []).append((started[0], seq, leg, kind))
+
     for e in events:
-        leg = e.data.get("dial_call_sid", "")
-        if e.kind == "dial.ringing":
-            open_[("ringing", leg)] = (e.seq, e.data["endpoint"], e.call_sid)
-        elif e.kind == "dial.connected":
-            open_[("connected", leg)] = (e.seq, e.data["endpoint"], e.call_sid)
-        elif e.kind == "dial.ended":
-            for kind in ("ringing", "connected"):
-                started = open_.pop((kind, leg), None)
-                if started is not None:
-                    out.setdefault(started[1], []).append((started[0], e.seq, started[2], kind))
-    for (kind, _), (seq, endpoint, sid) in open_.items():  # still open at the end: a leg that never ended
-        out.setdefault(endpoint, []).append((seq, 10**12, sid, kind))
+        if e.kind == "device.ringing":
+            open_[("ringing", e.call_sid)] = (e.seq, e.data["endpoint"])
+        elif e.kind == "device.answered":
+            close("ringing", e.call_sid, e.seq)
+            open_[("connected", e.call_sid)] = (e.seq, e.data["endpoint"])
+        elif e.kind == "device.ended":
+            close("ringing", e.call_sid, e.seq)
+            close("connected", e.call_sid, e.seq)
+    for (kind, leg), (seq, endpoint) in open_.items():  # still open at the end: a call that never ended
+        out.setdefault(endpoint, []).append((seq, 10**12, leg, kind))
     return out
 
 
