@@ -157,7 +157,12 @@ OPENAPI: dict[str, Any] = {
                 "intervals": {"type": "array", "items": _obj({
                     "start": _STR, "tiers": {"type": "object", "additionalProperties": _FIGURES},
                     "overall": _FIGURES})},
-                "day": _OBJECT}, ["date", "intervals", "day"])), "400": _err("bad date"), **_AUTH_ERRORS},
+                "day": _OBJECT,
+                "handling": _obj({"calls_held": _INT, "holds": _INT, "hold_s": _NUM, "calls_transferred": _INT,
+                                  "transfers": _INT, "transfers_by_kind": {"type": "object",
+                                                                           "additionalProperties": _INT},
+                                  "wrap_ups_expired": _INT})},
+                ["date", "intervals", "day", "handling"])), "400": _err("bad date"), **_AUTH_ERRORS},
         }},
         "/api/queue": {"get": {
             "summary": "Callers waiting, in service order (supervisors)",

@@ -87,6 +87,9 @@
     const d = await H.api("GET", "/api/agents/me/today");
     $("today-taken").textContent = d.calls_taken;
     $("today-handle").textContent = H.seconds(d.mean_handle_s);
+    $("today-holds").textContent = d.holds;
+    $("today-hold-time").textContent = H.seconds(d.hold_s);
+    $("today-transfers").textContent = d.transfers;
   }
 
   async function loadDay() {

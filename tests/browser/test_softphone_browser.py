@@ -4,6 +4,8 @@ agent2 accepts, sees the caller's context and who transferred it, hangs up and w
 Shipped timings (ring 20 s, wrap-up 15 s) on the simulator's scaled clock; every wait is on page state."""
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -179,6 +181,17 @@ def test_agent_accepts_holds_and_cold_transfers_a_premium_caller_to_a_second_age
         expect(sup.locator('#agents-body tr[data-agent="agent2"] [data-state]')).to_have_attribute(
             "data-state", "available")
         shot(sup, "supervisor-presence")
+
+        # The supervisor's CSV has the call with both agents, the hold and the transfer; the history page counts them.
+        rows = csv.DictReader(io.StringIO(sup.request.get(base + "/supervisor/export.csv").text().lstrip("\ufeff")))
+        row = next(r for r in rows if r["call_sid"] == call.sid)
+        assert (row["agents"], row["transfers"], row["transfer_log"]) == ("agent1,agent2", "1",
+                                                                          "agent1>agent2:cold:completed")
+        assert int(row["hold_count"]) >= 1 and float(row["hold_s"]) > 0 and row["wrap_up_expired"] == "no"
+        sup.goto(base + "/supervisor/history")
+        expect(sup.locator("body")).to_have_attribute("data-loaded", "history", timeout=WAIT_MS)
+        expect(sup.locator("#handling-transferred")).to_have_text("1")
+        expect(sup.locator("#handling-held")).to_have_text("1")
         watch.assert_clean()
 
 
