@@ -245,7 +245,7 @@ def export_rows(session: Session, day: date, settings: Config | QueueSettings) -
                mask_phone(r.from_number), r.member_uid or "", r.agent_login or "", r.outcome or "",
                "" if r.waited_s is None else _seconds(round(r.waited_s * 1000)), talk, r.queue_result or "",
                r.dial_status or "", r.disposition or "", scrub(r.notes or ""),  # notes may hold a number: masked
-               r.agents or r.agent_login or "", str(r.hold_count or 0), _seconds(round((r.hold_s or 0.0) * 1000)),
+               r.agents or "", str(r.hold_count or 0), _seconds(round((r.hold_s or 0.0) * 1000)),
                str(r.transfers or 0), moves.get(r.call_sid, ""), "yes" if r.wrap_up_expired else "no"]
         yield [_cell(v) for v in row]
 
