@@ -5,6 +5,7 @@ Every agent action answers with the requester's agent view (GET /api/agents/me),
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from console.call_view import line
 from console.devices import set_up_device
 from core.context import db, services
 from core.logs import mask_phone
+from core.services import Services
 from webhooks.outbound import controls, simulated_device, tokens
 from webhooks.outbound.controls import Actor, ControlRefused
 from webhooks.routes.voice import CALL_SID
@@ -38,7 +40,7 @@ def _refused(exc: ControlRefused) -> Response:
     return resp
 
 
-def _control(call_sid: str, action: Any) -> Response:
+def _control(call_sid: str, action: Callable[[Services, str, Actor], object]) -> Response:
     """Run a control on the call; the agent view, or the refusal as JSON."""
     if not CALL_SID.fullmatch(call_sid):
         return json_error(404, "no such call")
@@ -62,20 +64,22 @@ def _flag(body: dict[str, Any] | Response, name: str) -> bool | Response:
 @require_role(*AGENT_ROLES)
 def hold(call_sid: str) -> Response:
     """Put the caller on hold (they hear the hold audio) or take them off it: {"hold": true|false}."""
-    on = _flag(json_body(), "hold")
-    if isinstance(on, Response):
-        return on
-    return _control(call_sid, lambda svc, sid, actor: controls.hold(svc, sid, actor, on))
+    return _switch(call_sid, "hold", controls.hold)
 
 
 @bp.post("/calls/<call_sid>/mute")
 @require_role(*AGENT_ROLES)
 def mute(call_sid: str) -> Response:
     """Mute or unmute the agent's side of the call: {"mute": true|false}."""
-    on = _flag(json_body(), "mute")
+    return _switch(call_sid, "mute", controls.mute)
+
+
+def _switch(call_sid: str, name: str, control: Callable[[Services, str, Actor, bool], object]) -> Response:
+    """A control that turns something on or off, from the body's boolean `name`."""
+    on = _flag(json_body(), name)
     if isinstance(on, Response):
         return on
-    return _control(call_sid, lambda svc, sid, actor: controls.mute(svc, sid, actor, on))
+    return _control(call_sid, lambda svc, sid, actor: control(svc, sid, actor, on))
 
 
 @bp.post("/calls/<call_sid>/hangup")

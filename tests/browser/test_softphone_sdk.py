@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from core.services import Services
-from hotline.app import create_app, create_services
+from hotline.app import create_app
 from tests.support.browser import DESK, Watch, chromium, chromium_or_skip, live_server, log_in
 from tests.support.common import ROOT
 from tests.support.people import SUPERVISOR, add_people, password
@@ -21,11 +18,6 @@ from tests.support.people import SUPERVISOR, add_people, password
 VENDOR = ROOT / "console" / "static" / "vendor"
 SDK, LICENCE = VENDOR / "twilio-voice-sdk.min.js", VENDOR / "twilio-voice-sdk.LICENSE.md"
 SIGNALLING = "wss://voice-js.roaming.twilio.com/signal"
-REAL_ACCOUNT = {
-    "twilio_account_sid": "AC" + "a1" * 16, "twilio_auth_token": "real-account-auth-token-0123456789",
-    "twilio_api_key_sid": "SK" + "b2" * 16, "twilio_api_key_secret": "softphone-api-key-secret-0123456789",
-    "twilio_twiml_app_sid": "AP" + "c3" * 16, "pin_key": "p" * 32, "secret_key": "real-account-secret-key",
-}
 WAIT_MS = 15_000
 UNREGISTERED_MS = 45_000  # the SDK's 15 s grace, then the next heartbeat (every 10 s) and a poll of the page
 
@@ -48,16 +40,6 @@ def test_the_vendored_sdk_is_the_pinned_version_with_its_licence() -> None:
     readme = (VENDOR / "README.md").read_text(encoding="utf-8")
     assert f"| version | {version} |" in readme and digest in readme and licence_digest in readme
     assert "Apache License, Version 2.0" in LICENCE.read_text(encoding="utf-8")
-
-
-@pytest.fixture
-def real_app(services: Services, overrides: dict[str, Any]) -> Iterator[Any]:
-    """The app with a real Twilio account's settings, on the test stores; the test lets nothing reach Twilio."""
-    svc = create_services({**overrides, **REAL_ACCOUNT})
-    try:
-        yield create_app(services=svc)
-    finally:
-        svc.close()
 
 
 def test_with_a_real_account_the_agent_page_loads_the_pinned_sdk_and_registers_a_device(

@@ -11,39 +11,16 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from callqueue.agents.accounts import add_agent
 from console.i18n import TEXT
-from core.services import Services
-from hotline.app import create_app, create_services
 from tests.support.common import ROOT
 from tests.support.console import log_in
+from tests.support.real_account import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, TWIML_APP_SID
 
-ACCOUNT_SID = "AC" + "a1" * 16
-API_KEY_SID = "SK" + "b2" * 16
-API_KEY_SECRET = "softphone-api-key-secret-0123456789"
-TWIML_APP_SID = "AP" + "c3" * 16
-REAL_ACCOUNT = {
-    "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": "real-account-auth-token-0123456789",
-    "twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": API_KEY_SECRET, "twilio_twiml_app_sid": TWIML_APP_SID,
-    "pin_key": "p" * 32, "secret_key": "real-account-secret-key",
-}
 SIGNALLING = "wss://voice-js.roaming.twilio.com"
-
-
-@pytest.fixture
-def real_app(services: Services, overrides: dict[str, Any]) -> Iterator[Any]:
-    """The app with a real Twilio account's settings, on the test stores (nothing here reaches the network)."""
-    svc = create_services({**overrides, **REAL_ACCOUNT})
-    try:
-        yield create_app(services=svc)
-    finally:
-        svc.close()
 
 
 def b64url(part: str) -> bytes:
