@@ -157,11 +157,15 @@ def agent_left(
 ) -> agent_leg.Left:
     """The agent's leg ended after answering: the agent starts wrap-up, and the conversation is over (or, with a
     transfer under way, passes to its target; or, when the caller never reached the conference, the caller is
-    back in line). `may_hand_over`: agent_leg.completed. A repeat, or the caller's own end first, changes nothing.
-    1 round trip."""
+    back in line). `may_hand_over`: agent_leg.completed. A repeat, or the caller's own end first, changes nothing
+    live; the record's dial status is `completed` whichever end came first. 1 round trip."""
     left = agent_leg.completed(r, call_sid, agent, now, settings, may_hand_over=may_hand_over)
     if left.outcome == "ended":
         records.note_dial_status(session, call_sid, "completed")
+    elif not left.outcome:
+        # The caller's end came first and closed the call: the leg's end is still the record's latest dial status
+        # when the record names this agent (so the record does not depend on which end Twilio reported first).
+        records.note_dial_status(session, call_sid, "completed", agent=agent)
     return left
 
 
@@ -236,4 +240,4 @@ def handling_figures(session: Session, r: redis.Redis, call_sid: str, now: Now) 
 def _record_left(session: Session, call_sid: str, s: Settled) -> None:
     """Write an unanswered exit Redis recorded, at the time Redis first recorded it."""
     if s.outcome in LEFT and s.at is not None:
-        records.note_left(session, call_sid, outcome=s.outcome, now=s.at, waited_s=s.waited_s)
+        records.note_left(session, call_sid, outcome=s.outcome, now=s.at, waited_s=s.waited_s, unheard=s.unheard)

@@ -18,13 +18,17 @@ from core import keys
 PREFIX = "hl-"  # + the caller's CallSid: 37 characters, within Twilio's 64 for a conference name
 HOLDS_TTL_S = keys.CALL_TTL_S
 
-# Note the leg rung for the agent who was offered the call (only while that offer stands).
+# Note the leg rung for the agent who was offered the call (only while that offer stands). A leg answered before
+# Calls create's reply reached the dispatcher (the answer webhook noted it: connected, same agent, same leg) is
+# in use too: ending it would leave the caller, moved in meanwhile, alone in a conference of their own.
 _DIALLED = Lua("""
 local ck, login, leg = callkey(ARGV[1]), ARGV[2], ARGV[3]
-if redis.call('HGET', ck, 'state') == 'offered' and redis.call('HGET', ck, 'agent') == login then
+local st, agent = redis.call('HGET', ck, 'state'), redis.call('HGET', ck, 'agent')
+if st == 'offered' and agent == login then
   redis.call('HSET', ck, 'leg', leg)
   return 1
 end
+if st == 'connected' and agent == login and redis.call('HGET', ck, 'leg') == leg then return 1 end
 return 0
 """)
 
@@ -131,11 +135,31 @@ def caller_moved(r: redis.Redis, call_sid: str, agent: str) -> bool:
     return bool(_CALLER_MOVED(r, [], [call_sid, agent]))
 
 
-def joined(r: redis.Redis, call_sid: str, conference_sid: str, label: str = "") -> None:
-    """A participant joined the call's conference: remember the conference's sid (the Participant resource
-    is addressed by it), and that the caller is in it when it was them (`label` caller). 1 round trip."""
-    fields = {"conf_sid": conference_sid, **({"caller_joined": "1"} if label == "caller" else {})}
-    r.hset(keys.call(call_sid), mapping=fields)
+# A participant joined the call's conference. Connected: noted (the conference's sid; the caller in it). Ended, and
+# the caller joined a conference other than their agent's: their agent hung up while they were being moved in, so
+# nobody will ever start this one: 'stranded', once per call. Otherwise nothing is written (a late join must not
+# recreate an expired hash, nor name a conference that is over).
+_JOINED = Lua("""
+local ck, conf, label = callkey(ARGV[1]), ARGV[2], ARGV[3]
+local st = redis.call('HGET', ck, 'state')
+if st == 'connected' then
+  redis.call('HSET', ck, 'conf_sid', conf)
+  if label == 'caller' then redis.call('HSET', ck, 'caller_joined', '1') end
+  return 'noted'
+end
+if st == 'ended' and label == 'caller' and redis.call('HGET', ck, 'conf_sid') ~= conf
+   and redis.call('HSETNX', ck, 'stranded_in', conf) == 1 then
+  return 'stranded'
+end
+return ''
+""")
+
+
+def joined(r: redis.Redis, call_sid: str, conference_sid: str, label: str = "") -> str:
+    """A participant (`label`) joined the call's conference: `noted` (its sid, by which the Participant resource is
+    addressed, and that the caller is in it), `stranded` (the caller, after their agent had left: to be hung up;
+    said once), or '' (nothing to do). 1 round trip."""
+    return str(text(_JOINED(r, [], [call_sid, conference_sid, label])) or "")
 
 
 # A mute or unmute event of the agent's leg (ARGV[2]): the flag follows the highest SequenceNumber seen.

@@ -41,7 +41,7 @@ def _session_lang(svc: Services, sid: str) -> str:
 
 def _capture_left(svc: Services, sid: str, s: dsp.Settled) -> None:
     if s.outcome in calls.LEFT and s.at is not None:
-        capture_event(svc.redis, "left", sid, s.at, outcome=s.outcome, waited_s=s.waited_s)
+        capture_event(svc.redis, "left", sid, s.at, outcome=s.outcome, waited_s=s.waited_s, unheard=s.unheard)
 
 
 def entry(svc: Services, greet: bool) -> Response:

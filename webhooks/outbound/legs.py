@@ -69,6 +69,12 @@ def bridge(svc: Services, caller: str) -> str:
     try:
         svc.gateway.redirect_call(caller, url, queue_sid=pen[0] or None, queue_name=pen[1] or None)
     except GatewayError as exc:
+        if exc.unsure and conference.live_call(svc.redis, caller).caller_in:
+            # No answer from Twilio, but the caller has asked for the conference since: the move was done (ending
+            # the agent's leg now would cut off a caller who has just reached them).
+            log_event(log, "bridge done despite error", logging.WARNING, call_sid=caller, agent=live.agent,
+                      status=exc.status)
+            return "moved"
         gone = exc.status == 404 or exc.code in (20404, 21220)
         log_event(log, "bridge failed", logging.WARNING, call_sid=caller, agent=live.agent, status=exc.status,
                   gone=gone)
@@ -81,8 +87,9 @@ def bridge(svc: Services, caller: str) -> str:
 
 
 def end_legs(svc: Services, legs: tuple[str, ...]) -> None:
-    """Hang up agents' legs nobody needs any more (ringing for a caller who left, or alone in a conference).
-    Status=completed ends a ringing call as well as an answered one; a leg already over is left as it is."""
+    """Hang up agents' legs nobody needs any more (ringing for a caller who left, or alone in a conference), or a
+    caller who joined a conference after their agent had left it. Status=completed ends a ringing call as well as an
+    answered one; a leg already over is left as it is."""
     for leg in legs:
         try:
             svc.gateway.hang_up(leg)
@@ -119,6 +126,14 @@ def requeue(svc: Services, caller: str, why: str = "missed") -> None:
         svc.gateway.redirect_call(caller, urls.absolute(svc.settings.public_url, urls.REQUEUE, back=why))
     except GatewayError as exc:
         log_event(log, "requeue failed", logging.WARNING, call_sid=caller, status=exc.status)
+
+
+def hang_up_stranded(svc: Services, caller: str, participant: str) -> None:
+    """The caller joined a conference after their agent had left (conference.joined said `stranded`): the agent
+    hung up while the caller was being moved in, and the conference the caller started alone would never begin.
+    The caller is hung up rather than left waiting in silence."""
+    log_event(log, "caller joined after the agent left", logging.WARNING, call_sid=caller)
+    svc.jobs().end_legs((participant,))
 
 
 def participant_joined(svc: Services, caller: str, participant: str, label: str) -> None:

@@ -154,7 +154,8 @@ def conference_status() -> Response:
     conf_sid = request.form.get("ConferenceSid", "")
     now = svc.clock()
     if event == "participant-join" and conf_sid:
-        conference.joined(svc.redis, caller, conf_sid, label)
+        if conference.joined(svc.redis, caller, conf_sid, label) == "stranded":
+            legs.hang_up_stranded(svc, caller, participant)
         legs.participant_joined(svc, caller, participant, label)
     elif event in ("participant-hold", "participant-unhold") and label == "caller":
         conference.hold_event(svc.redis, caller, _sequence(), event == "participant-hold", _timestamp_ms(now))
