@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, func, select, update
+from sqlalchemy import Boolean, Float, Integer, String, Text, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -165,32 +165,47 @@ def note_offered(session: Session, call_sid: str, *, agent: str, attempt: int, n
 
 
 def note_answered(session: Session, call_sid: str, *, agent: str, now: Now) -> CallRecord:
-    """The agent picked up: the wait ends and the queue outcome is `answered`."""
+    """The agent picked up: the wait ends and the queue outcome is `answered` (unless an exit was recorded first:
+    one conditional UPDATE, so a caller's leaving written meanwhile by another process is never overwritten)."""
     rec = ensure(session, call_sid)
     if rec.answered is None and rec.outcome == IN_PROGRESS:
-        rec.answered = clock.canonical(now)
-        rec.agent_login = agent
-        rec.outcome = "answered"
-        wait = _wait_ms(rec.queued, rec.answered)
-        rec.waited_s = None if wait is None else wait / 1000
-    session.flush()
+        answered = clock.canonical(now)
+        wait = _wait_ms(rec.queued, answered)
+        _update_if(session, rec, (CallRecord.answered.is_(None), CallRecord.outcome == IN_PROGRESS),
+                   answered=answered, agent_login=agent, outcome="answered",
+                   waited_s=None if wait is None else wait / 1000)
     return rec
 
 
-def note_left(session: Session, call_sid: str, *, outcome: str, now: Now, waited_s: float | None = None) -> CallRecord:
+def _update_if(session: Session, rec: CallRecord, where: tuple[Any, ...], **values: Any) -> bool:
+    """UPDATE the record's `values` in one statement while `where` holds (checked by the database at the write,
+    not on what this session read earlier); the object is reloaded. True when it held."""
+    session.flush()
+    done = rows_matched(session, update(CallRecord).where(CallRecord.call_sid == rec.call_sid, *where)
+                        .values(**values).execution_options(synchronize_session=False))
+    session.expire(rec)
+    return bool(done)
+
+
+def note_left(session: Session, call_sid: str, *, outcome: str, now: Now, waited_s: float | None = None,
+              unheard: bool = False) -> CallRecord:
     """The caller left the queue unanswered: abandoned, short_abandoned, to_callback, failed (first one wins).
 
     The wait is computed from the record's own `queued`; `waited_s` is used only when the record lacks it.
+    `unheard`: the caller left after an agent had answered but before they were moved to that agent (Redis took
+    the answer back, dispatch.caller_left): the record's answer goes too.
     """
     if outcome not in FINAL_OUTCOMES or outcome == "answered":
         raise ValueError(f"outcome: {outcome!r} is not a way to leave the queue unanswered")
     rec = ensure(session, call_sid)
-    if rec.outcome == IN_PROGRESS:
-        rec.left_queue = clock.canonical(now)
-        rec.outcome = outcome
-        wait = _wait_ms(rec.queued, rec.left_queue)
-        rec.waited_s = waited_s if wait is None else wait / 1000
-    session.flush()
+    left = clock.canonical(now)
+    wait = _wait_ms(rec.queued, left)
+    was = [CallRecord.outcome == IN_PROGRESS]
+    if unheard:
+        was.append((CallRecord.outcome == "answered") & CallRecord.left_queue.is_(None))
+    values: dict[str, Any] = {"left_queue": left, "outcome": outcome,
+                              "waited_s": waited_s if wait is None else wait / 1000}
+    _update_if(session, rec, (or_(*was),), **values, **({"answered": None} if unheard else {}))
     return rec
 
 
@@ -202,8 +217,15 @@ def note_queue_result(session: Session, call_sid: str, result: str) -> None:
         session.flush()
 
 
-def note_dial_status(session: Session, call_sid: str, status: str) -> None:
-    """Keep the latest DialCallStatus (a caller may be dialled to several agents in turn): one UPDATE."""
+def note_dial_status(session: Session, call_sid: str, status: str, *, agent: str | None = None) -> None:
+    """Keep the latest DialCallStatus (a caller may be dialled to several agents in turn): one UPDATE.
+
+    `agent`: only if the record names that agent (their leg's end, reported after the call was closed).
+    """
+    if agent is not None:
+        rows_matched(session, update(CallRecord).where(CallRecord.call_sid == call_sid, CallRecord.agent_login == agent)
+                     .values(dial_status=status).execution_options(synchronize_session=False))
+        return
     if not _update(session, call_sid, dial_status=status):
         ensure(session, call_sid).dial_status = status
         session.flush()

@@ -52,7 +52,8 @@ class JobQueue:
         self.rq.enqueue(BRIDGE, caller, at_front=True, **CALL_STEP)
 
     def end_legs(self, legs: tuple[str, ...]) -> None:
-        """Hang up agents' legs nobody needs any more (the caller left while they rang, or never joined)."""
+        """Hang up agents' legs nobody needs any more (the caller left while they rang, or never joined), or a caller
+        stranded in a conference their agent had left."""
         if legs:
             self.rq.enqueue(END_LEGS, ",".join(legs), at_front=True, **CALL_STEP)
 

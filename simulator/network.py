@@ -14,7 +14,7 @@ from simulator.devices import DeviceRegistry
 from simulator.endpoints import EndpointRegistry
 from simulator.events import EventLog
 from simulator.queues import QueueRegistry
-from simulator.transport import Transport
+from simulator.transport import Reply, Transport
 
 API_VERSION = "2010-04-01"
 
@@ -76,12 +76,19 @@ class Network:
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
-        # Callbacks post through whatever transport is in place when they are sent (tests may wrap it later).
         self.conferences = ConferenceRegistry(
-            self.account_sid, self.events, lambda url, params: self.transport.post(url, params), self.closed,
-            self.failures, self.simulated_now,
+            self.account_sid, self.events, self._conference_callback, self.closed, self.failures, self.simulated_now,
         )
         self.devices = DeviceRegistry(self.events)
+
+    def _conference_callback(self, url: str, params: dict[str, str]) -> Reply:
+        """Post a conference's status callback through whatever transport is in place now (tests may wrap it later);
+        once answered, a callback.answered event (call_sid: the participant's, if any; event, conference, status),
+        so a test can wait until the hotline has taken in what the callback told it."""
+        reply = self.transport.post(url, params)
+        self.events.emit("callback.answered", params.get("CallSid", ""), event=params.get("StatusCallbackEvent"),
+                         conference=params.get("FriendlyName"), status=reply.status)
+        return reply
 
     def simulated_now(self) -> datetime:
         """The simulation's wall clock: its start plus the simulated time since (real time / scale), so that times

@@ -9,7 +9,8 @@ their Twilio queue) → connected (the agent answered; both meet in the call's c
 Each function below is one script and is idempotent: a repeated or late event finds the state
 already moved on and changes nothing (it returns what was recorded the first time). An offer that
 comes to nothing is missed.py's; the agent's leg ending is agent_leg.py's; transfers are transfer.py's; asking
-for a dispatch run is trigger.py's.
+for a dispatch run is trigger.py's. (A little over 300 lines: the claim, the answer and the caller's leaving are
+one state machine, each script reading the fields the others write.)
 """
 from __future__ import annotations
 
@@ -113,24 +114,45 @@ end
 return {0, st or '', redis.call('HGET', ck, 'waited') or -1, redis.call('HGET', ck, 'answered') or -1}
 """)
 
+# KEYS: the counters of now (day, minute), then those of the call's answer (ARGV[6] says which answer they are
+# for: '' when unknown; the script asks for them, answering {-1, answered}, when it has an answer to take back).
 _LEAVE = Lua("""
-local sid, now, reason, short_ms, wrap_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local sid, now, reason, short_ms, wrap_ms, keys_of = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local ck = callkey(sid)
 local st = redis.call('HGET', ck, 'state')
-if st == 'waiting' or st == 'offered' then
+-- An answer the caller never heard: their agent picked up, but they were never moved into the conference (they
+-- left their Twilio queue during the whisper, or were back in line after that agent left first) nor transferred
+-- (which needs them in it). Leaving the queue then, they abandon: the answer is taken back.
+local answered = redis.call('HGET', ck, 'answered')
+local unheard = answered and redis.call('HGET', ck, 'caller_in') ~= '1' and not redis.call('HGET', ck, 'xfer_from')
+if st == 'connected' and reason == 'ended' then unheard = false end  -- the status callback alone: below
+if st == 'waiting' or st == 'offered' or (st == 'connected' and unheard) then
+  if unheard and answered ~= keys_of then return {-1, answered} end  -- KEYS[3..4] are not its counters
   local tier = redis.call('HGET', ck, 'tier')
   local wait = math.max(0, tonumber(now) - tonumber(redis.call('HGET', ck, 'queued')))
   redis.call('ZREM', ORDER, sid)
   redis.call('ZREM', tierkey(tier), sid)
   redis.call('ZREM', OFFERS, sid)
   local login = redis.call('HGET', ck, 'agent')
-  local leg = st == 'offered' and redis.call('HGET', ck, 'leg') or ''  -- still ringing: to be cancelled
+  -- still ringing (to be cancelled), or answered and alone in the conference (to be ended: the agent is free,
+  -- to wrap-up, when that leg has ended, so their device never holds two calls: agent_leg.py)
+  local leg = st ~= 'waiting' and redis.call('HGET', ck, 'leg') or ''
   -- hung up while an agent was being rung: the agent did nothing wrong and keeps their turn
   if st == 'offered' and release_agent(login, sid, now, 'keep', 'caller_left') == 0 then login = false end
-  if redis.call('HEXISTS', ck, 'answered') == 1 then
+  if answered and not unheard then
     -- transferred back to the queue after an answer: an answered call still, not an abandon
     redis.call('HSET', ck, 'state', 'ended', 'outcome', 'answered', 'ended', now)
-    return {1, 'answered', redis.call('HGET', ck, 'waited'), redis.call('HGET', ck, 'answered'), login or '', leg}
+    return {1, 'answered', redis.call('HGET', ck, 'waited'), answered, login or '', leg}
+  end
+  if unheard then
+    local waited = tonumber(redis.call('HGET', ck, 'waited'))
+    local in_sl = waited <= tonumber(redis.call('HGET', ck, 'sl_ms'))
+    for _, k in ipairs({KEYS[3], KEYS[4]}) do
+      redis.call('HINCRBY', k, tier .. ':answered', -1)
+      redis.call('HINCRBY', k, tier .. ':wait_ms', -waited)
+      if in_sl then redis.call('HINCRBY', k, tier .. ':answered_sl', -1) end
+    end
+    redis.call('HDEL', ck, 'answered', 'waited')
   end
   local outcome
   if reason == 'callback' then
@@ -147,7 +169,7 @@ if st == 'waiting' or st == 'offered' then
     if wait > tonumber(redis.call('HGET', ck, 'sl_ms')) then bump(tier, 'abandoned_sl', 1) end
   end
   redis.call('HSET', ck, 'state', 'ended', 'outcome', outcome, 'left', now, 'waited', wait)
-  return {1, outcome, wait, now, login or '', leg}
+  return {1, outcome, wait, now, login or '', leg, unheard and 1 or 0}
 end
 if st == 'connected' and reason == 'ended' then
   -- the caller's call ended mid-conversation, before the agent's leg reported its end: finish it here
@@ -206,14 +228,16 @@ class Settled:
     at: float | None  # epoch seconds of the event as first recorded
     agent: str | None = None  # the agent freed by it, if any
     legs: tuple[str, ...] = ()  # agents' calls still ringing or open that nothing else will end: to hang up
+    unheard: bool = False  # the caller left after an answer they never heard: that answer was taken back
 
 
 def _settled(reply: list[Any]) -> Settled:
     changed, outcome, wait, at = int(reply[0]), text(reply[1]), float(reply[2]), float(reply[3])
     agent = text(reply[4]) if len(reply) > 4 and reply[4] else None
     legs = tuple(x for x in text(reply[5]).split(",") if x) if len(reply) > 5 and reply[5] else ()
+    unheard = len(reply) > 6 and int(reply[6]) == 1
     return Settled(bool(changed), outcome, None if wait < 0 else wait / 1000, None if at < 0 else at / 1000, agent,
-                   legs)
+                   legs, unheard)
 
 
 def claim_next(r: redis.Redis, now: Now) -> Offer | None:
@@ -257,7 +281,10 @@ def caller_left(r: redis.Redis, call_sid: str, now: Now, reason: str, settings: 
 
     `ended` (the status callback) also closes a connected call and starts the agent's wrap-up.
     A caller who hangs up while an agent is being rung is counted as abandoned and the agent is
-    available again at their old place. Idempotent, 1 round trip.
+    available again at their old place. So is one who leaves their Twilio queue after their agent answered but
+    before they were moved into the conference (during the whisper): the answer, which they never heard, is taken
+    back (`Settled.unheard`). Idempotent, 1 round trip (2 when an answer is taken back: its counters are found
+    from its time).
     """
     if reason not in LEAVE_REASONS:
         raise ValueError(f"reason: must be one of {', '.join(LEAVE_REASONS)}")
@@ -265,7 +292,14 @@ def caller_left(r: redis.Redis, call_sid: str, now: Now, reason: str, settings: 
     ms = clock.to_ms(now)
     day, minute = clock.bucket_keys(ms, qs.tz)
     wrap_ms = round(qs.wrap_up_s * 1000)
-    return _settled(_LEAVE(r, [day, minute], [call_sid, ms, reason, qs.short_abandon_ms, wrap_ms]))
+    answer_keys, answer_ms = [day, minute], ""
+    for _ in range(3):  # the answer's time never changes once recorded: the second round finds it as asked
+        reply = _LEAVE(r, [day, minute, *answer_keys], [call_sid, ms, reason, qs.short_abandon_ms, wrap_ms, answer_ms])
+        if int(reply[0]) != -1:
+            return _settled(reply)
+        answer_ms = text(reply[1])
+        answer_keys = list(clock.bucket_keys(int(answer_ms), qs.tz))
+    raise RuntimeError(f"call {call_sid}: its answer's time kept changing")
 
 
 def sweep(r: redis.Redis, now: Now, settings: Config | QueueSettings, grace_s: float = 30) -> dict[str, int]:

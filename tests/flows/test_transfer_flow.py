@@ -14,7 +14,7 @@ from tests.support.common import PUBLIC_URL, sign
 from tests.support.flow import Flow, join_queue, leg_ended, leg_of, offers
 from tests.support.hotline_api import assert_stats_match_records, records
 from tests.support.people import add_members, add_people, script
-from tests.support.softphone import call_state, control, settled, softphone_flow, talking
+from tests.support.softphone import call_state, control, settled, softphone_flow, talking, told
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_a_cold_transfer_reaches_the_second_agent_who_sees_who_passed_it_on(flow
     assert after["status"] in ("on_call", "wrap_up")  # her leg is ending
     leg_ended(sim, "client:ann", after=mark)
     sim.events.wait("conference.join", timeout=15, after=mark, endpoint="client:bob")  # the caller never left
-    sim.events.wait("conference.unhold", timeout=15, after=mark, call_sid=caller.sid)  # bob took the caller off hold
+    told(flow, caller.sid, "participant-unhold", after=mark)  # bob took the caller off hold, and the hotline knows
     bob = api.me("bob")["call"]
     assert (bob["state"], bob["call_sid"], bob["tier"], bob["agents"]) == ("connected", caller.sid, "premium",
                                                                           ["ann", "bob"])
@@ -105,10 +105,10 @@ def test_a_warm_transfer_completed_and_one_cancelled(flow: Flow, services: Any) 
     code, refused = api.call("POST", f"/api/calls/{first.sid}/transfer/complete", "ann")
     assert (code, refused["reason"]) == (409, "not_consulting")  # bob has not answered yet
     assert sim.device("bob").accept() is not None
-    sim.events.wait("conference.join", timeout=15, endpoint="client:bob")
+    told(flow, sim.events.wait("conference.join", timeout=15, endpoint="client:bob").call_sid)  # bob is in
     assert call_state(api, "ann") == "consulting" and call_state(api, "bob") == "consulting"
     assert control(api, "ann", first.sid, "transfer/complete")["status"] == "wrap_up"
-    sim.events.wait("conference.unhold", timeout=15, call_sid=first.sid)
+    told(flow, first.sid, "participant-unhold")  # bob has the caller, off hold
     assert call_state(api, "bob") == "connected"
     control(api, "bob", first.sid, "hangup")
     assert first.join(30).talked_with()[:2] == ["client:ann", "client:bob"]

@@ -17,7 +17,7 @@ from core.config import Config
 from core.services import Services
 from hotline.app import create_app
 from hotline.configuration import full_config
-from simulator import CallHandle, Event, Script, Simulator
+from simulator import CallHandle, Script, Simulator
 from tests.support.clocks import FakeClock
 from tests.support.common import ALWAYS_OPEN, AUTH_TOKEN, PUBLIC_URL
 from tests.support.hotline_api import Api
@@ -90,11 +90,22 @@ def agent_legs(sim: Simulator) -> list[tuple[str, str, str]]:
     return out
 
 
-def busy_intervals(events: list[Event]) -> dict[str, list[tuple[int, int, str, str]]]:
-    """Per device endpoint: (start seq, end seq, leg CallSid, kind) of every ringing and every connected period of
-    the calls that rang it, from device.ringing to device.answered (or its end), and from device.answered to the
-    device.ended of the same call."""
+def busy_intervals(sim: Simulator) -> dict[str, list[tuple[int, int, str, str]]]:
+    """Per agent endpoint: (start seq, end seq, leg CallSid, kind) of every period an agent's leg rang for a caller
+    and every period it was connected to one, from the simulator's events.
+
+    Ringing runs from device.ringing to the first of device.answered, device.ended and the caller's leaving their
+    Twilio queue (a leg still ringing for a caller who hung up rings for nobody: the hotline ends it). Connected runs
+    from device.answered (the whisper included) to the leg's first conference.leave (or its device.ended), for a leg
+    that went on into its caller's conference; one answered only to hear that the caller had gone talked with
+    nobody. A leg's own end comes later than its leaving: the simulator answers a call's conference callbacks before
+    it ends the call, and the hotline may ring the agent again meanwhile, as Twilio would."""
+    events = sim.events.all()
+    caller = {leg: c for c, _endpoint, leg in agent_legs(sim)}
+    joined = {e.call_sid for e in events if e.kind == "conference.join" and e.call_sid in caller
+              and e.data["conference"].endswith(caller[e.call_sid])}
     open_: dict[tuple[str, str], tuple[int, str]] = {}
+    ringing_for: dict[str, list[str]] = {}  # caller -> legs ringing for them
     out: dict[str, list[tuple[int, int, str, str]]] = {}
 
     def close(kind: str, leg: str, seq: int) -> None:
@@ -103,24 +114,33 @@ def busy_intervals(events: list[Event]) -> dict[str, list[tuple[int, int, str, s
             out.setdefault(started[1], []).append((started[0], seq, leg, kind))
 
     for e in events:
-        if e.kind == "device.ringing":
-            open_[("ringing", e.call_sid)] = (e.seq, e.data["endpoint"])
-        elif e.kind == "device.answered":
-            close("ringing", e.call_sid, e.seq)
-            open_[("connected", e.call_sid)] = (e.seq, e.data["endpoint"])
+        leg = e.call_sid
+        if e.kind == "device.ringing" and leg in caller:
+            open_[("ringing", leg)] = (e.seq, e.data["endpoint"])
+            ringing_for.setdefault(caller[leg], []).append(leg)
+        elif e.kind == "queue.left":
+            for rung in ringing_for.pop(leg, []):
+                close("ringing", rung, e.seq)
+        elif e.kind == "device.answered" and leg in caller:
+            close("ringing", leg, e.seq)
+            if leg in joined:
+                open_[("connected", leg)] = (e.seq, e.data["endpoint"])
+        elif e.kind == "conference.leave":
+            close("connected", leg, e.seq)
         elif e.kind == "device.ended":
-            close("ringing", e.call_sid, e.seq)
-            close("connected", e.call_sid, e.seq)
+            close("ringing", leg, e.seq)
+            close("connected", leg, e.seq)
     for (kind, leg), (seq, endpoint) in open_.items():  # still open at the end: a call that never ended
         out.setdefault(endpoint, []).append((seq, 10**12, leg, kind))
     return out
 
 
-def overlaps(intervals: dict[str, list[tuple[int, int, str, str]]], kind: str) -> list[tuple[str, tuple, tuple]]:
-    """Pairs of periods of `kind` on one endpoint that overlap."""
+def overlaps(intervals: dict[str, list[tuple[int, int, str, str]]],
+             kind: str | None = None) -> list[tuple[str, tuple, tuple]]:
+    """Pairs of periods (of `kind`, or of any kind) on one endpoint that overlap."""
     found = []
     for endpoint, spans in intervals.items():
-        spans = sorted(s for s in spans if s[3] == kind)
+        spans = sorted(s for s in spans if kind is None or s[3] == kind)
         for a, b in pairwise(spans):
             if b[0] < a[1]:
                 found.append((endpoint, a, b))

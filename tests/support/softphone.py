@@ -39,6 +39,12 @@ def talking(flow: Flow, caller: CallHandle, endpoint: str, after: int = 0) -> in
     return sim.events.wait("conference.join", timeout=15, after=after, endpoint=endpoint, conference=name).seq
 
 
+def told(flow: Flow, sid: str, event: str = "participant-join", after: int = 0) -> int:
+    """Wait until the hotline has answered the conference's `event` status callback about the call `sid` (a
+    participant's CallSid): what it records on it (a consultation under way, a hold) is in its stores; the seq."""
+    return flow.sim.events.wait("callback.answered", timeout=15, after=after, call_sid=sid, event=event).seq
+
+
 def call_state(api: Api, login: str) -> str | None:
     """The state of `login`'s call as their console shows it (None: no call)."""
     call = api.me(login)["call"]

@@ -148,6 +148,43 @@ def test_an_agent_who_leaves_before_the_caller_reaches_the_conference_puts_them_
     assert counter(r, "premium:answered") == 1
 
 
+def test_a_caller_leaving_the_queue_during_the_whisper_abandons_and_the_answer_is_taken_back(busy_queue, qs):
+    r = busy_queue
+    offer = dispatch.claim_next(r, at(50))
+    assert conference.dialled(r, offer.call_sid, "alice", "CAleg1")
+    dispatch.answered(r, offer.call_sid, "alice", at(55), qs, "CAleg1")  # counted in the minute from 02:00
+    assert counter(r, "premium:answered") == 1
+    # her leg's Calls create answer reaches the dispatcher only now: the leg is in use, not to be ended
+    assert conference.dialled(r, offer.call_sid, "alice", "CAleg1")
+    assert not conference.dialled(r, offer.call_sid, "alice", "CAother")
+    # the caller hangs up in their Twilio queue before the bridge moved them (the next minute)
+    s = dispatch.caller_left(r, offer.call_sid, at(65), "hangup", qs)
+    assert (s.changed, s.outcome, s.waited_s, s.agent, s.legs, s.unheard) == (
+        True, "abandoned", 55.0, "alice", ("CAleg1",), True)  # her leg, alone in the conference, is to be ended
+    minute = keys.stats_minute(int(at(55).timestamp()) // 60)
+    for fields in (r.hgetall(keys.stats_day("2026-03-02")), r.hgetall(minute)):
+        assert {f: fields.get(f, "0") for f in ("premium:answered", "premium:wait_ms")} == {
+            "premium:answered": "0", "premium:wait_ms": "0"}
+    assert counter(r, "premium:abandoned") == 1 and counter(r, "premium:abandoned_sl") == 1
+    assert conference.caller_moved(r, offer.call_sid, "alice") is False  # a late move finds the call over
+    assert presence.get(r, "alice", at(65)).state == "on_call"  # until her leg has ended: never two calls at once
+    assert agent_leg.completed(r, offer.call_sid, "alice", at(66), qs) == agent_leg.Left("", True, None)
+    assert presence.get(r, "alice", at(66)).state == "wrap_up"
+    assert dispatch.caller_left(r, offer.call_sid, at(70), "ended", qs).changed is False
+    assert counter(r, "premium:answered") == 0 and counter(r, "premium:abandoned") == 1
+
+
+def test_an_answer_the_caller_reached_stays_when_they_hang_up(busy_queue, qs):
+    r = busy_queue
+    offer = dispatch.claim_next(r, at(50))
+    dispatch.answered(r, offer.call_sid, "alice", at(55), qs)
+    assert conference.caller_moved(r, offer.call_sid, "alice")
+    assert dispatch.caller_left(r, offer.call_sid, at(65), "hangup", qs).changed is False  # the queue's action, late
+    s = dispatch.caller_left(r, offer.call_sid, at(90), "ended", qs)
+    assert (s.outcome, s.at, s.unheard) == ("answered", at(55).timestamp(), False)
+    assert counter(r, "premium:answered") == 1 and counter(r, "premium:abandoned") == 0
+
+
 def test_caller_hanging_up_while_dispatched_is_counted_and_frees_the_agent(busy_queue, qs):
     r = busy_queue
     offer = dispatch.claim_next(r, at(50))

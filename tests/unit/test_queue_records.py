@@ -237,6 +237,20 @@ def test_the_caller_hanging_up_while_the_agent_rings_ends_the_ring_and_keeps_the
     assert available_in_order(redis) == [("alice", at(0).timestamp())]  # not her fault: her turn is kept
 
 
+def test_a_caller_gone_before_reaching_the_agent_who_answered_is_recorded_abandoned(db, redis, qs):
+    presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
+    calls.join_queue(db, redis, "CA1", tier="standard", now=at(0), settings=qs)
+    offer = calls.dispatch(db, redis, at(10))
+    calls.agent_answered(db, redis, "CA1", offer.agent, at(12), qs, leg="CAleg1")
+    s = calls.queue_result(db, redis, "CA1", "hangup", at(14), qs)  # during the whisper, before being moved
+    assert (s.outcome, s.legs, s.unheard) == ("abandoned", ("CAleg1",), True)
+    calls.agent_answered(db, redis, "CA1", offer.agent, at(12), qs, leg="CAleg1")  # the answer's webhook, retried
+    assert calls.call_status(db, redis, "CA1", "completed", at(15), qs).record.outcome == "abandoned"
+    db.commit()
+    rec = records.get(db, "CA1")
+    assert (rec.outcome, rec.answered, rec.left_queue, rec.waited_s) == ("abandoned", None, at(14), 14.0)
+
+
 def test_a_retried_missed_offer_changes_nothing_twice(db, redis, qs):
     presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
     calls.join_queue(db, redis, "CA1", tier="standard", now=at(0), settings=qs)

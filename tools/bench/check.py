@@ -81,6 +81,7 @@ def _quiet(stack: Any, logins: Sequence[str]) -> dict[str, Any]:
         "open_tickets": int(open_tickets or 0),
         "waiting": r.zcard(keys.ORDER), "offered": r.zcard(keys.OFFERS), "callbacks_ringing": r.zcard(keys.CB_RINGING),
         "held_in_pen": sum(int(n) for n in r.hvals(keys.PEN)),  # callers we put in a Twilio queue and did not take out
+        "presence_changes_unwritten": r.llen(keys.PRESENCE_LOG),  # the sweep writes them to SQL every few seconds
         "agents_not_available": sum(n for s, n in states.items() if s != "available"),
         "jobs": jobs,
     }
@@ -182,10 +183,14 @@ def end_state(
     if not drained["idle"]:
         failures.append(f"the hotline did not go idle after the calls: {drained}")
 
-    redis_keys = probe.growth(keys_before, keys_after, fixed_keys(stack, logins))
-    if redis_keys["persistent_new_count"] or redis_keys["collections_grown"]:
+    agent_keys = frozenset(keys.agent(login) for login in logins)
+    redis_keys = probe.growth(keys_before, keys_after, fixed_keys(stack, logins), records=agent_keys)
+    redis_keys["record_fields_named_by_data"] = probe.data_fields(stack.svc.redis, agent_keys)
+    if redis_keys["persistent_new_count"] or redis_keys["collections_grown"] or redis_keys[
+            "record_fields_named_by_data"]:
         failures.append(f"Redis grew: new keys without a TTL {redis_keys['persistent_new'][:5]}, "
-                        f"collections grown {redis_keys['collections_grown']}")
+                        f"collections grown {redis_keys['collections_grown']}, "
+                        f"agents' fields named by data {redis_keys['record_fields_named_by_data']}")
     conn = make_redis(stack.redis_url, decode=False)
     try:
         failed_jobs = FailedJobRegistry(queue=Queue(QUEUE, connection=conn)).count

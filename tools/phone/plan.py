@@ -99,8 +99,10 @@ class CallPlan:
             return  # refused: the caller stays with us
         if self.shift.mode == "cold":
             return  # the hotline ends our leg now, and the plan with it
-        # Consulting: the target has answered; completed once we hear them (they join after their whisper).
-        yield Until(lambda view: transfer_state(view, sid) is None or self.heard_agent())
+        # Consulting: the target has answered; completed once we hear them (they join after their whisper) and the
+        # hotline has them in the conference too (its view may show that a moment after we hear them).
+        yield Until(lambda view: (state := transfer_state(view, sid)) is None or (
+            state == "consulting" and self.heard_agent()))
         if transfer_state(self.view(), sid) == "consulting":
             self.control(sid, "transfer/complete", None, f"[transfer complete: {target} has the caller]")
             return
