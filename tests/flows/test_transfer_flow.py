@@ -165,3 +165,27 @@ def test_conference_callbacks_replayed_out_of_order_change_nothing(flow: Flow, s
     rec = records(services)[caller.sid]
     assert (rec.outcome, rec.agents, rec.hold_count, rec.hold_s, api.me("ann")["status"]) == before
     assert conference.hold_totals(services.redis, caller.sid, 0)[0] == 2
+
+
+def test_the_first_agent_hanging_up_during_a_consultation_hands_the_caller_over(flow: Flow, services: Any) -> None:
+    sim, api = flow.sim, flow.api
+    add_people(services, ["ann", "bob"])
+    phones = add_members(services, flow.config, {"premium": 1})
+    sim.add_agent("ann", answer_after=2, talk_seconds=None)
+    sim.add_agent("bob", answer_after=2, talk_seconds=None)
+    caller = join_queue(sim, phones["premium"][0], script("premium"))
+    api.status("ann", "available")
+    talking(flow, caller, "client:ann")
+    api.status("bob", "available")
+    control(api, "ann", caller.sid, "transfer", {"to": "agent:bob", "mode": "warm"})
+    told(flow, sim.events.wait("conference.join", timeout=15, endpoint="client:bob").call_sid)  # bob is in
+    assert call_state(api, "ann") == "consulting"
+    assert control(api, "ann", caller.sid, "hangup")["status"] == "wrap_up"  # ann leaves: bob has the caller
+    told(flow, caller.sid, "participant-unhold")
+    assert call_state(api, "bob") == "connected"
+    control(api, "bob", caller.sid, "hangup")
+    assert caller.join(30).talked_with()[:2] == ["client:ann", "client:bob"]
+    rec = settled(flow, services, caller.sid)
+    assert (rec.outcome, rec.agents, rec.transfers) == ("answered", "ann,bob", 1)
+    with services.sessions() as db:
+        assert [(t.mode, t.result) for t in handling.transfers_of(db, caller.sid)] == [("warm", "completed")]

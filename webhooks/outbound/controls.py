@@ -113,8 +113,13 @@ def mute(svc: Services, call_sid: str, actor: Actor, on: bool) -> LiveCall:
 
 def hang_up(svc: Services, call_sid: str, actor: Actor) -> LiveCall:
     """End the agent's side: a ringing offer is declined (the caller keeps their place); a conversation ends
-    (the caller hears goodbye); a consulting target leaves the consultation."""
+    (the caller hears goodbye); a consulting target leaves the consultation; the first agent leaving a consultation
+    completes the transfer."""
     live = _call(svc, call_sid, actor)
+    if live.transfer and live.transfer.state == "consulting" and actor.login == live.agent:
+        # The first agent hanging up mid-consultation hands the caller over (as leaving a warm transfer does in
+        # an ACD), rather than leaving the caller on hold with a target who was never given the call.
+        return complete(svc, call_sid, actor)
     if live.transfer and actor.login == live.transfer.to and actor.login != live.agent:
         leg = live.transfer.leg
     else:
