@@ -10,7 +10,9 @@ from webhooks import urls
 
 # statusCallbackEvent of the call's conference: every change the hotline follows (none are sent unless named:
 # https://www.twilio.com/docs/voice/twiml/conference#attributes-statusCallbackEvent).
-CONFERENCE_EVENTS = "start end join leave mute hold modify"
+# The conference events the hotline acts on (/voice/conference/status): start, end and modify would be requests on
+# the hot path that change nothing (the caller's and the agent's leaves already say when the call is over).
+CONFERENCE_EVENTS = "join leave mute hold"
 
 
 def say(resp: VoiceResponse | object, config: Config, text: str, lang: str) -> None:
