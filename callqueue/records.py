@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, func, select, update
+from sqlalchemy import Boolean, Float, Integer, String, Text, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -57,6 +57,12 @@ class CallRecord(Base):
     disposition: Mapped[str | None] = mapped_column(String(40), default=None)  # the agent's wrap-up
     notes: Mapped[str | None] = mapped_column(Text, default=None)
     wrapped_up: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)  # first wrap-up saved: handle time
+    # How the connected call went (callqueue/handling.py): the caller's holds, the agents in turn, transfers.
+    hold_count: Mapped[int] = mapped_column(Integer, default=0)
+    hold_s: Mapped[float] = mapped_column(Float, default=0.0)
+    agents: Mapped[str | None] = mapped_column(String(255), default=None)  # logins in the order they took the call
+    transfers: Mapped[int] = mapped_column(Integer, default=0)
+    wrap_up_expired: Mapped[bool] = mapped_column(Boolean, default=False)  # the wrap-up ran out with no disposition
 
 
 def get(session: Session, call_sid: str) -> CallRecord | None:
@@ -64,7 +70,7 @@ def get(session: Session, call_sid: str) -> CallRecord | None:
     return session.scalar(select(CallRecord).where(CallRecord.call_sid == call_sid))
 
 
-def _record(session: Session, call_sid: str) -> CallRecord:
+def ensure(session: Session, call_sid: str) -> CallRecord:
     """Find or create the row; two processes creating it at once end with one row (savepoint + retry)."""
     rec = get(session, call_sid)
     if rec is not None:
@@ -88,7 +94,7 @@ def _wait_ms(start: datetime | None, end: datetime | None) -> int | None:
 
 def open_call(session: Session, call_sid: str, *, from_number: str | None, now: Now) -> CallRecord:
     """A call arrived (/voice/incoming): create its record once; a retry finds it."""
-    rec = _record(session, call_sid)
+    rec = ensure(session, call_sid)
     rec.arrived = rec.arrived or clock.canonical(now)
     rec.from_number = rec.from_number or from_number
     session.flush()
@@ -122,7 +128,7 @@ def mark_verified(session: Session, call_sid: str, *, tier: str, member_uid: str
 
 def note_verified(session: Session, call_sid: str, *, tier: str, member_uid: str | None, now: Now) -> CallRecord:
     """The caller proved their membership: their tier and member number."""
-    rec = _record(session, call_sid)
+    rec = ensure(session, call_sid)
     if rec.verified_at is None:
         rec.verified_at = clock.canonical(now)
     rec.verified, rec.tier, rec.member_uid = True, tier, member_uid or rec.member_uid
@@ -135,7 +141,7 @@ def note_queued(
     member_uid: str | None, score: float, queued_at: Now, from_number: str | None = None,
 ) -> CallRecord:
     """The caller joined the queue; `queued_at` is the time Redis recorded (the first join, on a retry too)."""
-    rec = _record(session, call_sid)
+    rec = ensure(session, call_sid)
     if rec.queued is None:
         rec.queued, rec.score = clock.canonical(queued_at), score
     rec.tier = rec.tier or tier
@@ -150,7 +156,7 @@ def note_queued(
 
 def note_offered(session: Session, call_sid: str, *, agent: str, attempt: int, now: Now) -> CallRecord:
     """An agent is being rung for this caller (attempt n: a retried note keeps the count)."""
-    rec = _record(session, call_sid)
+    rec = ensure(session, call_sid)
     rec.offered = rec.offered or clock.canonical(now)
     if attempt >= (rec.offers or 0):
         rec.offers, rec.agent_login = attempt, agent
@@ -159,47 +165,69 @@ def note_offered(session: Session, call_sid: str, *, agent: str, attempt: int, n
 
 
 def note_answered(session: Session, call_sid: str, *, agent: str, now: Now) -> CallRecord:
-    """The agent picked up: the wait ends and the queue outcome is `answered`."""
-    rec = _record(session, call_sid)
+    """The agent picked up: the wait ends and the queue outcome is `answered` (unless an exit was recorded first:
+    one conditional UPDATE, so a caller's leaving written meanwhile by another process is never overwritten)."""
+    rec = ensure(session, call_sid)
     if rec.answered is None and rec.outcome == IN_PROGRESS:
-        rec.answered = clock.canonical(now)
-        rec.agent_login = agent
-        rec.outcome = "answered"
-        wait = _wait_ms(rec.queued, rec.answered)
-        rec.waited_s = None if wait is None else wait / 1000
-    session.flush()
+        answered = clock.canonical(now)
+        wait = _wait_ms(rec.queued, answered)
+        _update_if(session, rec, (CallRecord.answered.is_(None), CallRecord.outcome == IN_PROGRESS),
+                   answered=answered, agent_login=agent, outcome="answered",
+                   waited_s=None if wait is None else wait / 1000)
     return rec
 
 
-def note_left(session: Session, call_sid: str, *, outcome: str, now: Now, waited_s: float | None = None) -> CallRecord:
+def _update_if(session: Session, rec: CallRecord, where: tuple[Any, ...], **values: Any) -> bool:
+    """UPDATE the record's `values` in one statement while `where` holds (checked by the database at the write,
+    not on what this session read earlier); the object is reloaded. True when it held."""
+    session.flush()
+    done = rows_matched(session, update(CallRecord).where(CallRecord.call_sid == rec.call_sid, *where)
+                        .values(**values).execution_options(synchronize_session=False))
+    session.expire(rec)
+    return bool(done)
+
+
+def note_left(session: Session, call_sid: str, *, outcome: str, now: Now, waited_s: float | None = None,
+              unheard: bool = False) -> CallRecord:
     """The caller left the queue unanswered: abandoned, short_abandoned, to_callback, failed (first one wins).
 
     The wait is computed from the record's own `queued`; `waited_s` is used only when the record lacks it.
+    `unheard`: the caller left after an agent had answered but before they were moved to that agent (Redis took
+    the answer back, dispatch.caller_left): the record's answer goes too.
     """
     if outcome not in FINAL_OUTCOMES or outcome == "answered":
         raise ValueError(f"outcome: {outcome!r} is not a way to leave the queue unanswered")
-    rec = _record(session, call_sid)
-    if rec.outcome == IN_PROGRESS:
-        rec.left_queue = clock.canonical(now)
-        rec.outcome = outcome
-        wait = _wait_ms(rec.queued, rec.left_queue)
-        rec.waited_s = waited_s if wait is None else wait / 1000
-    session.flush()
+    rec = ensure(session, call_sid)
+    left = clock.canonical(now)
+    wait = _wait_ms(rec.queued, left)
+    was = [CallRecord.outcome == IN_PROGRESS]
+    if unheard:
+        was.append((CallRecord.outcome == "answered") & CallRecord.left_queue.is_(None))
+    values: dict[str, Any] = {"left_queue": left, "outcome": outcome,
+                              "waited_s": waited_s if wait is None else wait / 1000}
+    _update_if(session, rec, (or_(*was),), **values, **({"answered": None} if unheard else {}))
     return rec
 
 
 def note_queue_result(session: Session, call_sid: str, result: str) -> None:
     """Keep Twilio's QueueResult of the Enqueue action (the first one reported): one UPDATE."""
     if not _update(session, call_sid, queue_result=func.coalesce(CallRecord.queue_result, result)):
-        rec = _record(session, call_sid)
+        rec = ensure(session, call_sid)
         rec.queue_result = rec.queue_result or result
         session.flush()
 
 
-def note_dial_status(session: Session, call_sid: str, status: str) -> None:
-    """Keep the latest DialCallStatus (a caller may be dialled to several agents in turn): one UPDATE."""
+def note_dial_status(session: Session, call_sid: str, status: str, *, agent: str | None = None) -> None:
+    """Keep the latest DialCallStatus (a caller may be dialled to several agents in turn): one UPDATE.
+
+    `agent`: only if the record names that agent (their leg's end, reported after the call was closed).
+    """
+    if agent is not None:
+        rows_matched(session, update(CallRecord).where(CallRecord.call_sid == call_sid, CallRecord.agent_login == agent)
+                     .values(dial_status=status).execution_options(synchronize_session=False))
+        return
     if not _update(session, call_sid, dial_status=status):
-        _record(session, call_sid).dial_status = status
+        ensure(session, call_sid).dial_status = status
         session.flush()
 
 
@@ -218,7 +246,7 @@ def close_call(session: Session, call_sid: str, *, call_status: str, now: Now, s
     Still in the queue → abandoned (or short_abandoned); never queued → `ivr` (completed) or
     `failed` (busy, no-answer…); answered stays answered. A second callback changes nothing.
     """
-    rec = _record(session, call_sid)
+    rec = ensure(session, call_sid)
     at = clock.canonical(now)
     rec.ended = rec.ended or at
     rec.call_status = rec.call_status or call_status

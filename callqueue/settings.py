@@ -1,4 +1,4 @@
-"""The queue's view of the configuration: tiers' boosts and targets, and the [queue] section."""
+"""The queue's view of the configuration: tiers' boosts and targets, the [queue] and [presence] sections."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,7 +17,10 @@ class QueueSettings:
     service_level_s: dict[str, float]
     timezone: str = "Asia/Shanghai"
     wrap_up_s: float = 15
+    wrap_up_max_s: float = 300
     on_no_answer: str = "away"
+    max_missed_offers: int = 2
+    heartbeat_timeout_s: float = 60
     ring_timeout_s: float = 20
     short_abandon_s: float = 5
     twilio_queue_max_size: int = 1000
@@ -64,7 +67,10 @@ def queue_settings(config: Config | QueueSettings) -> QueueSettings:
         service_level_s={name: t["service_level_s"] for name, t in tiers.items()},
         timezone=config["hotline"]["timezone"],
         wrap_up_s=q["wrap_up_s"],
+        wrap_up_max_s=q["wrap_up_max_s"],
         on_no_answer=q["on_no_answer"],
+        max_missed_offers=config["presence"]["max_missed_offers"],
+        heartbeat_timeout_s=config["presence"]["heartbeat_timeout_s"],
         ring_timeout_s=q["ring_timeout_s"],
         short_abandon_s=q["short_abandon_s"],
         twilio_queue_max_size=q["twilio_queue_max_size"],

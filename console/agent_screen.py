@@ -5,15 +5,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from callqueue import clock, records
+from callqueue import clock, handling, records
 from callqueue.agents.logins import Identity
 from callqueue.callbacks import tickets
 from callqueue.live import presence
 from callqueue.records import CallRecord
 from callqueue.settings import queue_settings
+from console import call_view
 from core.config import Config
 from core.logs import mask_phone
 from members.models import Member
@@ -75,14 +76,37 @@ def caller_context(session: Session, call_sid: str, now: datetime, config: Confi
     }
 
 
-def agent_view(session: Session, r: redis.Redis, ident: Identity, now: datetime, config: Config) -> dict[str, Any]:
-    """What `GET /api/agents/me` returns: state, since when, and the routed caller's context."""
+def device_of(endpoint: str | None, offline: bool) -> dict[str, Any]:
+    """How the agent's calls reach them: the browser's SDK (a real account), the simulator's device for their
+    identity (offline), or their phone."""
+    if endpoint and endpoint.startswith("client:"):
+        return {"mode": "simulated" if offline else "sdk", "identity": endpoint.removeprefix("client:"),
+                "endpoint": endpoint}
+    return {"mode": "phone", "identity": None, "endpoint": mask_phone(endpoint) or None}
+
+
+def agent_view(session: Session, r: redis.Redis, ident: Identity, now: datetime, config: Config,
+               offline: bool = True) -> dict[str, Any]:
+    """What `GET /api/agents/me` returns: state (and the hotline's reason for it), the call with its context and
+    state (kept through wrap-up), the device, and the line."""
     p = presence.get(r, ident.login, now)
     call = None
     if p.state == "on_call" and p.call_sid:
-        call = caller_context(session, p.call_sid, now, config)
-    return {"login": ident.login, "name": ident.name, "role": ident.role, "status": p.state, "call": call,
-            "since": p.since, "wrap_up_due": p.wrap_up_due, "as_of": now.isoformat()}
+        fields = call_view.live_fields(r, p, now)
+        if fields is not None:
+            call = {**caller_context(session, p.call_sid, now, config), **fields}
+    elif p.state == "wrap_up":
+        rec = records.get(session, p.last_call) if p.last_call else records.last_answered_by(session, ident.login)
+        if rec is not None:
+            call = {**caller_context(session, rec.call_sid, now, config),
+                    **call_view.wrap_up_fields(p, now, rec.agents)}
+    max_due = None
+    if p.state == "wrap_up" and p.since is not None:
+        max_due = p.since + queue_settings(config).wrap_up_max_s
+    return {"login": ident.login, "name": ident.name, "role": ident.role, "status": p.state, "reason": p.reason,
+            "call": call, "since": p.since, "in_state_s": call_view.presence_rows(p, now)["in_state_s"],
+            "wrap_up_due": p.wrap_up_due, "wrap_up_max_due": max_due, "device": device_of(p.endpoint, offline),
+            "line": call_view.line(r, now, config), "as_of": now.isoformat()}
 
 
 def handle_seconds(rec: CallRecord, wrap_up_s: float, now: datetime) -> float | None:
@@ -98,17 +122,27 @@ def handle_seconds(rec: CallRecord, wrap_up_s: float, now: datetime) -> float | 
 
 
 def today_figures(session: Session, login: str, now: datetime, config: Config) -> dict[str, Any]:
-    """The agent's own day (in the hotline's time zone): calls taken and mean handle time."""
+    """The agent's own day (in the hotline's time zone): calls taken (answered, or passed to them), mean handle
+    time of those they answered, their callers' holds, and the transfers they made."""
     qs = queue_settings(config)
     start = clock.from_ms(clock.day_start_ms(clock.to_ms(now), qs.tz))
-    rows = session.scalars(select(CallRecord).where(
-        CallRecord.agent_login == login, CallRecord.answered >= start, CallRecord.answered <= clock.canonical(now)))
+    R = CallRecord
+    rows = session.scalars(select(R).where(
+        or_(R.agent_login == login, R.agents.like(f"%{login}%")), R.answered >= start,
+        R.answered <= clock.canonical(now)))
     wrap_s = float(config["queue"]["wrap_up_s"])
-    taken, handled = 0, []
+    taken, handled, holds, hold_s = 0, [], 0, 0.0
     for rec in rows:
+        if rec.agent_login != login and login not in (rec.agents or "").split(","):
+            continue  # a login that only contains this one
         taken += 1
-        h = handle_seconds(rec, wrap_s, clock.canonical(now))
+        holds, hold_s = holds + (rec.hold_count or 0), hold_s + (rec.hold_s or 0.0)
+        h = handle_seconds(rec, wrap_s, clock.canonical(now)) if rec.agent_login == login else None
         if h is not None:
             handled.append(h)
+    T = handling.CallTransfer
+    transfers = session.scalar(select(func.count()).select_from(T).where(
+        T.from_agent == login, T.started >= start, T.started <= clock.canonical(now))) or 0
     return {"calls_taken": taken, "handled": len(handled),
-            "mean_handle_s": round(sum(handled) / len(handled), 1) if handled else None}
+            "mean_handle_s": round(sum(handled) / len(handled), 1) if handled else None,
+            "holds": holds, "hold_s": round(hold_s, 1), "transfers": transfers}

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from callqueue import clock
+from callqueue.agents.accounts import agent_endpoint
 from callqueue.callbacks import tickets
 from callqueue.live import ordering, presence, trigger
 from callqueue.live.presence import PresenceError
@@ -15,6 +17,7 @@ from callqueue.settings import queue_settings
 from console.agent_screen import agent_view, today_figures
 from console.auth import current_identity, json_error, require_role
 from console.dashboard import dashboard, staffing_today
+from console.devices import set_up_device
 from console.openapi import OPENAPI
 from console.views import agents_table, queue_view, save_wrapup
 from core.context import db, services
@@ -27,7 +30,13 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 AGENT_ROLES = ("agent", "supervisor")  # a supervisor may also take calls
 
 
-def _json_body() -> dict[str, Any] | Response:
+def my_view(now: datetime) -> dict[str, Any]:
+    """The requester's agent view (GET /api/agents/me), which every agent action answers with."""
+    svc = services()
+    return agent_view(db(), svc.redis, current_identity(), now, svc.config, offline=svc.settings.offline)
+
+
+def json_body() -> dict[str, Any] | Response:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return json_error(400, "the body must be a JSON object")
@@ -44,37 +53,36 @@ def openapi() -> Response:
 @require_role(*AGENT_ROLES)
 def me() -> Response:
     """The logged-in agent: state and current call."""
-    svc = services()
-    return jsonify(agent_view(db(), svc.redis, current_identity(), svc.clock(), svc.config))
+    return jsonify(my_view(services().clock()))
 
 
 @bp.put("/agents/me/status")
 @require_role(*AGENT_ROLES)
 def set_status() -> Response:
     """Choose available, away or offline; 409 while on a call."""
-    body = _json_body()
+    body = json_body()
     if isinstance(body, Response):
         return body
     status = body.get("status")
     if status not in presence.MANUAL_STATES:
         return json_error(400, f"status: must be one of {', '.join(presence.MANUAL_STATES)}")
     svc, ident, now = services(), current_identity(), services().clock()
-    from callqueue.agents.accounts import agent_endpoint
-
+    if status == "available":
+        set_up_device(ident.login)  # offline: the simulated device rings when an offer comes
     try:
         presence.set_state(svc.redis, ident.login, status, now, endpoint=agent_endpoint(db(), ident.login))
     except PresenceError as exc:
         return json_error(409, str(exc))
     if status == "available":
         trigger.request_run(svc.redis, svc.jobs().dispatch)
-    return jsonify(agent_view(db(), svc.redis, ident, now, svc.config))
+    return jsonify(my_view(now))
 
 
 @bp.post("/agents/me/wrapup")
 @require_role(*AGENT_ROLES)
 def wrapup() -> Response:
     """Save wrap-up notes and a disposition for the last call, and end the wrap-up."""
-    body = _json_body()
+    body = json_body()
     if isinstance(body, Response):
         return body
     notes, disposition = body.get("notes", ""), body.get("disposition", "")
@@ -91,7 +99,7 @@ def wrapup() -> Response:
     db().commit()
     if back_available:
         trigger.request_run(svc.redis, svc.jobs().dispatch)
-    return jsonify(agent_view(db(), svc.redis, ident, now, svc.config))
+    return jsonify(my_view(now))
 
 
 @bp.get("/agents/me/today")

@@ -61,13 +61,26 @@ _CALL = _obj({
     "tier_label": _OBJECT, "category_label": _OBJECT,
     "callback": _STR_OR_NULL, "tickets": _ARRAY, "last_calls": _ARRAY,
 }, kind=["object", "null"])
+_CALL["properties"].update({
+    "state": {"type": "string", "enum": ["ringing", "connected", "held", "consulting", "wrap_up"]},
+    "role": {"type": "string", "enum": ["agent", "target"]}, "in_state_s": _NUM,
+    "held": {"type": "boolean"}, "muted": {"type": "boolean"}, "joined": {"type": "boolean"},
+    "transfer": _obj({"to": _STR, "mode": _STR, "by": _STR, "state": _STR}, kind=["object", "null"]),
+    "transferred_by": _STR_OR_NULL, "agents": {"type": "array", "items": _STR},
+})
+_LINE = _obj({"waiting": _INT, "longest_wait_s": _NUM, "tiers": {"type": "array", "items": _obj({
+    "tier": _STR, "label": _OBJECT, "waiting": _INT, "longest_wait_s": _NUM})}}, ["waiting", "tiers"])
 _AGENT = _obj({
     "login": _STR, "name": _STR,
     "status": {"type": "string", "enum": ["offline", "available", "on_call", "wrap_up", "away"]},
-    "call": _CALL, "since": _NUM, "wrap_up_due": _NUM,
+    "reason": _STR_OR_NULL, "call": _CALL, "since": _NUM, "in_state_s": _NUM, "wrap_up_due": _NUM,
+    "wrap_up_max_due": _NUM, "device": _obj({"mode": {"type": "string", "enum": ["sdk", "simulated", "phone"]},
+                                             "identity": _STR_OR_NULL, "endpoint": _STR_OR_NULL}),
+    "line": _LINE,
 }, ["login", "name", "status", "call"])
-_AGENT_ROW = _obj({"login": _STR, "name": _STR, "role": _STR, "state": _STR, "in_state_s": _NUM,
-                   "caller_tier": _STR_OR_NULL, "wrap_up_due": _NUM})
+_AGENT_ROW = _obj({"login": _STR, "name": _STR, "role": _STR, "state": _STR, "reason": _STR_OR_NULL,
+                   "call_state": _STR_OR_NULL, "in_state_s": _NUM, "caller_tier": _STR_OR_NULL, "wrap_up_due": _NUM})
+_PRESENCE = _obj({"login": _STR, "at": _STR, "from": _STR_OR_NULL, "to": _STR, "reason": _STR_OR_NULL})
 _AUTH_ERRORS = {"401": _err("not logged in"), "403": _err("role not allowed"),
                 "429": _err("locked after failed logins")}
 _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})
@@ -108,7 +121,8 @@ OPENAPI: dict[str, Any] = {
         }},
         "/api/agents/me/today": {"get": {
             "summary": "The logged-in agent's own figures today",
-            "responses": {"200": _ok(_obj({"calls_taken": _INT, "handled": _INT, "mean_handle_s": _NUM})),
+            "responses": {"200": _ok(_obj({"calls_taken": _INT, "handled": _INT, "mean_handle_s": _NUM,
+                                           "holds": _INT, "hold_s": _NUM, "transfers": _INT})),
                           **_AUTH_ERRORS},
         }},
         "/api/agents": {"get": {
@@ -143,7 +157,12 @@ OPENAPI: dict[str, Any] = {
                 "intervals": {"type": "array", "items": _obj({
                     "start": _STR, "tiers": {"type": "object", "additionalProperties": _FIGURES},
                     "overall": _FIGURES})},
-                "day": _OBJECT}, ["date", "intervals", "day"])), "400": _err("bad date"), **_AUTH_ERRORS},
+                "day": _OBJECT,
+                "handling": _obj({"calls_held": _INT, "holds": _INT, "hold_s": _NUM, "calls_transferred": _INT,
+                                  "transfers": _INT, "transfers_by_kind": {"type": "object",
+                                                                           "additionalProperties": _INT},
+                                  "wrap_ups_expired": _INT})},
+                ["date", "intervals", "day", "handling"])), "400": _err("bad date"), **_AUTH_ERRORS},
         }},
         "/api/queue": {"get": {
             "summary": "Callers waiting, in service order (supervisors)",
@@ -178,6 +197,61 @@ OPENAPI: dict[str, Any] = {
             "responses": {"200": _ok(_TICKET), "404": _err("no such ticket"),
                           "409": _err("connected or already closed"), **_AUTH_ERRORS},
         }},
+        **{f"/api/calls/{{call_sid}}/{action}": {"post": {
+            "summary": summary,
+            "parameters": [{"name": "call_sid", "in": "path", "required": True, "schema": _STR}],
+            **({"requestBody": _body(body)} if body else {}),
+            "responses": {"200": _ok(_AGENT), "400": _err("bad JSON"), "404": _err("no such call or agent"),
+                          "409": _err("not now: the reason says why"), "502": _err("Twilio did not do it"),
+                          **_AUTH_ERRORS},
+        }} for action, summary, body in (
+            ("hold", "Put the caller on hold or take them off it", _obj({"hold": {"type": "boolean"}}, ["hold"])),
+            ("mute", "Mute or unmute the agent", _obj({"mute": {"type": "boolean"}}, ["mute"])),
+            ("hangup", "End the agent's side of the call (a ringing one is declined)", None),
+            ("transfer", "Transfer to an agent (cold or warm) or back to the queue",
+             _obj({"to": {"type": "string", "description": '"queue" or "agent:<login>"'},
+                   "mode": {"type": "string", "enum": ["cold", "warm"]}}, ["to"])),
+            ("transfer/complete", "Hand a warm transfer over to its target", None),
+            ("transfer/cancel", "Cancel the transfer under way", None),
+        )},
+        "/api/agents/me/token": {"get": {
+            "summary": "How the page's softphone registers: a Voice access token (real account), the simulated "
+                       "device (offline), or a phone",
+            "responses": {"200": _ok(_obj({"mode": {"type": "string", "enum": ["sdk", "simulated", "phone"]},
+                                           "identity": _STR, "token": _STR, "ttl_s": _INT, "expires_at": _NUM,
+                                           "endpoint": _STR_OR_NULL}, ["mode"])), **_AUTH_ERRORS},
+        }},
+        "/api/agents/me/heartbeat": {"post": {
+            "summary": "The console is there, with its device's state",
+            "requestBody": _body(_obj({"device": {"type": "string",
+                                                  "enum": ["registered", "unregistered", "unknown"]}})),
+            "responses": {"200": _ok(_AGENT), "400": _err("bad JSON or device"),
+                          "502": _err("the simulated device could not be set up"), **_AUTH_ERRORS},
+        }},
+        "/api/agents/me/device/{decision}": {"post": {
+            "summary": "Accept or decline the call ringing the agent's simulated device (a phone: decline only)",
+            "parameters": [{"name": "decision", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": ["accept", "decline"]}}],
+            "responses": {"200": _ok(_AGENT), "404": _err("unknown decision"),
+                          "409": _err("nothing rings, or answer on the device"), "502": _err("the simulator failed"),
+                          **_AUTH_ERRORS},
+        }},
+        "/api/agents/me/wrapup/extend": {"post": {
+            "summary": "More time to wrap up (up to queue.wrap_up_max_s in all)",
+            "requestBody": _body(_obj({"seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600}},
+                                      ["seconds"])),
+            "responses": {"200": _ok(_AGENT), "400": _err("bad seconds"), "409": _err("not in wrap-up"),
+                          **_AUTH_ERRORS},
+        }},
+        "/api/line": {"get": {"summary": "Callers waiting per tier and the longest wait (no personal data)",
+                              "responses": {"200": _ok(_LINE), **_AUTH_ERRORS}}},
+        "/api/agents/me/presence": {"get": {
+            "summary": "The agent's own state changes today",
+            "responses": {"200": _ok({"type": "array", "items": _PRESENCE}), **_AUTH_ERRORS}}},
+        "/api/presence": {"get": {
+            "summary": "Every agent's recent state changes, newest first (supervisors)", "parameters": [_LIMIT],
+            "responses": {"200": _ok({"type": "array", "items": _PRESENCE}), "400": _err("bad limit"),
+                          **_AUTH_ERRORS}}},
         "/api/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     },

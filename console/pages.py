@@ -48,6 +48,13 @@ def remember_language() -> None:
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+# With a real account the agent page's softphone (Twilio's Voice SDK, served from here) opens its signalling
+# WebSocket to Twilio's default edge (the SDK's "roaming": wss://voice-js.roaming.twilio.com/signal); its media go
+# over WebRTC, which CSP does not govern. Its sounds are our own file and its Insights upload is switched off
+# (static/twiliodevice.js), so this is the only other origin any page may reach.
+SOFTPHONE_CSP = CSP.replace("connect-src 'self'", "connect-src 'self' wss://voice-js.roaming.twilio.com")
+SDK_FILE = "vendor/twilio-voice-sdk.min.js"  # @twilio/voice-sdk's dist/twilio.min.js, pinned: vendor/README.md
+HEARTBEAT_MS = 10_000  # the console says it is there this often (presence.heartbeat_timeout_s is 60 s by default)
 
 
 @bp.after_app_request
@@ -173,13 +180,20 @@ def logout() -> Any:
 
 @bp.get("/agent")
 @page_role("agent", "supervisor")
-def agent() -> str:
-    """The agent console: state buttons, the routed caller's context, wrap-up, own figures."""
-    cfg = services().config
+def agent() -> Response:
+    """The agent console: state, the softphone with the caller's context, wrap-up, the line and own day."""
+    svc = services()
+    cfg = svc.config
     choices = [(key, i18n.label(labels, key)) for key, labels in cfg["console"]["dispositions"].items()]
     categories = {key: i18n.label(labels, key) for key, labels in cfg["categories"].items()}
-    return render_template("agent.html", dispositions=choices, poll_ms=cfg["console"]["poll_ms"],
-                           labels={"categories": categories, "dispositions": dict(choices)})
+    labels = {"categories": categories, "dispositions": dict(choices)}
+    page = render_template("agent.html", dispositions=choices, poll_ms=cfg["console"]["poll_ms"], labels=labels,
+                           heartbeat_ms=HEARTBEAT_MS, sdk_url=url_for("pages.static", filename=SDK_FILE),
+                           silence_url=url_for("pages.static", filename="silence.wav"))
+    response = Response(page, mimetype="text/html")
+    if not svc.settings.offline:
+        response.headers["Content-Security-Policy"] = SOFTPHONE_CSP
+    return response
 
 
 @bp.get("/supervisor")

@@ -12,6 +12,7 @@ from callqueue import records
 from callqueue.agents.accounts import Agent
 from callqueue.live import presence
 from callqueue.live.presence import PresenceError
+from console import call_view
 from core.logs import mask_phone
 
 
@@ -41,7 +42,7 @@ def save_wrapup(session: Session, r: redis.Redis, login: str, notes: str, dispos
     p = presence.get(r, login, now)
     if p.state == "on_call":
         raise PresenceError("the call is still going; wrap up after it ends")
-    rec = records.last_answered_by(session, login)
+    rec = records.get(session, p.last_call) if p.last_call else records.last_answered_by(session, login)
     if rec is None:
         raise PresenceError("there is no answered call to wrap up")
     records.note_wrapup(session, rec, disposition=disposition, notes=notes, now=now)
@@ -51,7 +52,8 @@ def save_wrapup(session: Session, r: redis.Redis, login: str, notes: str, dispos
 
 
 def agents_table(session: Session, r: redis.Redis, now: datetime) -> list[dict[str, Any]]:
-    """Every agent: state, seconds in it, and the tier of the caller they are on (1 Redis + 2 SQL round trips)."""
+    """Every agent: state (and the hotline's reason for it), seconds in it, the call's state and the tier of the
+    caller they are on (2 Redis + 2 SQL round trips)."""
     people = session.execute(select(Agent.login, Agent.name, Agent.role).order_by(Agent.login)).all()
     states = presence.many(r, [login for login, _, _ in people], now)
     sids = [p.call_sid for p in states if p.state == "on_call" and p.call_sid]
@@ -59,8 +61,10 @@ def agents_table(session: Session, r: redis.Redis, now: datetime) -> list[dict[s
         select(records.CallRecord.call_sid, records.CallRecord.tier).where(records.CallRecord.call_sid.in_(sids))
     ).all()) if sids else {}
     now_s = now.timestamp()
+    call_states = call_view.call_states(r, states)
     return [
-        {"login": login, "name": name, "role": role, "state": p.state,
+        {"login": login, "name": name, "role": role, "state": p.state, "reason": p.reason,
+         "call_state": call_states.get(login),
          "in_state_s": round(max(0.0, now_s - p.since), 1) if p.since else None,
          "caller_tier": (tiers.get(p.call_sid) or "guest") if p.state == "on_call" and p.call_sid else None,
          "wrap_up_due": p.wrap_up_due}

@@ -103,6 +103,7 @@ def root_spec(extra_sections: Mapping[str, Spec] | None = None) -> Table:
                     "guests_queued": Bool(),
                     "announce_every_s": Num(min=5, integer=True),
                     "wrap_up_s": Num(min=0),
+                    "wrap_up_max_s": Num(min=0),
                     "on_no_answer": Str(choices=("away", "available")),
                     "ring_timeout_s": Num(min=5, max=600, integer=True),
                     "short_abandon_s": Num(min=0),
@@ -111,6 +112,12 @@ def root_spec(extra_sections: Mapping[str, Spec] | None = None) -> Table:
                     "hold_music_url": Str(
                         pattern=r"(https?://\S+)?", hint='an http(s) URL of hold audio, or "" for silence'
                     ),
+                }
+            ),
+            "presence": Table(
+                fields={
+                    "heartbeat_timeout_s": Num(min=10, integer=True),
+                    "max_missed_offers": Num(min=1, max=20, integer=True),
                 }
             ),
             "verification": Table(
@@ -194,6 +201,9 @@ def _cross_checks(data: dict[str, Any]) -> list[str]:
                 errors.append(f"tiers.{name}.label.{lang}: is missing")
     if "guest" not in (data.get("tiers") or {}):
         errors.append("tiers.guest: is required (callers who are not verified)")
+    q = data.get("queue") or {}
+    if q.get("wrap_up_max_s") is not None and q.get("wrap_up_s") is not None and q["wrap_up_max_s"] < q["wrap_up_s"]:
+        errors.append("queue.wrap_up_max_s: must be >= wrap_up_s (an extension adds to the wrap-up)")
     v = data.get("verification") or {}
     if v.get("pin_min_length") and v.get("pin_max_length") and v["pin_min_length"] > v["pin_max_length"]:
         errors.append("verification.pin_max_length: must be >= pin_min_length")

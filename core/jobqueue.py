@@ -16,7 +16,12 @@ DISPATCH = "hotline.jobs.dispatch"
 CALLBACK = "hotline.jobs.callback"
 TICKET_SMS = "hotline.jobs.ticket_sms"
 SWEEP = "hotline.jobs.sweep"  # registered by the cron scheduler (hotline/worker.py), never queued by hand
-JOBS = (DISPATCH, CALLBACK, TICKET_SMS, SWEEP)
+BRIDGE = "hotline.jobs.bridge"
+END_LEGS = "hotline.jobs.end_legs"
+HAND_OVER = "hotline.jobs.hand_over"
+REQUEUE = "hotline.jobs.requeue"
+JOBS = (DISPATCH, CALLBACK, TICKET_SMS, SWEEP, BRIDGE, END_LEGS, HAND_OVER, REQUEUE)
+CALL_STEP = {"job_timeout": 60, "result_ttl": 0, "failure_ttl": 86400}  # a connected call's REST follow-ups
 
 
 class JobQueue:
@@ -40,3 +45,22 @@ class JobQueue:
             self.rq.enqueue(CALLBACK, ticket_id, **opts)
         else:
             self.rq.enqueue_at(at, CALLBACK, ticket_id, **opts)
+
+    def bridge(self, caller: str) -> None:
+        """Move the caller into their call's conference (their agent has answered); at the front of the queue:
+        the agent is hearing the whisper and the caller's move must not wait behind a dispatch run."""
+        self.rq.enqueue(BRIDGE, caller, at_front=True, **CALL_STEP)
+
+    def end_legs(self, legs: tuple[str, ...]) -> None:
+        """Hang up agents' legs nobody needs any more (the caller left while they rang, or never joined), or a caller
+        stranded in a conference their agent had left."""
+        if legs:
+            self.rq.enqueue(END_LEGS, ",".join(legs), at_front=True, **CALL_STEP)
+
+    def hand_over(self, caller: str) -> None:
+        """The call changed hands: the new agent ends the conference when leaving; the caller is taken off hold."""
+        self.rq.enqueue(HAND_OVER, caller, at_front=True, **CALL_STEP)
+
+    def requeue(self, caller: str) -> None:
+        """Take the caller out of the conference back to the queue (a cold transfer nobody took)."""
+        self.rq.enqueue(REQUEUE, caller, at_front=True, **CALL_STEP)

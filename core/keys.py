@@ -9,6 +9,7 @@ leaves in Redis). rq's own keys (`rq:*`) are rq's business.
 | `hl:q:tier:{tier}` | ZSET | the tier's CallSids still waiting (incl. ringing an agent), score = queued ms |
 | `hl:q:offers` | ZSET | CallSids offered to an agent and not yet answered, score = offered epoch ms |
 | `hl:call:{sid}` | HASH | one queued call: state, tier, score, queued, agent, offered, answered, pen (TTL) |
+| `hl:holds:{sid}` | ZSET | the caller's hold and unhold events by SequenceNumber, for the hold time (TTL) |
 | `hl:ivr:{sid}` | HASH | one call's IVR session: step, language, tier, verification (TTL; ivr/session.py) |
 | `hl:reply:{sid}` | STRING | the IVR's last answer, for a request Twilio repeats (TTL; webhooks/routes/replay.py) |
 | `hl:pinfail:{e164}` | STRING | wrong PINs from one calling number this hour (members/verification.py) |
@@ -25,6 +26,8 @@ leaves in Redis). rq's own keys (`rq:*`) are rq's business.
 | `hl:st:m:{epoch minute}` | HASH | counters of one minute, same fields (TTL 2 hours) |
 | `hl:rebuilt`, `hl:rebuild:lock`, `hl:kept` | STRING | rebuilt from SQL; one rebuild at a time; Redis kept its data |
 | `hl:outbox:callbacks`, `hl:outbox:records` | HASH, LIST | what Redis keeps for SQL while the database is down |
+| `hl:presence:log` | LIST | agents' state changes (JSON: login, from, to, at, why) until written to SQL |
+| `hl:presence:drain` | STRING | the sweep writing that log to SQL (its owner's token, with a TTL) |
 | `hl:sim:scratch` | STRING | a database the day simulation may flush (callqueue/planning) |
 
 Lua scripts build the per-call and per-agent names from `LUA_KEYS`, generated from the same constants,
@@ -48,6 +51,9 @@ REBUILD_LOCK = PREFIX + "rebuild:lock"
 KEPT = PREFIX + "kept"
 OUTBOX_CALLBACKS = PREFIX + "outbox:callbacks"
 OUTBOX_RECORDS = PREFIX + "outbox:records"
+PRESENCE_LOG = PREFIX + "presence:log"
+PRESENCE_DRAIN_LOCK = PREFIX + "presence:drain"
+PRESENCE_LOG_MAX = 100_000  # a day of busy changes; kept in Redis only until the sweep writes them to SQL
 SIM_SCRATCH = PREFIX + "sim:scratch"
 
 CALL_TTL_S = 2 * 86400  # a call hash outlives any wait and the callbacks about it
@@ -60,6 +66,11 @@ AGENT_STATES = ("available", "on_call", "wrap_up", "away", "offline")
 def call(sid: str) -> str:
     """The queue's hash of one call."""
     return f"{PREFIX}call:{sid}"
+
+
+def holds(sid: str) -> str:
+    """The hold and unhold events of one call's caller."""
+    return f"{PREFIX}holds:{sid}"
 
 
 def ivr_session(sid: str) -> str:
@@ -116,6 +127,8 @@ local WRAP = '{WRAPUP}'
 local PEN = '{PEN}'
 local CBRING = '{CB_RINGING}'
 local CALL_TTL = {CALL_TTL_S}
+local PRESLOG = '{PRESENCE_LOG}'
+local PRESLOG_MAX = {PRESENCE_LOG_MAX}
 local function callkey(sid) return '{PREFIX}call:' .. sid end
 local function tierkey(tier) return '{PREFIX}q:tier:' .. tier end
 local function agentkey(login) return '{PREFIX}agent:' .. login end

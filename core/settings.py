@@ -33,6 +33,11 @@ class Settings:
     twilio_auth_token: str = ""
     twilio_api_url: str = "https://api.twilio.com"
     twilio_number: str = ""
+    # The agents' softphone (Twilio's Voice JavaScript SDK) with a real account: an API key to sign access tokens,
+    # and the TwiML App its grant names (https://www.twilio.com/docs/iam/access-tokens#create-an-access-token-for-voice).
+    twilio_api_key_sid: str = ""
+    twilio_api_key_secret: str = field(default="", repr=False)
+    twilio_twiml_app_sid: str = ""
     redis_timeout_s: float = 2.0
     testing: bool = False
     bench: bool = False  # HOTLINE_BENCH=1: `hotline bench` counts store round trips per request (hotline/benchmode.py)
@@ -82,6 +87,9 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
         twilio_api_url=env.get("TWILIO_API_URL", "https://api.twilio.com").rstrip("/"),
         twilio_number=env.get("TWILIO_NUMBER", ""),
+        twilio_api_key_sid=env.get("TWILIO_API_KEY_SID", ""),
+        twilio_api_key_secret=env.get("TWILIO_API_KEY_SECRET", ""),
+        twilio_twiml_app_sid=env.get("TWILIO_TWIML_APP_SID", ""),
         redis_timeout_s=redis_timeout,
         bench=env.get("HOTLINE_BENCH", "") == "1",
     )
@@ -107,6 +115,23 @@ def local_secret(data_dir: Path, name: str) -> str:
 
 
 MIN_PIN_KEY_CHARS = 32
+SOFTPHONE_SETTINGS = (("TWILIO_API_KEY_SID", "twilio_api_key_sid", "SK"),
+                      ("TWILIO_API_KEY_SECRET", "twilio_api_key_secret", ""),
+                      ("TWILIO_TWIML_APP_SID", "twilio_twiml_app_sid", "AP"))
+
+
+def softphone_problems(settings: Settings) -> None:
+    """With a real account, agents answer in the browser: the token's key and TwiML App must be set (ConfigError)."""
+    errors = []
+    for env_name, attr, prefix in SOFTPHONE_SETTINGS:
+        value = getattr(settings, attr)
+        if not value:
+            errors.append(f"{env_name}: is required with a real Twilio account (the agents' softphone signs its "
+                          "access tokens with it)")
+        elif prefix and not (value.startswith(prefix) and len(value) == 34):
+            errors.append(f"{env_name}: must be {prefix} followed by 32 characters")
+    if errors:
+        raise ConfigError(errors)
 
 
 def resolve(settings: Settings) -> Settings:
@@ -139,4 +164,6 @@ def resolve(settings: Settings) -> Settings:
         # The key is all that protects 4-8 digit PINs in a leaked database: a short one could be guessed.
         raise ConfigError([f"HOTLINE_PIN_KEY: must be at least {MIN_PIN_KEY_CHARS} characters "
                            "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')"])
+    if not settings.offline:
+        softphone_problems(settings)
     return replace(settings, **changes)

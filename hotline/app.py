@@ -74,13 +74,13 @@ def create_app(overrides: Mapping[str, Any] | None = None, services: Services | 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     app.teardown_appcontext(close_db)
 
-    from console.api import bp as api_bp
     from console.metrics import init_metrics
     from console.pages import bp as pages_bp
+    from console.register import api_blueprint
     from webhooks.register import voice_blueprint
 
     app.register_blueprint(voice_blueprint())
-    app.register_blueprint(api_bp)
+    app.register_blueprint(api_blueprint())
     app.register_blueprint(pages_bp)
     attach(app, svc, init_metrics(app, svc))
     if svc.settings.bench:

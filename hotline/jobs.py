@@ -64,8 +64,10 @@ def dispatch() -> int:
 
 
 def sweep() -> dict[str, Any]:
-    """RQ job: end due wrap-ups, return stale offers, rebuild after an outage, callbacks (recover, dial), dispatch
-    whoever can be paired, then set the MaxSize of Twilio queues that need it."""
+    """RQ job: end due wrap-ups, return stale offers, set silent agents offline, write presence changes to SQL,
+    rebuild after an outage, callbacks (recover, dial), dispatch whoever can be paired, then set the MaxSize of
+    Twilio queues that need it."""
+    from callqueue.live import heartbeat
     from callqueue.live.dispatch import sweep as sweep_queue
     from webhooks.outbound import callback_dialer
     from webhooks.outbound.dispatcher import dispatch_all
@@ -73,11 +75,35 @@ def sweep() -> dict[str, Any]:
 
     svc = job_services()
     result: dict[str, Any] = dict(sweep_queue(svc.redis, svc.clock(), svc.config))
+    result["gone_silent"] = len(heartbeat.silent_offline(svc.redis, svc.clock(), svc.config))
+    result["presence_written"] = write_presence(svc)
     result.update(rebuild(svc))
     result.update(callback_dialer.sweep(svc))
     result["moved"] = dispatch_all(svc)
     result["queues_sized"] = size_queues(svc)
     return result
+
+
+def write_presence(svc: Services) -> int:
+    """Move agents' state changes from Redis's log to SQL (one sweep at a time); a wrap-up that ran out with no
+    disposition marks its call. Returns how many changes were written."""
+    from callqueue import handling
+    from callqueue.agents import presence_log
+
+    token = presence_log.claim_drain(svc.redis)
+    if token is None:
+        return 0
+    written = 0
+    try:
+        while changes := presence_log.pending(svc.redis):
+            with svc.unit_of_work() as session:
+                for login, call_sid in presence_log.record(session, changes):
+                    handling.wrap_up_expired(session, login, call_sid)
+            presence_log.written(svc.redis, len(changes))  # after the commit: a failed write is tried again
+            written += len(changes)
+    finally:
+        presence_log.release_drain(svc.redis, token)
+    return written
 
 
 def callback(ticket_id: int) -> int:
@@ -92,3 +118,33 @@ def ticket_sms(ticket_id: int) -> str:
     from webhooks.outbound.sms import send_ticket_sms
 
     return send_ticket_sms(job_services(), ticket_id)
+
+
+def bridge(caller: str) -> str:
+    """RQ job: move the caller into their call's conference, their agent having answered."""
+    from webhooks.outbound import legs
+
+    return legs.bridge(job_services(), caller)
+
+
+def end_legs(legs_csv: str) -> int:
+    """RQ job: hang up the agents' legs listed (comma-separated CallSids)."""
+    from webhooks.outbound import legs
+
+    ended = tuple(x for x in legs_csv.split(",") if x)
+    legs.end_legs(job_services(), ended)
+    return len(ended)
+
+
+def hand_over(caller: str) -> None:
+    """RQ job: the call's new agent ends the conference on leaving; the caller is taken off hold."""
+    from webhooks.outbound import legs
+
+    legs.hand_over(job_services(), caller)
+
+
+def requeue(caller: str) -> None:
+    """RQ job: the caller goes from the conference back to the queue."""
+    from webhooks.outbound import legs
+
+    legs.requeue(job_services(), caller)

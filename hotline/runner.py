@@ -174,9 +174,11 @@ def sim_scale(env: dict[str, str] | None = None) -> float:
 
 
 def start_offline_twilio(settings: Settings, public_url: str) -> Any:
-    """The simulator's REST API on 127.0.0.1, with the demo agents reachable as Twilio Client identities.
+    """The simulator's REST API on 127.0.0.1, with the demo agents' devices as Twilio Client identities.
 
-    In real time (scale 1.0, or HOTLINE_SIM_SCALE): a simulated agent answers after 3 s and talks for 60 s.
+    Each device is "manual": a call rings it until someone accepts or declines it, in the agent console (the app
+    drives the device through the simulator's control API) or with `hotline agent`; unanswered, it rings out after
+    the call's Timeout (queue.ring_timeout_s) as no-answer. Time runs at HOTLINE_SIM_SCALE (1.0: real time).
     """
     from hotline.demo import DEMO_AGENTS
     from simulator import Simulator
@@ -184,7 +186,7 @@ def start_offline_twilio(settings: Settings, public_url: str) -> Any:
     sim = Simulator.over_http(public_url, settings.twilio_auth_token, account_sid=settings.twilio_account_sid,
                               number=settings.twilio_number, scale=sim_scale())
     for _login, _name, _role, identity, _password in DEMO_AGENTS:
-        sim.add_agent(identity, answer_after=3, talk_seconds=60)
+        sim.add_agent(identity, behaviour="manual", answer_after=0, talk_seconds=None)  # as the console registers it
     sim.start()
     return sim
 
@@ -231,7 +233,8 @@ def run_all(host: str, port: int) -> None:
     for line in lines:
         click.echo(line)
     phone = (
-        "\n  Terminal phone         hotline call   (answered by: hotline agent --login agent1 --password agent1-pass)"
+        "\n  Terminal phone         hotline call   (answer it in the agent console, or in another terminal: "
+        "hotline agent --login agent1 --password agent1-pass)"
         if settings.offline
         else ""
     )

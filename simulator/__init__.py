@@ -4,13 +4,19 @@
         sim.add_agent("alice", answer_after=3, talk_seconds=120)
         result = sim.place_call("+8613800000001", ["1", "123456#", None])    # or Script(...)
         assert result.status == "completed" and "..." in result.said()
+
+Conferences (<Dial><Conference>, the Conference and Participant resources): simulator/conference.py and
+conferences.py; whom a call talked with: result.conferences, result.talked_with(). Agents' devices rung by
+Calls.create, with a person's hands on them (behaviour "manual"): sim.device("ann"), simulator/devices.py.
 """
+from simulator.confmodel import Conference, Participant
 from simulator.core import CallHandle, Simulator
+from simulator.devices import Device
 from simulator.endpoints import Endpoint
 from simulator.errors import NotSimulated, RequestCapExceeded, SimulationError, TwimlRejected
 from simulator.events import Event, EventLog
 from simulator.faults import Fault, Faults
-from simulator.results import CallResult, DialOutcome, Heard, WebhookRequest
+from simulator.results import CallResult, ConferenceVisit, DialOutcome, Heard, WebhookRequest
 from simulator.script import HANGUP, Script, Speech
 from simulator.server import BackgroundServer
 from simulator.transport import FlaskTransport, HttpTransport, Reply, Transport
@@ -20,6 +26,9 @@ __all__ = [
     "BackgroundServer",
     "CallHandle",
     "CallResult",
+    "Conference",
+    "ConferenceVisit",
+    "Device",
     "DialOutcome",
     "Endpoint",
     "Event",
@@ -30,6 +39,7 @@ __all__ = [
     "Heard",
     "HttpTransport",
     "NotSimulated",
+    "Participant",
     "Reply",
     "RequestCapExceeded",
     "Script",

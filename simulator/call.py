@@ -1,6 +1,7 @@
 """The call engine: one simulated call, requesting webhooks and following their TwiML as Twilio does."""
 from __future__ import annotations
 
+import dataclasses
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -97,15 +98,7 @@ class SimulatedCall:
         self._progress("initiated", "initiated")
         self.status = "ringing"
         self._progress("ringing", "ringing")
-        if callee.behaviour == "busy":
-            self.control.wait(1.0)
-            raise HungUp("busy", by="callee")
-        if callee.behaviour == "failed":
-            raise HungUp("failed", by="callee")
-        if callee.behaviour == "no-answer" or callee.answer_after >= self.ring_timeout:
-            self.control.wait(self.ring_timeout)
-            raise HungUp("no-answer", by="callee")
-        self.control.wait(callee.answer_after)
+        self.net.devices.ring(self, callee)  # the device's behaviour (simulator/devices.py)
         self._answer()
         self._progress("answered", "in-progress")
 
@@ -152,6 +145,7 @@ class SimulatedCall:
 
     def hear(self, ctx: Context, heard: Heard) -> None:
         """Record what a party hears (before the time it takes passes) and announce it."""
+        heard = dataclasses.replace(heard, party=heard.party or ctx.kind)
         ctx.heard.append(heard)
         self.net.events.emit("heard", self.sid, party=ctx.kind, verb=heard.verb, text=heard.text)
 
@@ -205,6 +199,9 @@ class SimulatedCall:
         self.ended = datetime.now(UTC)
         self.result.status = final
         self.result.duration = int(self.control.now - self._answered_at) if answered else 0
+        self.net.conferences.call_ended(self, final)  # its conferences' callbacks are answered before it ends
+        if self.callee is not None:
+            self.net.devices.ended(self, self.callee.key, final)
         if self.result.error is None:
             try:
                 self._progress("completed", final, {"CallDuration": str(self.result.duration)})

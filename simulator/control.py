@@ -1,10 +1,11 @@
 """A call's simulated clock and the interruptions (REST updates, hang-ups) that cut its waits short."""
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from simulator.errors import SimulationError
 
@@ -35,6 +36,11 @@ class LegEnded(Interrupt):
     """The party on the other end of a <Dial> hung up (their leg was completed over REST)."""
 
 
+class Woken(Interrupt):
+    """What a call in a conference hears must change (simulator/conference.py): a watched condition came true,
+    or the watched alarm time came, during a wait. Never pending: raised by the waiting thread itself."""
+
+
 class CallControl:
     """Simulated time for one call: a wait costs `scale` real seconds per simulated second; an interrupt wakes it."""
 
@@ -44,7 +50,9 @@ class CallControl:
         self.now = 0.0  # simulated seconds since the call started; written only by the call's thread
         self._cond = threading.Condition()
         self._pending: Interrupt | None = None
-        self._patience: dict[str, float] = {}
+        self._patience: dict[str, tuple[float, str]] = {}  # reason -> (when, who hangs up)
+        self._watch: Callable[[], bool] | None = None  # see watching()
+        self._alarm = math.inf
 
     def interrupt(self, exc: Interrupt) -> bool:
         """Deliver `exc` to the call's thread; False when the call is already ending (nothing more can change it)."""
@@ -66,13 +74,26 @@ class CallControl:
             exc, self._pending = self._pending, None
         if exc is not None:
             raise exc
+        if self._watch is not None and (self.now >= self._alarm or self._watch()):
+            raise Woken("watched state changed")
 
-    def hang_up_after(self, reason: str, seconds: float | None) -> None:
-        """The caller hangs up `seconds` from now for `reason` (None: forget that reason)."""
+    @contextlib.contextmanager
+    def watching(self, changed: Callable[[], bool], alarm_at: float | None = None) -> Iterator[None]:
+        """Within the block, every wait and check raises Woken once `changed()` holds (checked under the lock without
+        taking other locks; whoever makes it true calls poke()) or simulated time reaches `alarm_at`."""
+        saved = self._watch, self._alarm
+        self._watch, self._alarm = changed, math.inf if alarm_at is None else alarm_at
+        try:
+            yield
+        finally:
+            self._watch, self._alarm = saved
+
+    def hang_up_after(self, reason: str, seconds: float | None, by: str = "caller") -> None:
+        """`by` (the caller; "callee": an agent's device) hangs up `seconds` from now for `reason` (None: forget it)."""
         if seconds is None:
             self._patience.pop(reason, None)
         else:
-            self._patience[reason] = self.now + seconds
+            self._patience[reason] = (self.now + seconds, by)
 
     def poke(self) -> None:
         """Wake a wait() whose `until` condition may have become true (the softphone's remote input)."""
@@ -89,23 +110,27 @@ class CallControl:
         """
         self.check()
         target = math.inf if seconds is None else self.now + max(0.0, seconds)
-        patience = min(self._patience.values(), default=math.inf)
+        patience, who = min(self._patience.values(), default=(math.inf, "caller"))
+        alarm = self._alarm if self._watch is not None else math.inf
         # An open-ended wait is event-driven: it ends on an interrupt or the caller's patience, never by itself.
         limit = math.inf if seconds is None else self.max_seconds
-        end = max(self.now, min(target, patience, limit))
+        end = max(self.now, min(target, patience, limit, alarm))
         ready = until or (lambda: False)
+        watched = self._watch or (lambda: False)
         started = time.monotonic()
         with self._cond:
             if end == math.inf:
-                while self._pending is None and not ready():
+                while self._pending is None and not ready() and not watched():
                     self._cond.wait()
             else:
                 deadline = started + (end - self.now) * self.scale
-                while self._pending is None and not ready() and (remaining := deadline - time.monotonic()) > 0:
+                while (self._pending is None and not ready() and not watched()
+                       and (remaining := deadline - time.monotonic()) > 0):
                     self._cond.wait(remaining)
             interrupted = self._pending is not None
             satisfied = not interrupted and until is not None and until()
-        if interrupted or satisfied:
+            woken = not interrupted and not satisfied and watched()
+        if interrupted or satisfied or woken:
             if self.scale > 0:
                 self.now = min(end, self.now + (time.monotonic() - started) / self.scale)
             self.check()
@@ -115,4 +140,6 @@ class CallControl:
         if end >= limit:
             raise SimulationError(f"the call passed its maximum of {self.max_seconds:g} simulated seconds")
         if end >= patience and end < target:
-            raise HungUp("completed", by="caller")
+            raise HungUp("completed", by=who)
+        if end >= alarm and end < target:
+            raise Woken("alarm")

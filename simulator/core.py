@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from simulator.call import SimulatedCall
+from simulator.confmodel import Conference
 from simulator.control import HungUp
+from simulator.devices import Device
 from simulator.endpoints import Behaviour, Endpoint, client_key
 from simulator.events import EventLog
 from simulator.faults import Faults
@@ -95,7 +97,8 @@ class Simulator:
         options = Options(scale, max_requests, max_call_seconds, play_seconds)
         self.net = Network(transport, account_sid, options)
         self.messages: list[Message] = []
-        self.failures: list[BaseException] = []  # errors the REST API answered with a 400 instead of raising
+        # Errors the REST API answered with a 400 instead of raising, and conference callbacks that failed.
+        self.failures: list[BaseException] = self.net.failures
         self.faults = Faults()  # REST failures played on purpose (simulator/faults.py)
         self._rest_requests: list[RestRequest] = []
         self._handles: list[CallHandle] = []
@@ -153,13 +156,21 @@ class Simulator:
 
     def add_agent(self, identity: str, behaviour: Behaviour = "answer", answer_after: float = 2.0,
                   talk_seconds: float | None = 60.0) -> Endpoint:
-        """A Twilio Client identity reachable by <Dial><Client>."""
+        """A Twilio Client identity reachable by <Dial><Client> and by Calls.create to client:<identity>."""
         return self.net.endpoints.add(Endpoint(client_key(identity), behaviour, answer_after, talk_seconds))
 
     def add_phone(self, number: str, behaviour: Behaviour = "answer", answer_after: float = 3.0,
                   script: Script | Sequence[Answer] | None = None, talk_seconds: float | None = 60.0) -> Endpoint:
         """A phone reachable by <Dial><Number> and by Calls.create (whose TwiML it then follows with `script`)."""
         return self.net.endpoints.add(Endpoint(number, behaviour, answer_after, talk_seconds, _script(script)))
+
+    def device(self, identity: str) -> Device:
+        """The person at an agent's Client (or a phone's number): what rings, accept/decline/hangup (devices.py)."""
+        return Device(self.net.devices, identity)
+
+    def conference(self, name_or_sid: str) -> Conference | None:
+        """A conference by sid, or the latest by FriendlyName: its status, participants and callbacks sent."""
+        return self.net.conferences.lookup(name_or_sid)
 
     def create_queue(self, name: str, max_size: int = DEFAULT_MAX_SIZE) -> Queue:
         """A queue made ahead of <Enqueue> (as the Queue resource would)."""

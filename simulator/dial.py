@@ -5,6 +5,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from simulator.conference import dial_conference
 from simulator.control import HungUp, LegEnded, Redirected
 from simulator.endpoints import Endpoint, client_key
 from simulator.errors import NotSimulated
@@ -85,6 +86,8 @@ def _legs(call: SimulatedCall, el: ET.Element, doc_url: str) -> list[Leg]:
 
 def _ring(legs: list[Leg], timeout: float) -> tuple[Leg | None, str, float]:
     """Who answers first, else the DialCallStatus and how long finding out takes."""
+    if any(leg.endpoint.behaviour == "manual" for leg in legs):
+        raise NotSimulated(f"<Dial> to {[leg.to for leg in legs]}: a \"manual\" device is only rung by Calls.create")
     answering = [leg for leg in legs if leg.endpoint.behaviour == "answer" and leg.endpoint.answer_after < timeout]
     if answering:
         winner = min(answering, key=lambda leg: leg.endpoint.answer_after)
@@ -99,6 +102,8 @@ def _ring(legs: list[Leg], timeout: float) -> tuple[Leg | None, str, float]:
 
 def dial(call: SimulatedCall, el: ET.Element, doc_url: str, ctx: Context) -> Outcome:
     """Ring, whisper, bridge for the agent's talk time, then request `action` with DialCallStatus."""
+    if any(noun.tag == "Conference" for noun in el):
+        return dial_conference(call, el, doc_url, ctx)
     action = url_attr(el, "action", doc_url)
     method_attr(el)
     timeout = number_attr(el, "timeout", 30)

@@ -8,7 +8,9 @@ from typing import Literal
 from simulator.errors import SimulationError
 from simulator.script import Script
 
-Behaviour = Literal["answer", "busy", "no-answer", "failed"]
+# "manual": the device rings until the test (Device.accept/decline, simulator/devices.py) or the control API decides.
+Behaviour = Literal["answer", "busy", "no-answer", "failed", "manual"]
+BEHAVIOURS = ("answer", "busy", "no-answer", "failed", "manual")
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,8 @@ class Endpoint:
     key: str  # "client:<identity>" or an E.164 number: what Twilio puts in To
     behaviour: Behaviour = "answer"
     answer_after: float = 2.0  # simulated seconds of ringing before answering
-    talk_seconds: float | None = 60.0  # length of a bridged <Dial>; None: until someone hangs up
+    # Length of a bridged <Dial>, or of a stay in a conference for an "answer" device; None: until someone hangs up.
+    talk_seconds: float | None = 60.0
     script: Script = field(default_factory=Script)  # what the person does when the call runs TwiML (Calls.create)
 
 
@@ -36,11 +39,16 @@ class EndpointRegistry:
 
     def add(self, endpoint: Endpoint) -> Endpoint:
         """Register (or replace) an endpoint."""
-        if endpoint.behaviour not in ("answer", "busy", "no-answer", "failed"):
+        if endpoint.behaviour not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {endpoint.behaviour!r}")
         with self._lock:
             self._by_key[endpoint.key] = endpoint
         return endpoint
+
+    def find(self, key: str) -> Endpoint | None:
+        """The endpoint for `key`, or None when none is registered."""
+        with self._lock:
+            return self._by_key.get(key)
 
     def get(self, key: str) -> Endpoint:
         """The endpoint for `key`; SimulationError when none is registered."""

@@ -30,7 +30,14 @@ class EventLog:
     verb; text; emitted before the time it takes passes), queue.joined (queue, queue_sid,
     position), queue.left (queue, result), dial.ringing / dial.answered / dial.connected /
     dial.ended (endpoint, dial_call_sid, status), sms.sent (to, body), rest (method, path);
-    for remote-controlled calls only (softphone.py): gather (party, timeout), input (party; digits, speech or silence).
+    device.ringing / device.answered / device.declined / device.ended (identity, endpoint, status: devices.py);
+    conference.start / end / join / leave / hold / unhold / mute / unmute / modify / announced (conference,
+    conference_sid, label, endpoint; leave and end: reason), conference.refused (conference, code, why) and met
+    (conference, conference_sid, endpoint; met, met_label: a party the call hears for the first time in a stay):
+    conferences.py; callback.answered (a conference's status callback, once the hotline has answered it: event, the
+    StatusCallbackEvent; conference; status, the answer's; call_sid, the participant's, if any): network.py; for
+    remote-controlled calls only (softphone.py): gather (party, timeout), input (party; digits, speech or silence).
+    The heard party is also conference-wait, hold or announce in a conference.
     """
 
     def __init__(self) -> None:

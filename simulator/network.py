@@ -1,15 +1,20 @@
-"""The shared world simulated calls run in: transport, account, queues, endpoints, events, live calls."""
+"""The shared world simulated calls run in: transport, account, queues, conferences, endpoints, devices, events,
+live calls."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from simulator.conferences import ConferenceRegistry
+from simulator.devices import DeviceRegistry
 from simulator.endpoints import EndpointRegistry
 from simulator.events import EventLog
 from simulator.queues import QueueRegistry
-from simulator.transport import Transport
+from simulator.transport import Reply, Transport
 
 API_VERSION = "2010-04-01"
 
@@ -64,3 +69,29 @@ class Network:
     events: EventLog = field(default_factory=EventLog)
     calls: CallRegistry = field(default_factory=CallRegistry)
     closed: threading.Event = field(default_factory=threading.Event)  # set by Simulator.stop: no more webhooks
+    failures: list[BaseException] = field(default_factory=list)  # raised by Simulator.join_all
+    conferences: ConferenceRegistry = field(init=False)
+    devices: DeviceRegistry = field(init=False)
+    epoch: datetime = field(default_factory=lambda: datetime.now(UTC))  # the wall clock when the simulation began
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.conferences = ConferenceRegistry(
+            self.account_sid, self.events, self._conference_callback, self.closed, self.failures, self.simulated_now,
+        )
+        self.devices = DeviceRegistry(self.events)
+
+    def _conference_callback(self, url: str, params: dict[str, str]) -> Reply:
+        """Post a conference's status callback through whatever transport is in place now (tests may wrap it later);
+        once answered, a callback.answered event (call_sid: the participant's, if any; event, conference, status),
+        so a test can wait until the hotline has taken in what the callback told it."""
+        reply = self.transport.post(url, params)
+        self.events.emit("callback.answered", params.get("CallSid", ""), event=params.get("StatusCallbackEvent"),
+                         conference=params.get("FriendlyName"), status=reply.status)
+        return reply
+
+    def simulated_now(self) -> datetime:
+        """The simulation's wall clock: its start plus the simulated time since (real time / scale), so that times
+        Twilio reports (a conference event's Timestamp) measure simulated durations, as CallDuration does."""
+        elapsed = time.monotonic() - self.started
+        return self.epoch + timedelta(seconds=elapsed / self.options.scale if self.options.scale > 0 else elapsed)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+from simulator.confmodel import Conference, Participant
 from simulator.network import API_VERSION
 from simulator.queues import Member, Queue
 
@@ -108,6 +109,34 @@ def member_json(account_sid: str, member: Member, position: int) -> dict[str, An
         "call_sid": member.call_sid, "queue_sid": member.queue.sid, "position": position,
         "wait_time": member.wait_time(), "date_enqueued": rfc2822(member.date_enqueued),
         "uri": f"{base(account_sid)}/Queues/{member.queue.sid}/Members/{member.call_sid}.json",
+    }
+
+
+def conference_json(account_sid: str, conf: Conference) -> dict[str, Any]:
+    """A Conference resource (https://www.twilio.com/docs/voice/api/conference-resource); "basic conference audio
+    will always be mixed in us1"."""
+    uri = f"{base(account_sid)}/Conferences/{conf.sid}.json"
+    return {
+        "account_sid": account_sid, "date_created": rfc2822(conf.created), "date_updated": rfc2822(conf.updated),
+        "api_version": API_VERSION, "friendly_name": conf.friendly_name, "region": "us1", "sid": conf.sid,
+        "status": conf.status, "uri": uri,
+        "subresource_uris": {name.lower(): uri.replace(".json", f"/{name}.json") for name in ("Participants",
+                                                                                             "Recordings")},
+        "reason_conference_ended": conf.reason_ended, "call_sid_ending_conference": conf.call_sid_ending,
+    }
+
+
+def participant_json(account_sid: str, part: Participant, queue_time: str | None = None) -> dict[str, Any]:
+    """A conference Participant resource (https://www.twilio.com/docs/voice/api/conference-participant-resource);
+    queue_time only in the answer to a create."""
+    conf = part.conference
+    return {
+        "account_sid": account_sid, "call_sid": part.call_sid, "label": part.label,
+        "call_sid_to_coach": part.call_sid_to_coach, "coaching": part.coaching, "conference_sid": conf.sid,
+        "date_created": rfc2822(part.created), "date_updated": rfc2822(part.updated),
+        "end_conference_on_exit": part.end_on_exit, "muted": part.muted, "hold": part.hold,
+        "start_conference_on_enter": part.start_on_enter, "status": part.status(), "queue_time": queue_time,
+        "uri": f"{base(account_sid)}/Conferences/{conf.sid}/Participants/{part.call_sid}.json",
     }
 
 

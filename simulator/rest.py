@@ -1,4 +1,5 @@
-"""Twilio's REST API for calls, queues, queue members and messages, served by the simulator."""
+"""Twilio's REST API for calls, queues, queue members, conferences (rest_conferences.py) and messages, served by
+the simulator."""
 from __future__ import annotations
 
 import hmac
@@ -22,6 +23,7 @@ from simulator.resources import (
     page,
     queue_json,
 )
+from simulator.rest_conferences import conference_api
 from simulator.softphone import CONTROL_PREFIX, control_api
 
 if TYPE_CHECKING:
@@ -237,6 +239,7 @@ def create_rest_app(sim: Simulator) -> Flask:
             return _fail(400, 21602, "Message body is required.")
         return message_json(account, sim.send_message(p["To"], p.get("From", ""), p.get("Body", ""))), 201
 
+    app.register_blueprint(conference_api(sim))  # Conferences and their Participants (simulator/rest_conferences.py)
     app.register_blueprint(control_api(sim))  # /_sim/…: remote calls and agents (not Twilio's), same credentials
     return app
 

@@ -1,4 +1,4 @@
-"""What a simulated call leaves behind for assertions: transcript, requests, queue and dial outcomes."""
+"""What a simulated call leaves behind for assertions: transcript, requests, queue, dial and conference outcomes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,13 +14,16 @@ class Heard:
     language: str = ""
     url: str = ""  # the document that held the verb
     seconds: float = 0.0
+    party: str = ""  # who heard it: main, wait, whisper, conference-wait, hold or announce (the Context's kind)
 
 
 @dataclass(frozen=True)
 class WebhookRequest:
     """One request the simulator made for a call, with the answer it got."""
 
-    kind: str  # voice, gather, redirect, wait, enqueue-action, dial-action, whisper, rest-redirect, status
+    # voice, gather, redirect, wait, enqueue-action, dial-action, whisper, rest-redirect, status,
+    # conference-wait, hold, announce (the conference's documents), conference-status (its status callbacks)
+    kind: str
     url: str
     params: dict[str, str]
     status: int
@@ -39,6 +42,22 @@ class DialOutcome:
 
 
 @dataclass
+class ConferenceVisit:
+    """One stay of a call in a conference: when (simulated seconds into the call), and whom it heard there."""
+
+    conference: str  # FriendlyName
+    conference_sid: str
+    label: str | None
+    joined_at: float
+    left_at: float | None = None
+    reason_left: str | None = None  # ReasonParticipantLeft
+    # Each party this call could hear in the conference, in the order first heard: a Client ("client:ann") or a
+    # number (the From of an inbound call, the To of an outbound one); met_labels holds their labels alike.
+    met: list[str] = field(default_factory=list)
+    met_labels: list[str] = field(default_factory=list)
+
+
+@dataclass
 class CallResult:
     """Everything about one finished (or failed) call."""
 
@@ -52,11 +71,19 @@ class CallResult:
     requests: list[WebhookRequest] = field(default_factory=list)
     queue_results: list[dict[str, str]] = field(default_factory=list)  # params of each Enqueue action request
     dial_results: list[DialOutcome] = field(default_factory=list)
+    conferences: list[ConferenceVisit] = field(default_factory=list)
     error: BaseException | None = None
 
     def said(self) -> list[str]:
         """The text of every <Say> the caller heard, in order."""
         return [h.text for h in self.transcript if h.verb == "say"]
+
+    def talked_with(self) -> list[str]:
+        """Every party this call heard in its conferences, in order ("the caller talked with ann, then bob")."""
+        met: list[str] = []
+        for visit in self.conferences:
+            met += [party for party in visit.met if not met or met[-1] != party]
+        return met
 
     def requests_of(self, kind: str) -> list[WebhookRequest]:
         """The requests of one kind (e.g. "wait"), in order."""

@@ -7,8 +7,14 @@ Served by the REST app under /_sim, with the REST API's credentials (Basic: acco
     GET  /_sim/calls/<sid>/events?after=N&wait=S  the call's events after seq N (a long poll, S ≤ 25 s); "last": next N
     POST /_sim/calls/<sid>/input                  {"digits": "1357#"}, {"speech": "…"} or {"silence": true}: a <Gather>
     POST /_sim/calls/<sid>/hangup                 the caller hangs up (as CallHandle.hangup: status callback follows)
-    PUT  /_sim/agents/<identity>                  {"answer_after", "talk_seconds", "behaviour"?}: a Client, (re)placed
-    GET  /_sim/agents/<identity>/events?after=N&wait=S   that Client's dial.* events; "last" as above
+    PUT  /_sim/agents/<identity>                  {"answer_after", "talk_seconds", "behaviour"?, "replace"?}: a Client,
+                                                  (re)placed; behaviour "manual": its calls ring until accepted or
+                                                  declined; "replace": false keeps one already registered (the
+                                                  hotline's console sets up its agents' devices so)
+    POST /_sim/agents/<identity>/accept|decline   the person answers or rejects the call ringing (404: none rings)
+    POST /_sim/agents/<identity>/hangup           the person hangs up the answered call (404: none)
+    GET  /_sim/agents/<identity>/events?after=N&wait=S   that Client's dial.*, device.* and conference.* events
+                                                  (those of its calls); "last" as above
 
 A remote caller's answers queue up in the order sent (typed ahead, or a whole script in "answers");
 each <Gather> takes the next one, waiting for it up to the Gather's own timeout as Twilio would. When
@@ -241,17 +247,30 @@ def control_api(sim: Simulator) -> Blueprint:
             return _fail(400, "answer_after: seconds >= 0")
         if talk is not None and (not isinstance(talk, (int, float)) or talk <= 0):
             return _fail(400, "talk_seconds: seconds > 0, or null for until someone hangs up")
+        existing = None if body.get("replace", True) else sim.net.endpoints.find(client_key(identity))
         try:
-            endpoint = sim.add_agent(identity, behaviour, float(answer_after), None if talk is None else float(talk))
+            endpoint = existing or sim.add_agent(identity, behaviour, float(answer_after),
+                                                 None if talk is None else float(talk))
         except ValueError as exc:
             return _fail(400, f"behaviour: {exc}")
         seq = sim.events.last_seq()  # where the agent's own event stream starts
         return {"endpoint": endpoint.key, "behaviour": endpoint.behaviour, "answer_after": endpoint.answer_after,
                 "talk_seconds": endpoint.talk_seconds, "seq": seq}
 
+    @bp.post("/agents/<identity>/<lever>")
+    def agent_lever(identity: str, lever: str) -> Any:
+        """The person at the Client accepts or declines the ringing call, or hangs up the answered one."""
+        if lever not in ("accept", "decline", "hangup") or not IDENTITY.fullmatch(identity):
+            return _fail(404, f"no lever {lever!r} for {identity!r}")
+        device = sim.device(identity)
+        sid = {"accept": device.accept, "decline": device.decline, "hangup": device.hangup}[lever]()
+        if sid is None:
+            return _fail(404, f"{identity}: no call {'answered' if lever == 'hangup' else 'ringing'} to {lever}")
+        return {"identity": identity, "call_sid": sid, "lever": lever}
+
     @bp.get("/agents/<identity>/events")
     def agent_events(identity: str) -> Any:
-        """dial.ringing / answered / connected / ended for this Client after `after` (a long poll)."""
+        """dial.*, device.* and conference.* events of this Client's calls after `after` (a long poll)."""
         try:
             after, wait = _poll_args()
         except ValueError as exc:

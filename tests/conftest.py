@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.support.degraded",
     "tests.support.fuzz_stores",
     "tests.support.api_world",
+    "tests.support.real_account",
 ]
 
 # Each folder of tests/ is a room; its name is the marker of every test in it (registered in pyproject.toml).

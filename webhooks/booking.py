@@ -67,6 +67,7 @@ def book(svc: Services, sid: str, state: CallState, phone: str, now: datetime) -
     if hold:
         left = queue_calls.left_for_callback(db(), svc.redis, sid, now, cfg)
         db().commit()
+        svc.jobs().end_legs(left.legs)  # the agent's device rang for this caller: it stops
         if left.agent:
             request_dispatch(svc)  # an agent was being rung for this caller: free for the next one
     number = spell_ticket(t.number)

@@ -5,13 +5,14 @@ from flask import Blueprint
 
 from webhooks.degraded import answers, health
 from webhooks.degraded import routes as degraded_routes
-from webhooks.routes import callback, ivr, queue
+from webhooks.routes import callback, conference, ivr, queue
 from webhooks.routes.voice import bp
 
 # Importing these registers their routes and hooks on `bp`: the IVR (/voice/incoming, /voice/ivr/<step>), the
-# queue (/voice/queue, /wait, /queue-result, /connect, /whisper, /dial-result, /status), the callback call, and
-# the answers without a store (/voice/degraded/*, the error handler, the store-health hooks).
-ROUTE_MODULES = (ivr, queue, callback, degraded_routes, answers, health)
+# queue (/voice/queue, /wait, /queue-result, /status), the connected call (/voice/agent/answer, /agent/status,
+# /connect, /conference/status, /conference/hold), the callback call, and the answers without a store
+# (/voice/degraded/*, the error handler, the store-health hooks).
+ROUTE_MODULES = (ivr, queue, conference, callback, degraded_routes, answers, health)
 
 
 def voice_blueprint() -> Blueprint:

@@ -11,10 +11,12 @@ record settles the outcome from its own timestamps (records.close_call).
 | PIN accepted | `verified` |
 | return `<Enqueue>` (and again after a no-answer) | `join_queue` → the Twilio queue name |
 | waitUrl | `waiting` → position, estimate, max wait passed |
-| agent available / caller joined / caller back | `dispatch` in a loop → Offer, then gateway move |
-| gateway move failed | `move_failed` |
-| agent leg answered (whisper URL) | `agent_answered` |
-| `<Dial action>` | `dial_result` → "done" or "requeue" (then `join_queue` + `<Enqueue>` again) |
+| agent available / caller joined / caller back | `dispatch` in a loop → Offer, then the agent's leg rung |
+| the agent's leg could not be placed | `ring_failed` |
+| the agent's leg placed | `agent_dialled` |
+| agent leg answered (its TwiML requested) | `agent_answered` (then the caller is moved into the conference) |
+| agent leg ended unanswered / after answering | `agent_missed` / `agent_left` |
+| the caller asks for the conference (moved in) | `conference.caller_moved` |
 | `<Enqueue action>` | `queue_result` |
 | /voice/status | `call_status` |
 """
@@ -25,13 +27,12 @@ from dataclasses import dataclass, field
 import redis
 from sqlalchemy.orm import Session
 
-from callqueue import clock, records
+from callqueue import clock, handling, records
 from callqueue.clock import Now
+from callqueue.live import agent_leg, conference, estimate, missed, ordering, pen
 from callqueue.live import dispatch as dsp
-from callqueue.live import estimate, ordering, pen
 from callqueue.live.dispatch import Offer, Settled
 from callqueue.settings import QueueSettings, queue_settings
-from core import keys
 from core.config import Config
 
 LEFT = ("abandoned", "short_abandoned", "to_callback", "failed")
@@ -115,59 +116,57 @@ def dispatch(session: Session, r: redis.Redis, now: Now) -> Offer | None:
     return offer
 
 
-def move_failed(
-    session: Session,
-    r: redis.Redis,
-    offer: Offer,
-    now: Now,
-    settings: Config | QueueSettings,
-    *,
-    caller_gone: bool = False,
-) -> Settled | None:
-    """The gateway could not move the caller: back in line and agent freed (undo_claim).
-
-    `caller_gone`: Twilio says the call is over or no longer queued (404): the caller left instead.
-    """
-    if caller_gone:
-        s = dsp.caller_left(r, offer.call_sid, now, "hangup", settings)
-        _record_left(session, offer.call_sid, s)
-        return s
+def ring_failed(r: redis.Redis, offer: Offer, now: Now) -> None:
+    """The agent's leg could not be placed: the caller back at their place, the agent available (keeping their
+    turn). Idempotent (undo_claim), 1 round trip."""
     dsp.undo_claim(r, offer.call_sid, offer.agent, now)
-    return None
+
+
+def agent_dialled(r: redis.Redis, call_sid: str, agent: str, leg: str) -> bool:
+    """The offered agent's device is being rung by call `leg` (Calls create). 1 round trip."""
+    return conference.dialled(r, call_sid, agent, leg)
 
 
 def agent_answered(
-    session: Session, r: redis.Redis, call_sid: str, agent: str, now: Now, settings: Config | QueueSettings
+    session: Session, r: redis.Redis, call_sid: str, agent: str, now: Now, settings: Config | QueueSettings,
+    leg: str = "",
 ) -> Settled:
-    """The agent picked up (their leg requested the whisper): the caller's wait ends. 1 round trip."""
-    s = dsp.answered(r, call_sid, agent, now, settings)
+    """The agent picked up (their leg requested its TwiML): the caller's wait ends. 1 round trip."""
+    s = dsp.answered(r, call_sid, agent, now, settings, leg)
     if s.outcome == "connected" and s.at is not None:
         records.note_answered(session, call_sid, agent=agent, now=s.at)
     return s
 
 
-def dial_result(
-    session: Session, r: redis.Redis, call_sid: str, agent: str, dial_status: str, now: Now,
+def agent_missed(
+    session: Session, r: redis.Redis, call_sid: str, agent: str, leg_status: str, now: Now,
     settings: Config | QueueSettings,
-) -> str:
-    """`<Dial action>`: "done" after a conversation (agent to wrap-up), "requeue" when the agent did not answer,
-    "gone" when the caller hung up meanwhile (nothing left to do but hang up). 1-3 round trips.
+) -> missed.Missed:
+    """The agent's leg ended unanswered (`leg_status`: no-answer, busy, failed, canceled): the caller, still in
+    their Twilio queue, is back at the same score; the agent to the back of the line or, after missing
+    presence.max_missed_offers in a row, away. 1 round trip."""
+    m = missed.no_answer(r, call_sid, agent, now, settings)
+    if m.caller_back:
+        records.note_dial_status(session, call_sid, leg_status)
+    return m
 
-    On "requeue" the caller is already back at the same score: call `join_queue` and return `<Enqueue>`.
-    """
-    records.note_dial_status(session, call_sid, dial_status)
-    if dial_status in ANSWERED_DIAL:
-        agent_answered(session, r, call_sid, agent, now, settings)  # no-op when the whisper reported it
-        dsp.completed(r, call_sid, agent, now, settings)
-        return "done"
-    if dial_status == "canceled":
-        # The caller hung up while the agent's phone rang: an abandon, and the agent did nothing wrong
-        # (they keep their turn instead of being set away for a missed call).
-        _record_left(session, call_sid, dsp.caller_left(r, call_sid, now, "hangup", settings))
-        return "gone"
-    caller_back, _ = dsp.no_answer(r, call_sid, agent, now, settings)
-    # a retried dial action finds the caller already waiting: still "requeue"
-    return "requeue" if caller_back or r.hget(keys.call(call_sid), "state") == "waiting" else "gone"
+
+def agent_left(
+    session: Session, r: redis.Redis, call_sid: str, agent: str, now: Now, settings: Config | QueueSettings,
+    *, may_hand_over: bool = False,
+) -> agent_leg.Left:
+    """The agent's leg ended after answering: the agent starts wrap-up, and the conversation is over (or, with a
+    transfer under way, passes to its target; or, when the caller never reached the conference, the caller is
+    back in line). `may_hand_over`: agent_leg.completed. A repeat, or the caller's own end first, changes nothing
+    live; the record's dial status is `completed` whichever end came first. 1 round trip."""
+    left = agent_leg.completed(r, call_sid, agent, now, settings, may_hand_over=may_hand_over)
+    if left.outcome == "ended":
+        records.note_dial_status(session, call_sid, "completed")
+    elif not left.outcome:
+        # The caller's end came first and closed the call: the leg's end is still the record's latest dial status
+        # when the record names this agent (so the record does not depend on which end Twilio reported first).
+        records.note_dial_status(session, call_sid, "completed", agent=agent)
+    return left
 
 
 def queue_result(
@@ -203,10 +202,20 @@ def left_for_callback(
     return s
 
 
+@dataclass(frozen=True)
+class Ended:
+    """What a call's final status closed: its record, and agents' legs nothing else will end (to hang up)."""
+
+    record: records.CallRecord
+    legs: tuple[str, ...]
+    freed_agent: str | None
+
+
 def call_status(
     session: Session, r: redis.Redis, call_sid: str, status: str, now: Now, settings: Config | QueueSettings,
-) -> records.CallRecord | None:
-    """/voice/status: on a final status, close everything still open for the call. 2 round trips."""
+) -> Ended | None:
+    """/voice/status: on a final status, close everything still open for the call, and write how an answered
+    call was handled (holds, agents, transfers). 2 round trips, 3 for an answered call."""
     if status not in TERMINAL_CALL_STATUSES:
         return None
     pen.release(r, call_sid)
@@ -214,11 +223,21 @@ def call_status(
     _record_left(session, call_sid, s)
     if s.outcome == "answered" and s.at is not None and s.agent:
         records.note_answered(session, call_sid, agent=s.agent, now=s.at)
-    return records.close_call(session, call_sid, call_status=status, now=now,
-                              short_abandon_s=queue_settings(settings).short_abandon_s)
+    if s.outcome == "answered":
+        handling_figures(session, r, call_sid, now)
+    rec = records.close_call(session, call_sid, call_status=status, now=now,
+                             short_abandon_s=queue_settings(settings).short_abandon_s)
+    return Ended(rec, s.legs, s.agent if s.changed else None)
+
+
+def handling_figures(session: Session, r: redis.Redis, call_sid: str, now: Now) -> None:
+    """Write how the answered call was handled (agents, holds, transfers) as Redis has it now. 1 round trip."""
+    h = conference.handling(r, call_sid, clock.to_ms(now))
+    handling.note_handling(session, call_sid, agents=h.agents, hold_count=h.hold_count, hold_s=h.hold_s,
+                           transfers=h.transfers)
 
 
 def _record_left(session: Session, call_sid: str, s: Settled) -> None:
     """Write an unanswered exit Redis recorded, at the time Redis first recorded it."""
     if s.outcome in LEFT and s.at is not None:
-        records.note_left(session, call_sid, outcome=s.outcome, now=s.at, waited_s=s.waited_s)
+        records.note_left(session, call_sid, outcome=s.outcome, now=s.at, waited_s=s.waited_s, unheard=s.unheard)

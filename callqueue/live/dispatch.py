@@ -2,12 +2,15 @@
 
 `claim_next` is one Lua script: no caller goes to two agents and no agent gets two callers,
 whatever number of processes call it at once. It never talks to Twilio: it returns the pairing
-and the edge asks the gateway to move the caller, calling `undo_claim` if that fails.
+and the edge asks the gateway to ring the agent, calling `undo_claim` if that fails.
 
-Call states in the call hash: waiting → offered (agent ringing) → connected (agent answered) →
-ended. Each function below is one script and is idempotent: a repeated or late event finds the
-state already moved on and changes nothing (it returns what was recorded the first time).
-Asking for a dispatch run, only when one could pair someone, is trigger.py's part.
+Call states in the call hash: waiting → offered (the agent's device rings; the caller still holds in
+their Twilio queue) → connected (the agent answered; both meet in the call's conference) → ended.
+Each function below is one script and is idempotent: a repeated or late event finds the state
+already moved on and changes nothing (it returns what was recorded the first time). An offer that
+comes to nothing is missed.py's; the agent's leg ending is agent_leg.py's; transfers are transfer.py's; asking
+for a dispatch run is trigger.py's. (A little over 300 lines: the claim, the answer and the caller's leaving are
+one state machine, each script reading the fields the others write.)
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ for _ = 1, 100 do
     -- a member whose call hash expired or moved on is dropped; the next one is tried
     if redis.call('HGET', ck, 'state') == 'waiting' then
       local idle = redis.call('ZSCORE', AVAIL, login)
-      agent_to(login, 'on_call', now)
+      agent_to(login, 'on_call', now, nil, 'offered')
       redis.call('HSET', ak, 'call', sid, 'idle', idle)
       redis.call('HINCRBY', ck, 'offers', 1)
       redis.call('HSET', ck, 'state', 'offered', 'agent', login, 'offered', now)
@@ -76,22 +79,33 @@ local stale = redis.call('ZRANGEBYSCORE', OFFERS, '-inf', cutoff, 'LIMIT', 0, 10
 for _, sid in ipairs(stale) do
   local login = redis.call('HGET', callkey(sid), 'agent')
   caller_back(sid, login)
-  release_agent(login, sid, now, 'keep')
+  release_agent(login, sid, now, 'keep', 'offer_stale')
   redis.call('ZREM', OFFERS, sid)
 end
 return {#settled, #stale}
 """)
 
 _ANSWERED = Lua("""
-local sid, login, now = ARGV[1], ARGV[2], ARGV[3]
+local sid, login, now, leg = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local ck = callkey(sid)
 local st = redis.call('HGET', ck, 'state')
-if st == 'offered' and redis.call('HGET', ck, 'agent') == login then
+local rung = redis.call('HGET', ck, 'leg')
+-- a leg of an earlier offer to the same agent answering late is not this offer's answer
+if st == 'offered' and redis.call('HGET', ck, 'agent') == login and (not rung or leg == '' or rung == leg) then
   local tier = redis.call('HGET', ck, 'tier')
-  local wait = math.max(0, tonumber(now) - tonumber(redis.call('HGET', ck, 'queued')))
-  redis.call('HSET', ck, 'state', 'connected', 'answered', now, 'waited', wait)
   redis.call('ZREM', OFFERS, sid)
   redis.call('ZREM', tierkey(tier), sid)
+  local agents = redis.call('HGET', ck, 'agents')
+  redis.call('HSET', ck, 'agents', agents and (agents .. ',' .. login) or login)
+  if leg ~= '' then redis.call('HSET', ck, 'leg', leg) end
+  redis.call('HDEL', agentkey(login), 'missed', 'reason')  -- an answered offer ends a run of missed ones
+  if redis.call('HEXISTS', ck, 'answered') == 1 then
+    -- back from a transfer to the queue: the call was answered (and counted) once already
+    redis.call('HSET', ck, 'state', 'connected')
+    return {1, 'connected', redis.call('HGET', ck, 'waited'), redis.call('HGET', ck, 'answered')}
+  end
+  local wait = math.max(0, tonumber(now) - tonumber(redis.call('HGET', ck, 'queued')))
+  redis.call('HSET', ck, 'state', 'connected', 'answered', now, 'waited', wait)
   bump(tier, 'answered', 1)
   bump(tier, 'wait_ms', wait)
   if wait <= tonumber(redis.call('HGET', ck, 'sl_ms')) then bump(tier, 'answered_sl', 1) end
@@ -100,36 +114,46 @@ end
 return {0, st or '', redis.call('HGET', ck, 'waited') or -1, redis.call('HGET', ck, 'answered') or -1}
 """)
 
-_COMPLETED = Lua("""
-local sid, login, now, wrap_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local ck = callkey(sid)
-local changed = 0
-if redis.call('HGET', ck, 'state') == 'connected' and redis.call('HGET', ck, 'agent') == login then
-  redis.call('HSET', ck, 'state', 'ended', 'outcome', 'answered', 'ended', now)
-  changed = 1
-end
-local ak = agentkey(login)
-local freed = 0
-if redis.call('HGET', ak, 'state') == 'on_call' and redis.call('HGET', ak, 'call') == sid then
-  wrap_up(login, now, wrap_ms)
-  freed = 1
-end
-return {changed, freed}
-""")
-
+# KEYS: the counters of now (day, minute), then those of the call's answer (ARGV[6] says which answer they are
+# for: '' when unknown; the script asks for them, answering {-1, answered}, when it has an answer to take back).
 _LEAVE = Lua("""
-local sid, now, reason, short_ms, wrap_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local sid, now, reason, short_ms, wrap_ms, keys_of = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local ck = callkey(sid)
 local st = redis.call('HGET', ck, 'state')
-if st == 'waiting' or st == 'offered' then
+-- An answer the caller never heard: their agent picked up, but they were never moved into the conference (they
+-- left their Twilio queue during the whisper, or were back in line after that agent left first) nor transferred
+-- (which needs them in it). Leaving the queue then, they abandon: the answer is taken back.
+local answered = redis.call('HGET', ck, 'answered')
+local unheard = answered and redis.call('HGET', ck, 'caller_in') ~= '1' and not redis.call('HGET', ck, 'xfer_from')
+if st == 'connected' and reason == 'ended' then unheard = false end  -- the status callback alone: below
+if st == 'waiting' or st == 'offered' or (st == 'connected' and unheard) then
+  if unheard and answered ~= keys_of then return {-1, answered} end  -- KEYS[3..4] are not its counters
   local tier = redis.call('HGET', ck, 'tier')
   local wait = math.max(0, tonumber(now) - tonumber(redis.call('HGET', ck, 'queued')))
   redis.call('ZREM', ORDER, sid)
   redis.call('ZREM', tierkey(tier), sid)
   redis.call('ZREM', OFFERS, sid)
   local login = redis.call('HGET', ck, 'agent')
+  -- still ringing (to be cancelled), or answered and alone in the conference (to be ended: the agent is free,
+  -- to wrap-up, when that leg has ended, so their device never holds two calls: agent_leg.py)
+  local leg = st ~= 'waiting' and redis.call('HGET', ck, 'leg') or ''
   -- hung up while an agent was being rung: the agent did nothing wrong and keeps their turn
-  if st == 'offered' and release_agent(login, sid, now, 'keep') == 0 then login = false end
+  if st == 'offered' and release_agent(login, sid, now, 'keep', 'caller_left') == 0 then login = false end
+  if answered and not unheard then
+    -- transferred back to the queue after an answer: an answered call still, not an abandon
+    redis.call('HSET', ck, 'state', 'ended', 'outcome', 'answered', 'ended', now)
+    return {1, 'answered', redis.call('HGET', ck, 'waited'), answered, login or '', leg}
+  end
+  if unheard then
+    local waited = tonumber(redis.call('HGET', ck, 'waited'))
+    local in_sl = waited <= tonumber(redis.call('HGET', ck, 'sl_ms'))
+    for _, k in ipairs({KEYS[3], KEYS[4]}) do
+      redis.call('HINCRBY', k, tier .. ':answered', -1)
+      redis.call('HINCRBY', k, tier .. ':wait_ms', -waited)
+      if in_sl then redis.call('HINCRBY', k, tier .. ':answered_sl', -1) end
+    end
+    redis.call('HDEL', ck, 'answered', 'waited')
+  end
   local outcome
   if reason == 'callback' then
     outcome = 'to_callback'
@@ -145,17 +169,28 @@ if st == 'waiting' or st == 'offered' then
     if wait > tonumber(redis.call('HGET', ck, 'sl_ms')) then bump(tier, 'abandoned_sl', 1) end
   end
   redis.call('HSET', ck, 'state', 'ended', 'outcome', outcome, 'left', now, 'waited', wait)
-  return {1, outcome, wait, now, login or ''}
+  return {1, outcome, wait, now, login or '', leg, unheard and 1 or 0}
 end
 if st == 'connected' and reason == 'ended' then
-  -- the call ended mid-conversation and the dial result has not come (yet): finish it here
+  -- the caller's call ended mid-conversation, before the agent's leg reported its end: finish it here
   local login = redis.call('HGET', ck, 'agent')
   redis.call('HSET', ck, 'state', 'ended', 'outcome', 'answered', 'ended', now)
   local ak = agentkey(login)
   if redis.call('HGET', ak, 'state') == 'on_call' and redis.call('HGET', ak, 'call') == sid then
     wrap_up(login, now, wrap_ms)
   end
-  return {1, 'answered', redis.call('HGET', ck, 'waited'), redis.call('HGET', ck, 'answered'), login}
+  -- legs the conference will not end for us: the agent's, when the caller never joined it; a transfer target's
+  local legs = {}
+  local leg, xleg = redis.call('HGET', ck, 'leg'), redis.call('HGET', ck, 'xfer_leg')
+  if leg and redis.call('HGET', ck, 'caller_in') ~= '1' then legs[#legs + 1] = leg end
+  local to = redis.call('HGET', ck, 'xfer_to')
+  if to then
+    if xleg and redis.call('HGET', ck, 'xfer_state') == 'ringing' then legs[#legs + 1] = xleg end
+    release_agent(to, sid, now, 'keep', 'caller_left')
+    redis.call('HDEL', ck, 'xfer_to', 'xfer_mode', 'xfer_by', 'xfer_at', 'xfer_leg', 'xfer_state')
+  end
+  return {1, 'answered', redis.call('HGET', ck, 'waited'), redis.call('HGET', ck, 'answered'), login,
+          table.concat(legs, ',')}
 end
 return {0, redis.call('HGET', ck, 'outcome') or st or '', redis.call('HGET', ck, 'waited') or -1,
         redis.call('HGET', ck, 'left') or redis.call('HGET', ck, 'answered') or -1, ''}
@@ -192,12 +227,17 @@ class Settled:
     waited_s: float | None
     at: float | None  # epoch seconds of the event as first recorded
     agent: str | None = None  # the agent freed by it, if any
+    legs: tuple[str, ...] = ()  # agents' calls still ringing or open that nothing else will end: to hang up
+    unheard: bool = False  # the caller left after an answer they never heard: that answer was taken back
 
 
 def _settled(reply: list[Any]) -> Settled:
     changed, outcome, wait, at = int(reply[0]), text(reply[1]), float(reply[2]), float(reply[3])
     agent = text(reply[4]) if len(reply) > 4 and reply[4] else None
-    return Settled(bool(changed), outcome, None if wait < 0 else wait / 1000, None if at < 0 else at / 1000, agent)
+    legs = tuple(x for x in text(reply[5]).split(",") if x) if len(reply) > 5 and reply[5] else ()
+    unheard = len(reply) > 6 and int(reply[6]) == 1
+    return Settled(bool(changed), outcome, None if wait < 0 else wait / 1000, None if at < 0 else at / 1000, agent,
+                   legs, unheard)
 
 
 def claim_next(r: redis.Redis, now: Now) -> Offer | None:
@@ -226,36 +266,14 @@ def undo_claim(r: redis.Redis, call_sid: str, login: str, now: Now) -> tuple[boo
     return bool(caller), bool(agent)
 
 
-def no_answer(
-    r: redis.Redis, call_sid: str, login: str, now: Now, settings: Config | QueueSettings
-) -> tuple[bool, bool]:
-    """The agent did not answer: caller back at the same score, agent to queue.on_no_answer (away by default).
-
-    Returns (caller back, agent moved). Atomic, idempotent, 1 round trip.
-    """
-    target = queue_settings(settings).on_no_answer
-    caller, agent = _RETURN(r, [], [call_sid, login, clock.to_ms(now), target])
-    return bool(caller), bool(agent)
-
-
-def answered(r: redis.Redis, call_sid: str, login: str, now: Now, settings: Config | QueueSettings) -> Settled:
-    """The agent picked up: the caller's wait ends; counts answered, wait and service level. 1 round trip."""
+def answered(r: redis.Redis, call_sid: str, login: str, now: Now, settings: Config | QueueSettings,
+             leg: str = "") -> Settled:
+    """The agent picked up (`leg`: their call): the caller's wait ends; counts answered, wait and service level.
+    1 round trip."""
     qs = queue_settings(settings)
     ms = clock.to_ms(now)
     day, minute = clock.bucket_keys(ms, qs.tz)
-    return _settled(_ANSWERED(r, [day, minute], [call_sid, login, ms]))
-
-
-def completed(
-    r: redis.Redis, call_sid: str, login: str, now: Now, settings: Config | QueueSettings
-) -> tuple[bool, bool]:
-    """The conversation ended: the call is closed as answered and the agent starts wrap-up.
-
-    Returns (call closed now, agent moved to wrap-up). Idempotent, 1 round trip.
-    """
-    wrap_ms = round(queue_settings(settings).wrap_up_s * 1000)
-    changed, freed = _COMPLETED(r, [], [call_sid, login, clock.to_ms(now), wrap_ms])
-    return bool(changed), bool(freed)
+    return _settled(_ANSWERED(r, [day, minute], [call_sid, login, ms, leg]))
 
 
 def caller_left(r: redis.Redis, call_sid: str, now: Now, reason: str, settings: Config | QueueSettings) -> Settled:
@@ -263,7 +281,10 @@ def caller_left(r: redis.Redis, call_sid: str, now: Now, reason: str, settings: 
 
     `ended` (the status callback) also closes a connected call and starts the agent's wrap-up.
     A caller who hangs up while an agent is being rung is counted as abandoned and the agent is
-    available again at their old place. Idempotent, 1 round trip.
+    available again at their old place. So is one who leaves their Twilio queue after their agent answered but
+    before they were moved into the conference (during the whisper): the answer, which they never heard, is taken
+    back (`Settled.unheard`). Idempotent, 1 round trip (2 when an answer is taken back: its counters are found
+    from its time).
     """
     if reason not in LEAVE_REASONS:
         raise ValueError(f"reason: must be one of {', '.join(LEAVE_REASONS)}")
@@ -271,7 +292,14 @@ def caller_left(r: redis.Redis, call_sid: str, now: Now, reason: str, settings: 
     ms = clock.to_ms(now)
     day, minute = clock.bucket_keys(ms, qs.tz)
     wrap_ms = round(qs.wrap_up_s * 1000)
-    return _settled(_LEAVE(r, [day, minute], [call_sid, ms, reason, qs.short_abandon_ms, wrap_ms]))
+    answer_keys, answer_ms = [day, minute], ""
+    for _ in range(3):  # the answer's time never changes once recorded: the second round finds it as asked
+        reply = _LEAVE(r, [day, minute, *answer_keys], [call_sid, ms, reason, qs.short_abandon_ms, wrap_ms, answer_ms])
+        if int(reply[0]) != -1:
+            return _settled(reply)
+        answer_ms = text(reply[1])
+        answer_keys = list(clock.bucket_keys(int(answer_ms), qs.tz))
+    raise RuntimeError(f"call {call_sid}: its answer's time kept changing")
 
 
 def sweep(r: redis.Redis, now: Now, settings: Config | QueueSettings, grace_s: float = 30) -> dict[str, int]:

@@ -21,10 +21,11 @@ from core import keys
 MANUAL_STATES = ("available", "away", "offline")  # what an agent may choose; on_call/wrap_up follow calls
 
 _SET_STATE = Lua("""
-local login, state, now, endpoint = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local login, state, now, endpoint, why = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 settle_wraps(now, 100)
 local k = agentkey(login)
 if endpoint ~= '' then redis.call('HSET', k, 'endpoint', endpoint) end
+redis.call('HSET', k, 'seen', now)  -- whoever sets the state is there: a heartbeat too
 local cur = redis.call('HGET', k, 'state')
 local result = 'changed'
 if cur == 'on_call' then
@@ -34,8 +35,8 @@ elseif state == 'available' and not redis.call('HGET', k, 'endpoint') then
 elseif cur == state then
   result = 'same'  -- an available agent clicking "available" again keeps their place in line
 else
-  redis.call('HDEL', k, 'after')
-  agent_to(login, state, now)
+  redis.call('HDEL', k, 'after', 'reason', 'missed')  -- the agent's own choice: an old reason no longer holds
+  agent_to(login, state, now, nil, why)
 end
 local h = redis.call('HGETALL', k)
 table.insert(h, 1, result)
@@ -68,7 +69,7 @@ for i = 1, #ARGV, 3 do
   local login, endpoint, now = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local k = agentkey(login)
   if redis.call('EXISTS', k) == 0 then
-    agent_to(login, 'offline', now)
+    agent_to(login, 'offline', now, nil, 'registered')
     added = added + 1
   end
   if endpoint ~= '' then redis.call('HSET', k, 'endpoint', endpoint) end
@@ -92,6 +93,9 @@ class AgentPresence:
     call_sid: str | None
     wrap_up_due: float | None
     after: str | None  # the state chosen for after the wrap-up
+    reason: str | None = None  # why the hotline (not the agent) set this state: missed_offers, heartbeat_lost, …
+    seen: float | None = None  # epoch seconds the agent's console (or terminal) was last heard from
+    last_call: str | None = None  # the call of the agent's latest wrap-up (kept through it, and after)
 
 
 def _view(login: str, h: dict[str, str], now_ms: int) -> AgentPresence:
@@ -105,6 +109,8 @@ def _view(login: str, h: dict[str, str], now_ms: int) -> AgentPresence:
         login=login, state=state, since=None if since is None else since / 1000, endpoint=h.get("endpoint"),
         call_sid=h.get("call"), wrap_up_due=None if due is None else due / 1000,
         after=h.get("after") if state in ("on_call", "wrap_up") else None,
+        reason=h.get("reason") or None, seen=int(h["seen"]) / 1000 if h.get("seen") else None,
+        last_call=h.get("last_call") or None,
     )
 
 
@@ -112,7 +118,8 @@ def _pairs(flat: list[Any]) -> dict[str, str]:
     return {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-def set_state(r: redis.Redis, login: str, state: str, now: Now, *, endpoint: str | None = None) -> AgentPresence:
+def set_state(r: redis.Redis, login: str, state: str, now: Now, *, endpoint: str | None = None,
+              why: str = "agent") -> AgentPresence:
     """An agent chooses available, away or offline (idempotent). 1 round trip.
 
     From wrap-up, "available" ends the wrap-up early and "away"/"offline" apply at once.
@@ -121,7 +128,7 @@ def set_state(r: redis.Redis, login: str, state: str, now: Now, *, endpoint: str
     if state not in MANUAL_STATES:
         raise PresenceError(f"state: must be one of {', '.join(MANUAL_STATES)}")
     ms = clock.to_ms(now)
-    reply = _SET_STATE(r, [], [login, state, ms, endpoint or ""])
+    reply = _SET_STATE(r, [], [login, state, ms, endpoint or "", why])
     result, h = text(reply[0]), _pairs(reply[1:])
     if result == "refused":
         raise PresenceError(f"{login} is on a call; the call's end sets the next state")

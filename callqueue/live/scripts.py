@@ -20,12 +20,20 @@ LIB = keys.LUA_KEYS + f"""
 local DAY_TTL = {keys.DAY_TTL_S}
 local MIN_TTL = {keys.MINUTE_TTL_S}
 
--- Move an agent to `state`, keeping the per-state sets, the available set and the wrap-up set in step.
+-- Move an agent to `state`, keeping the per-state sets, the available set and the wrap-up set in step, and log
+-- the change (who, from, to, when, why) for SQL (callqueue/agents/presence_log.py drains it).
 -- avail_score: when the agent counts as idle from (kept on undo so nobody loses their turn).
-local function agent_to(login, state, at, avail_score)
+local function agent_to(login, state, at, avail_score, why)
   local k = agentkey(login)
   local old = redis.call('HGET', k, 'state')
   if old then redis.call('SREM', statekey(old), login) end
+  if old ~= state then
+    -- a wrap-up's end names the call it was about (last_call), so SQL can tell one that ran out unsaved
+    local wrapped = old == 'wrap_up' and redis.call('HGET', k, 'last_call') or nil
+    redis.call('RPUSH', PRESLOG, cjson.encode({{login = login, from = old or '', to = state, at = tonumber(at),
+                                                why = why or '', call = wrapped}}))
+    redis.call('LTRIM', PRESLOG, -PRESLOG_MAX, -1)
+  end
   redis.call('SADD', statekey(state), login)
   redis.call('HSET', k, 'state', state, 'since', at)
   if state == 'available' then
@@ -49,30 +57,33 @@ local function settle_wraps(now, limit)
     local login, at = due[i], due[i + 1]
     local after = redis.call('HGET', agentkey(login), 'after') or 'available'
     redis.call('HDEL', agentkey(login), 'after')
-    agent_to(login, after, at, at)
+    agent_to(login, after, at, at, 'wrap_up_due')
     moved[#moved + 1] = login
   end
   return moved
 end
 
--- Start an agent's wrap-up (or make them available at once when wrap_ms is 0).
+-- Start an agent's wrap-up (or make them available at once when wrap_ms is 0) of the call they are on, which
+-- their screen keeps showing and their disposition is saved on (last_call).
 local function wrap_up(login, now, wrap_ms)
+  local call = redis.call('HGET', agentkey(login), 'call')
+  if call then redis.call('HSET', agentkey(login), 'last_call', call) end
   if tonumber(wrap_ms) > 0 then
-    agent_to(login, 'wrap_up', now)
+    agent_to(login, 'wrap_up', now, nil, 'call_ended')
     local due = tonumber(now) + tonumber(wrap_ms)
     redis.call('ZADD', WRAP, due, login)
     redis.call('HSET', agentkey(login), 'wrap_due', due)
   else
     local after = redis.call('HGET', agentkey(login), 'after') or 'available'
     redis.call('HDEL', agentkey(login), 'after')
-    agent_to(login, after, now)
+    agent_to(login, after, now, nil, 'call_ended')
   end
 end
 
 -- Free an agent whose offer of call `sid` came to nothing (no-op unless that is their call).
 -- target: 'keep' (available again at their old idle time: they keep their turn), 'available'
 -- (back of the line), 'away' or 'offline'. A state the agent chose for after this call wins.
-local function release_agent(login, sid, now, target)
+local function release_agent(login, sid, now, target, why)
   if not login then return 0 end
   local ak = agentkey(login)
   if redis.call('HGET', ak, 'state') ~= 'on_call' or redis.call('HGET', ak, 'call') ~= sid then return 0 end
@@ -80,9 +91,9 @@ local function release_agent(login, sid, now, target)
   redis.call('HDEL', ak, 'after')
   if after and after ~= 'available' and (target == 'keep' or target == 'available') then target = after end
   if target == 'keep' then
-    agent_to(login, 'available', now, redis.call('HGET', ak, 'idle'))
+    agent_to(login, 'available', now, redis.call('HGET', ak, 'idle'), why or 'offer_ended')
   else
-    agent_to(login, target, now)
+    agent_to(login, target, now, nil, why or 'offer_ended')
   end
   return 1
 end
@@ -92,7 +103,7 @@ local function caller_back(sid, login)
   local ck = callkey(sid)
   if redis.call('HGET', ck, 'state') ~= 'offered' or redis.call('HGET', ck, 'agent') ~= login then return 0 end
   redis.call('HSET', ck, 'state', 'waiting')
-  redis.call('HDEL', ck, 'agent')
+  redis.call('HDEL', ck, 'agent', 'leg')
   redis.call('ZADD', ORDER, redis.call('HGET', ck, 'score'), sid)
   redis.call('ZREM', OFFERS, sid)
   return 1

@@ -201,9 +201,9 @@ class _Day:
         self.push(now + self.entries[sid].handle_ms, "end", sid)
 
     def end(self, now: int, sid: str) -> None:
-        """The conversation ends (dispatch.completed): the agent's wrap-up starts."""
+        """The conversation ends, the caller hanging up (dispatch.caller_left, `ended`): the agent's wrap-up starts."""
         agent = self.records[sid].agent or ""
-        dispatch.completed(self.r, sid, agent, now / 1000, self.qs)
+        dispatch.caller_left(self.r, sid, now / 1000, "ended", self.qs)
         self.ops += 1
         self.state[sid] = "ended"
         if self.wrap_ms:

@@ -92,7 +92,7 @@ _APPLY: dict[str, Callable[[Session, dict[str, Any], Config], Any]] = {
     ),
     "answered": lambda s, e, c: records.note_answered(s, e["sid"], agent=e["agent"], now=_at(e)),
     "left": lambda s, e, c: records.note_left(
-        s, e["sid"], outcome=e["outcome"], now=_at(e), waited_s=e.get("waited_s")
+        s, e["sid"], outcome=e["outcome"], now=_at(e), waited_s=e.get("waited_s"), unheard=bool(e.get("unheard"))
     ),
     "queue_result": lambda s, e, c: records.note_queue_result(s, e["sid"], e["result"]),
     "dial_status": lambda s, e, c: records.note_dial_status(s, e["sid"], e["status"]),

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from callqueue import clock
 from callqueue.records import IN_PROGRESS, CallRecord
-from callqueue.reports import stats
+from callqueue.reports import handling_day, stats
 from callqueue.settings import QueueSettings, queue_settings
 from core.config import Config
 from core.logs import mask_phone, scrub
@@ -36,7 +36,8 @@ _DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only, unli
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ("call_sid", "arrived", "queued", "offered", "answered", "left_queue", "ended", "tier",
                "category", "verified", "caller", "member_uid", "agent", "outcome", "waited_s", "talk_s",
-               "queue_result", "dial_status", "disposition", "notes")
+               "queue_result", "dial_status", "disposition", "notes", "agents", "hold_count", "hold_s",
+               "transfers", "transfer_log", "wrap_up_expired")
 
 
 def day_bounds(day: date, tz: tzinfo) -> list[int]:
@@ -191,7 +192,14 @@ def intervals(
         ],
         # The day's waiting is its last kept interval's: at the day's end, or now.
         "day": _figures(d.tiers, day_total, d.waiting[-1] if d.waiting else {}),
+        "handling": handling_day.day_handling(session, *_day_range(day, qs.tz)),
     }
+
+
+def _day_range(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The local `day` as [midnight, next midnight) in UTC datetimes."""
+    bounds = day_bounds(day, tz)
+    return clock.from_ms(bounds[0]), clock.from_ms(bounds[-1])
 
 
 def _cell(value: str) -> str:
@@ -206,15 +214,16 @@ def _seconds(ms: int) -> str:
 def export_rows(session: Session, day: date, settings: Config | QueueSettings) -> Iterator[list[str]]:
     """The header, then one CSV row per call record that arrived (else queued) on the local `day`, in time order."""
     qs = queue_settings(settings)
-    bounds = day_bounds(day, qs.tz)
-    lo, hi = clock.from_ms(bounds[0]), clock.from_ms(bounds[-1])
+    lo, hi = _day_range(day, qs.tz)
     yield list(CSV_COLUMNS)
+    moves = handling_day.transfer_logs(session, lo, hi + timedelta(days=1))  # a call may be passed on past midnight
     R = CallRecord
     when = func.coalesce(R.arrived, R.queued)
     stmt = (
         select(R.call_sid, R.arrived, R.queued, R.offered, R.answered, R.left_queue, R.ended, R.tier,
                R.category, R.verified, R.from_number, R.member_uid, R.agent_login, R.outcome, R.waited_s,
-               R.queue_result, R.dial_status, R.disposition, R.notes)
+               R.queue_result, R.dial_status, R.disposition, R.notes, R.agents, R.hold_count, R.hold_s,
+               R.transfers, R.wrap_up_expired)
         # Written as two ranges rather than on coalesce() so each can use its column's index.
         .where(or_(and_(R.arrived >= lo, R.arrived < hi),
                    and_(R.arrived.is_(None), R.queued >= lo, R.queued < hi)))
@@ -235,7 +244,9 @@ def export_rows(session: Session, day: date, settings: Config | QueueSettings) -
                local(r.left_queue), local(r.ended), r.tier or "", r.category or "", "yes" if r.verified else "no",
                mask_phone(r.from_number), r.member_uid or "", r.agent_login or "", r.outcome or "",
                "" if r.waited_s is None else _seconds(round(r.waited_s * 1000)), talk, r.queue_result or "",
-               r.dial_status or "", r.disposition or "", scrub(r.notes or "")]  # notes may hold a number: masked
+               r.dial_status or "", r.disposition or "", scrub(r.notes or ""),  # notes may hold a number: masked
+               r.agents or "", str(r.hold_count or 0), _seconds(round((r.hold_s or 0.0) * 1000)),
+               str(r.transfers or 0), moves.get(r.call_sid, ""), "yes" if r.wrap_up_expired else "no"]
         yield [_cell(v) for v in row]
 
 

@@ -29,8 +29,23 @@ const H = (() => {
     const resp = await fetch(path, opts);
     if (resp.status === 401) { window.location.assign("/login?next=" + encodeURIComponent(location.pathname)); }
     const data = await resp.json().catch(() => null);
-    if (!resp.ok) throw new Error((data && data.error) || resp.statusText);
+    if (!resp.ok) {
+      const err = new Error((data && data.error) || resp.statusText);
+      err.status = resp.status;
+      err.reason = (data && data.reason) || null;  // a refused call control's stable code
+      throw err;
+    }
     return data;
+  }
+
+  /** Words for a refusal: the catalogue's text for its stable reason when there is one, else the API's message. */
+  function errorText(err) {
+    return (err.reason && TEXT["err_" + err.reason]) || err.message;
+  }
+
+  /** Why a state changed (a presence reason code) in words; an unknown code as it is. */
+  function reason(code) {
+    return code ? (TEXT["reason_" + code] || code) : "";
   }
 
   function seconds(s) {
@@ -68,5 +83,5 @@ const H = (() => {
     return () => { stopped = true; };
   }
 
-  return {t, label, api, seconds, pct, time, el, poll, PAGE, LANG};
+  return {t, label, api, errorText, reason, seconds, pct, time, el, poll, PAGE, LANG};
 })();

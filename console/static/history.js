@@ -80,6 +80,13 @@
     $("chart-volume").replaceChildren(volumeChart(d.intervals));
     $("chart-service").replaceChildren(serviceChart(d.intervals));
     table(d.intervals);
+    const h = d.handling;
+    $("handling-held").textContent = h.calls_held;
+    $("handling-holds").textContent = h.holds;
+    $("handling-hold-time").textContent = H.seconds(h.hold_s);
+    $("handling-transferred").textContent = h.calls_transferred;
+    $("handling-transfers").textContent = h.transfers;
+    $("handling-expired").textContent = h.wrap_ups_expired;
     document.body.dataset.loaded = "history";
   })().catch((err) => { $("no-data").hidden = false; $("no-data").textContent = err.message; });
 })();

@@ -1,8 +1,10 @@
-/* The supervisor dashboard: polls /api/dashboard and redraws figures, agents, the queue and callbacks. */
+/* The supervisor dashboard: polls /api/dashboard and redraws figures, agents (state, the hotline's reason, call state),
+   the queue and callbacks; and the agents' recent state changes (/api/presence). */
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
   const LABELS = H.PAGE.tier_labels;
+  const PRESENCE_ROWS = 50, PRESENCE_EVERY_MS = 5000;
   const tierName = (tier) => tier === "overall" ? H.t("overall") : (LABELS[tier] || tier);
 
   function cell(tier, fig, text, status) {
@@ -31,7 +33,9 @@
     $("agents-body").replaceChildren(...d.agents.map((a) => H.el("tr", {"data-agent": a.login}, [
       H.el("td", {}, a.name + " (" + a.login + ")"),
       H.el("td", {}, H.el("span", {class: "badge state-" + a.state, "data-state": a.state}, H.t("state_" + a.state))),
+      H.el("td", {"data-reason": a.reason || "", class: a.reason ? "st-warn" : null}, H.reason(a.reason) || "–"),
       H.el("td", {}, H.seconds(a.in_state_s)),
+      H.el("td", {"data-call-state": a.call_state || ""}, a.call_state ? H.t("call_" + a.call_state) : "–"),
       H.el("td", {}, a.caller_tier ? tierName(a.caller_tier) : "–"),
     ])));
     $("queue-body").replaceChildren(...d.queue.map((q) => H.el("tr", {"data-call": q.call_sid}, [
@@ -54,6 +58,17 @@
       H.el("td", {}, i.start), H.el("td", {}, Math.round(i.calls)), H.el("td", {}, i.open === false ? "–" : i.agents),
     ])));
   }, 60000, () => {});
+
+  // Agents' state changes, newest first: written to SQL by the worker's sweep every few seconds.
+  H.poll(async () => {
+    const rows = await H.api("GET", "/api/presence?limit=" + PRESENCE_ROWS);
+    $("presence-body").replaceChildren(...rows.map((r) => H.el("tr", {"data-agent": r.login, "data-to": r.to}, [
+      H.el("td", {}, H.time(r.at)), H.el("td", {}, r.login),
+      H.el("td", {}, (r.from ? H.t("state_" + r.from) : "–") + " → " + H.t("state_" + r.to)),
+      H.el("td", {"data-reason": r.reason || ""}, H.reason(r.reason) || "–"),
+    ])));
+    $("presence-empty").hidden = rows.length > 0;
+  }, PRESENCE_EVERY_MS, () => {});
 
   H.poll(async () => {
     draw(await H.api("GET", "/api/dashboard"));

@@ -92,7 +92,8 @@ def test_supervisor_sees_a_premium_call_join_and_be_answered_through_the_agent_c
         expect(agent.locator("#wrapup-card")).to_be_visible(timeout=WAIT_MS)
         expect(agent.locator("#wrapup-left")).to_have_text(re.compile(r"剩余 \d+ 秒"))
         expect(agent.locator("#state")).to_have_attribute("data-state", "wrap_up")
-        expect(agent.locator("#call-phase")).to_be_hidden()
+        expect(agent.locator("#call-phase")).to_have_text("话后整理")  # the caller's context stays through wrap-up
+        expect(agent.locator("#call-member")).to_contain_text("member 50001")
         expect(agent.locator("#today-handle")).to_have_text("–")  # no handle time while the wrap-up still runs
         shot(agent, "agent-wrap-up")
         agent.select_option("#wrapup-disposition", "resolved")
@@ -100,6 +101,7 @@ def test_supervisor_sees_a_premium_call_join_and_be_answered_through_the_agent_c
         agent.click("#wrapup-save")
         expect(agent.locator("#state")).to_have_attribute("data-state", "available", timeout=WAIT_MS)
         expect(agent.locator("#wrapup-card")).to_be_hidden()
+        expect(agent.locator("#call")).to_be_hidden()
         expect(agent.locator("#today-taken")).to_have_text("1")
         expect(agent.locator("#today-handle")).not_to_have_text("–")
         call.join(WAIT_MS / 1000)

@@ -54,7 +54,10 @@ def agents_available(flow: Flow, services: Any, logins: list[str]) -> None:
 
 
 def dialled(flow: Flow) -> list[str]:
-    return [r.params["To"] for r in flow.sim.rest_requests("POST", "/Calls.json")]
+    """The members' numbers the hotline dialled, in order: the callback calls among every Calls create (the agents'
+    legs are created the same way, with the agent-answer URL)."""
+    return [r.params["To"] for r in flow.sim.rest_requests("POST", "/Calls.json")
+            if "/voice/callback/answer" in r.params.get("Url", "")]
 
 
 def wait_placed(flow: Flow, numbers: list[str], timeout: float = 40) -> list[str]:

@@ -124,7 +124,19 @@ def test_with_both_stores_down_callers_hear_an_apology_and_holding_callers_keep_
     assert verbs(tw.post("/voice/wait", sid_of(61), QueueSid="QU1")) == ["Say", "Pause"]
     assert verbs(tw.post("/voice/degraded/hold?t=12345678&l=zh", sid_of(61))) == ["Say", "Say", "Pause"]
     assert verbs(tw.post("/voice/status", sid_of(61), CallStatus="completed")) == []
-    assert verbs(tw.post("/voice/dial-result?agent=ann", sid_of(61), DialCallStatus="no-answer"))[-1] == "Enqueue"
+    # The connected call's webhooks (issue 16): an agent's leg rung for a holding caller, and the conference.
+    leg, agent_leg = "CA" + "e" * 32, f"?caller={sid_of(62)}&agent=ann&offer=1"
+    # a missed offer: nothing to do, the caller never left their queue (they keep holding)
+    assert verbs(tw.post("/voice/agent/status" + agent_leg, leg, CallStatus="no-answer")) == []
+    # an answer nobody can be moved to: the agent hears why and their leg ends, the caller keeps holding
+    answered = tw.post("/voice/agent/answer" + agent_leg, leg, Direction="outbound-api")
+    assert verbs(answered) == ["Say", "Say", "Hangup"] and "系统出现故障" in said(answered)
+    joined = tw.post("/voice/connect?agent=ann", sid_of(62))  # moved just before: the caller joins the agent
+    assert verbs(joined) == ["Dial", "Say", "Hangup"] and joined.xml.find("Dial/Conference").text == "hl-" + sid_of(62)
+    conference = {"ConferenceSid": "CF" + "c" * 32, "FriendlyName": "hl-" + sid_of(62), "SequenceNumber": "1"}
+    assert verbs(tw.post("/voice/conference/status", leg, StatusCallbackEvent="participant-leave",
+                         ParticipantLabel="agent", ReasonParticipantLeft="participant_hung_up", **conference)) == []
+    assert verbs(tw.post("/voice/conference/hold", sid_of(62))) == ["Say", "Pause", "Redirect"]  # held: hold audio
 
 
 def test_the_store_status_needs_a_login_but_not_the_database(app: Any) -> None:

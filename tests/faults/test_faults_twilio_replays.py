@@ -1,7 +1,8 @@
 """Issue 9, item 3 (1): Twilio's retries. Every /voice/* webhook of whole calls is sent twice (same CallSid,
 parameters and signature), as Twilio does when it retries: the two answers are the same TwiML and the second changes
 nothing (every Redis key, every SQL row). The app's clock stands still within a pair (fixed dates) and moves one
-second per request.
+second per request. The agents' legs, their status callbacks, the conference's status callbacks and its hold audio
+(issue 16) are sent twice like the rest; the test plays the rq jobs (dispatch, moving the caller in) between pairs.
 """
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ from sqlalchemy import select
 
 from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
 from callqueue.live import ordering, presence
+from core import keys
 from hotline.app import create_app
 from simulator import Script
 from tests.support.clocks import StepClock
 from tests.support.common import AUTH_TOKEN, PUBLIC_URL
+from tests.support.flow import leg_ended, offers
 from tests.support.hotline_api import assert_stats_match_records, records
 from tests.support.people import PIN, add_members, add_people
 from tests.support.replay import TwiceTransport, replaying
+from tests.support.softphone import control, talking
 from tests.support.twilio_faults import NINE_TO_NINE, TUESDAY_10, TUESDAY_22, available
 from webhooks.outbound import callback_dialer
 
@@ -30,10 +34,12 @@ SCENARIOS = {
         "voice.incoming",
         "voice.ivr_step",
         "voice.wait",
+        "voice.agent_status",
+        "voice.agent_answer",
         "voice.queue_result",
         "voice.connect",
-        "voice.whisper",
-        "voice.dial_result",
+        "voice.conference_status",
+        "voice.hold_audio",
         "voice.status",
     },
     "hold": {
@@ -52,10 +58,11 @@ SCENARIOS = {
         "voice.callback_status",
         "voice.callback_answer",
         "voice.wait",
+        "voice.agent_answer",
+        "voice.agent_status",
         "voice.queue_result",
         "voice.connect",
-        "voice.whisper",
-        "voice.dial_result",
+        "voice.conference_status",
     },
     "direct": {"voice.queue", "voice.fallback", "voice.unknown_step"},
 }
@@ -77,31 +84,48 @@ def test_every_webhook_of_an_answered_call_twice_same_answer_state_changed_once(
         add_people(services, ["nora", "ann"])
         phones = add_members(services, flow.config, {"premium": 1})
         flow.sim.add_agent("nora", behaviour="no-answer")
-        flow.sim.add_agent("ann", answer_after=2, talk_seconds=20)
+        flow.sim.add_agent("ann", answer_after=2, talk_seconds=None)  # she hangs up below
         # PIN; the account answers (1); text me the link (1); an agent (0)
         handle = flow.sim.start_call(
             phones["premium"][0], Script(answers=(PIN + "#", "1", "1", "0"), when_answers_run_out="hangup")
         )
-        joined = flow.sim.events.wait("queue.joined", timeout=20, call_sid=handle.sid)
+        flow.sim.events.wait("queue.joined", timeout=20, call_sid=handle.sid)
         with twice.lock:
             available(services, "nora", clock())
-            assert twice.dispatch(flow.svc) == 1
-        flow.sim.events.wait("queue.joined", timeout=20, call_sid=handle.sid, after=joined.seq)  # back after no answer
+            assert twice.dispatch(flow.svc) == 1  # Nora's device rings (and rings out)
+            available(services, "ann", clock())  # idle before Nora is back: the next offer is Ann's
+        leg_ended(flow.sim, "client:nora")  # the no-answer reported (twice): the caller never left the queue
         with twice.lock:
-            available(services, "ann", clock())
             assert twice.dispatch(flow.svc) == 1
+        twice.bridge(flow, handle.sid, "client:ann")
+        talking(flow, handle, "client:ann")
+        with twice.lock:  # the console's hold and resume: the hold audio and the hold callbacks, twice each
+            control(flow.api, "ann", handle.sid, "hold", {"hold": True})
+        flow.sim.events.wait("heard", timeout=20, call_sid=handle.sid, party="hold", verb="pause")
+        with twice.lock:
+            control(flow.api, "ann", handle.sid, "hold", {"hold": False})
+        flow.sim.events.wait("conference.unhold", timeout=20, call_sid=handle.sid)
+        assert flow.sim.device("ann").hangup() is not None
         result = handle.join(30)
+        leg_ended(flow.sim, "client:ann")  # and her leg's end reported (twice)
         replayed = twice.assert_idempotent()
         assert replayed >= SCENARIOS["answered"], SCENARIOS["answered"] - replayed
         steps = [p.url.removeprefix(PUBLIC_URL) for p in twice.pairs if p.endpoint == "voice.ivr_step"]
         assert steps == ["/voice/ivr/pin?s=0", "/voice/ivr/menu?s=1", "/voice/ivr/menu?s=2", "/voice/ivr/menu?s=3"]
-        assert [d.status for d in result.dial_results] == ["no-answer", "completed"]
+        assert offers(flow.sim) == [(handle.sid, "nora"), (handle.sid, "ann")]
+        assert [q["QueueResult"] for q in result.queue_results] == ["redirected"]  # left the queue once, for Ann
+        assert result.talked_with() == ["client:ann"]
+        assert result.said()[-1] == flow.config.prompt("goodbye", "zh")  # Ann left: goodbye
+        assert flow.config.prompt("hold", "zh") in [h.text for h in result.transcript if h.party == "hold"]
         assert len(flow.sim.messages) == 1 and flow.sim.messages[0].to == phones["premium"][0]  # texted once, not twice
         assert flow.config.prompt("sms_sent", "zh") in result.said()
         rec = records(services)[handle.sid]
-        assert (rec.outcome, rec.agent_login, rec.offers, rec.dial_status, rec.call_status) == (
-            "answered", "ann", 2, "completed", "completed")
-        assert presence.get(services.redis, "nora", clock()).state == "away"
+        assert (rec.outcome, rec.agent_login, rec.agents, rec.offers, rec.dial_status, rec.call_status) == (
+            "answered", "ann", "ann", 2, "completed", "completed")
+        assert rec.hold_count == 1  # the hold's callbacks, sent twice, count once
+        # Nora's no-answer, reported twice, is one miss (two in a row would have set her away)
+        nora = presence.get(services.redis, "nora", clock())
+        assert (nora.state, services.redis.hget(keys.agent("nora"), "missed")) == ("available", "1")
         live = assert_stats_match_records(flow.api, services, flow.config)
         assert live["tiers"]["premium"]["answered"] == 1 and live["overall"]["waiting"] == 0
 
@@ -150,7 +174,7 @@ def test_every_webhook_of_an_after_hours_booking_and_its_callback_twice(
         add_people(services, ["ann"])
         phones = add_members(services, flow.config, {"premium": 1})
         member = phones["premium"][0]
-        flow.sim.add_agent("ann", answer_after=2, talk_seconds=20)
+        flow.sim.add_agent("ann", answer_after=2, talk_seconds=None)  # she hangs up below
         flow.sim.add_phone(member, "answer", answer_after=2)
         # PIN; closed: 1 (call me back); 1 (this number)
         night = flow.sim.start_call(member, Script(answers=(PIN + "#", "1", "1"), when_answers_run_out="hangup")).join(
@@ -167,11 +191,16 @@ def test_every_webhook_of_an_after_hours_booking_and_its_callback_twice(
         flow.sim.events.wait("queue.joined", timeout=20, call_sid=started.call_sid)
         with twice.lock:
             assert twice.dispatch(flow.svc) == 1
+        twice.bridge(flow, started.call_sid, "client:ann")
+        talking(flow, flow.sim.handle(started.call_sid), "client:ann")
+        assert flow.sim.device("ann").hangup() is not None
         callback = flow.sim.handle(started.call_sid).join(30)
+        leg_ended(flow.sim, "client:ann")
         replayed = twice.assert_idempotent()
         assert replayed >= SCENARIOS["callback"], SCENARIOS["callback"] - replayed
-        assert [d.status for d in callback.dial_results] == ["completed"]
-        assert len(flow.sim.rest_requests("POST", "/Calls.json")) == 1  # the member was called once
+        assert callback.talked_with() == ["client:ann"]
+        assert [r.params["To"] for r in flow.sim.rest_requests("POST", "/Calls.json")] == [member, "client:ann"]
+        # the member was called once, and Ann's device rung once
         with services.sessions() as db:
             row = db.get(CallbackTicket, ticket.id)
             attempts = db.scalars(select(CallbackAttempt.result).where(CallbackAttempt.ticket_id == ticket.id)).all()

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from callqueue.callbacks.tickets import CallbackAttempt, CallbackTicket
 from simulator import Script
 from tests.support.clocks import RunningClock
-from tests.support.flow import Flow, in_process_flow, join_queue
+from tests.support.flow import Flow, agent_legs, in_process_flow, join_queue, offers
 from tests.support.hotline_api import records
 from tests.support.people import PIN, add_members, add_people
 from tests.support.redis_state import foreign_keys
@@ -56,8 +56,10 @@ def run_due(flow: Flow) -> int:
 
 
 def placed_to(flow: Flow) -> list[str]:
-    """The numbers the hotline asked Twilio to call (Calls.json POSTs), in order."""
-    return [r.params["To"] for r in flow.sim.rest_requests("POST", "/Calls.json")]
+    """The members the hotline asked Twilio to call back (Calls.json POSTs answered by /voice/callback/answer; the
+    agents' own legs are rung the same way), in order."""
+    return [r.params["To"] for r in flow.sim.rest_requests("POST", "/Calls.json")
+            if "/voice/callback/answer" in r.params.get("Url", "")]
 
 
 def test_after_hours_a_premium_ticket_is_called_back_at_the_opening_before_an_earlier_standard_one(
@@ -100,8 +102,9 @@ def test_after_hours_a_premium_ticket_is_called_back_at_the_opening_before_an_ea
     assert run_due(flow) == 1  # one agent: one callback rings at a time
     assert placed_to(flow) == [premium]
     call = sim.handle(ticket_rows(services)[premium].call_sid).join(30)
-    (dialled,) = call.dial_results
-    assert dialled.status == "completed" and any("回拨" in h.text for h in dialled.whisper)
+    assert call.talked_with() == ["client:ann"]
+    ((_, _, leg),) = [row for row in agent_legs(sim) if row[0] == call.sid]
+    assert any("回拨" in text for text in sim.handle(leg).result.said())  # the agent hears it is a callback
     assert any("回拨工单" in s for s in call.said())  # the member hears who is calling and why
 
     assert run_due(flow) == 1
@@ -183,10 +186,11 @@ def test_a_caller_booking_from_the_hold_loop_keeps_the_place_and_is_called_in_tu
         api.status("ann", "available")  # the dispatch job rings the callback first: its turn came before
         callback = sim.events.wait("call.started", timeout=30, direction="outbound-api")
         assert callback.data["to"] == premium
-        sim.handle(callback.call_sid).join(30)
+        assert sim.handle(callback.call_sid).join(30).talked_with() == ["client:ann"]
         waiting.join(60)
-        dials = [e.call_sid for e in sim.events.all("dial.ringing")]
-        assert dials == [callback.call_sid, waiting.sid]  # ann took the callback, then the waiting caller
+        assert waiting.result.talked_with() == ["client:ann"]
+        # ann took the callback, then the waiting caller
+        assert offers(sim) == [(callback.call_sid, "ann"), (waiting.sid, "ann")]
         assert ticket_rows(services)[premium].status == "completed"
         # Menu, PIN, queue, hold loop, booking, callback, dispatch: every key left is named in core/keys.py
         assert foreign_keys(services.redis) == []

@@ -1,10 +1,13 @@
 """Issue 4's "done when", as whole calls: the simulator places signed calls (every TwiML document
 schema-checked), rq workers in their own processes dispatch through the simulator's REST API, and
 agents go available through the JSON API. The app runs on a copy of the test services whose clock
-the test controls; the workers keep the wall clock, which only stamps offers."""
+the test controls; the workers keep the wall clock, which only stamps offers.
+
+Since issue 16 dispatch rings the agent's device by a call of its own (the whisper on that leg), the caller holds
+in their Twilio queue until the agent answers and then joins a conference of their own: who was offered whom is
+read from the agents' legs (`offers`, `agent_legs`), who talked with whom from the conference (`talked_with`)."""
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ from typing import Any
 import pytest
 
 from callqueue.live import ordering
-from tests.support.flow import Flow, in_process_flow, join_queue, ringing_order
+from tests.support.flow import Flow, agent_legs, in_process_flow, join_queue, leg_ended, leg_of, offers, ringing_order
 from tests.support.hotline_api import assert_stats_match_records, records
 from tests.support.people import add_members, add_people, script
 
@@ -25,6 +28,11 @@ def flow(services: Any, tmp_path: Path) -> Iterator[Flow]:
 
 def tier_label(flow: Flow, tier: str) -> str:
     return flow.config.tiers[tier]["label"]["zh"]
+
+
+def whisper(flow: Flow, leg: str) -> list[str]:
+    """What the agent heard on their leg before joining the caller (the caller never hears it)."""
+    return flow.sim.handle(leg).result.said()
 
 
 def test_premium_callers_arriving_after_standard_callers_are_answered_first(flow: Flow, services: Any) -> None:
@@ -53,10 +61,13 @@ def test_premium_callers_arriving_after_standard_callers_are_answered_first(flow
     assert all(recs[sid].outcome == "answered" for sid in results)
     assert max(recs[sid].answered for sid in p_sids) < min(recs[sid].answered for sid in s_sids)
     assert {recs[sid].agent_login for sid in p_sids[:2]} == {"ann", "bob"}  # both agents took a premium caller
+    legs = {caller: (endpoint, leg) for caller, endpoint, leg in agent_legs(sim)}
     for sid, result in results.items():
-        (dialled,) = result.dial_results
+        endpoint, leg = legs[sid]
+        assert result.talked_with() == [endpoint] == [f"client:{recs[sid].agent_login}"]
         tier = "premium" if sid in p_sids else "standard"
-        assert dialled.status == "completed" and any(tier_label(flow, tier) in h.text for h in dialled.whisper)
+        assert any(tier_label(flow, tier) in text for text in whisper(flow, leg))
+        assert not set(whisper(flow, leg)) & set(result.said())  # to the agent only
     live = assert_stats_match_records(api, services, flow.config)
     assert (live["tiers"]["premium"]["answered"], live["tiers"]["standard"]["answered"]) == (3, 3)
     assert live["overall"]["waiting"] == 0 and live["agents"]["available"] == 2
@@ -81,7 +92,7 @@ def test_a_standard_caller_waiting_longer_than_the_boost_beats_a_new_premium_cal
 
     api.status("ann", "available")
     for h in (early, premium, late):
-        assert h.join(30).dial_results[0].status == "completed"
+        assert h.join(30).talked_with() == ["client:ann"]
     # The ceiling: the early standard caller first; the boost: the premium caller before the standard one who called
     # just before.
     assert ringing_order(sim) == [early.sid, premium.sid, late.sid]
@@ -96,6 +107,8 @@ def test_a_standard_caller_waiting_longer_than_the_boost_beats_a_new_premium_cal
 def test_an_agent_who_does_not_answer_puts_the_caller_back_in_place_and_goes_away(flow: Flow, services: Any) -> None:
     sim, api = flow.sim, flow.api
     ring_timeout = flow.config["queue"]["ring_timeout_s"]
+    max_missed = flow.config["presence"]["max_missed_offers"]
+    assert max_missed == 2  # as shipped: one miss sends her to the back of the line, the second away
     add_people(services, ["nora", "ann"])
     phones = add_members(services, flow.config, {"standard": 3})
     sim.add_agent("nora", behaviour="no-answer")
@@ -104,39 +117,40 @@ def test_an_agent_who_does_not_answer_puts_the_caller_back_in_place_and_goes_awa
     before = api.queue()
     assert [row["call_sid"] for row in before] == [first.sid, second.sid, third.sid]
 
-    mark = len(sim.events.all())
     api.status("nora", "available")
-    ended = sim.events.wait("dial.ended", timeout=15, call_sid=first.sid)
-    assert (ended.data["endpoint"], ended.data["status"]) == ("client:nora", "no-answer")
-    sim.events.wait("queue.joined", timeout=15, after=ended.seq, call_sid=first.sid)  # back in the Twilio queue
+    ended = 0
+    for _ in range(max_missed):  # the only agent: rung for the first caller until she goes away
+        ended = leg_ended(sim, "client:nora", after=ended)
+    assert [e.data["status"] for e in sim.events.all("device.ended")] == ["no-answer"] * max_missed
+    assert [(caller, endpoint) for caller, endpoint, _leg in agent_legs(sim)] == [(first.sid, "client:nora")] * 2
+    placed = sim.rest_requests("POST", "/Calls.json")
+    assert [(r.params["To"], r.params["Timeout"]) for r in placed] == [("client:nora", str(ring_timeout))] * 2
 
-    # Same place in our order (a standard caller re-scored on return would be last), and nora is away.
+    # The caller never left the Twilio queue nor heard a thing of it; same place in our order (a standard caller
+    # re-scored would be last), and nora is away, saying why.
+    assert first.result.queue_results == [] and first.result.requests_of("rest-redirect") == []
+    assert not sim.events.all("queue.left", call_sid=first.sid) and first.result.conferences == []
     after = api.queue()
     assert [(row["call_sid"], row["position"]) for row in after] == [
         (row["call_sid"], row["position"]) for row in before
     ]
     assert ordering.position(services.redis, first.sid) == 1
-    assert api.me("nora")["status"] == "away"
-    connect = [r for r in first.result.requests if r.kind == "rest-redirect" and "/voice/connect" in r.url]
-    assert len(connect) == 1
-    dial = ET.fromstring(connect[0].body).find("Dial")
-    assert dial is not None and dial.get("timeout") == str(ring_timeout) and dial.find("Client").text == "nora"
-    assert [e.call_sid for e in sim.events.all("dial.ringing") if e.seq > mark] == [first.sid]  # nobody else was rung
-    assert flow.config.prompt("requeue", "zh") in first.result.said()
+    nora = api.me("nora")
+    assert (nora["status"], nora["reason"]) == ("away", "missed_offers")
     rec = records(services)[first.sid]
-    assert (rec.outcome, rec.offers, rec.dial_status, rec.agent_login) == ("in_progress", 1, "no-answer", "nora")
+    assert (rec.outcome, rec.offers, rec.dial_status, rec.agent_login) == ("in_progress", 2, "no-answer", "nora")
     live = assert_stats_match_records(api, services, flow.config)
     assert live["tiers"]["standard"]["waiting"] == 3 and live["agents"]["away"] == 1
 
     # The next agent takes the same first caller, then the others in order; nora is never rung again.
     api.status("ann", "available")
     for h in (first, second, third):
-        assert h.join(30).dial_results[-1].status == "completed"
-    assert ringing_order(sim) == [first.sid, first.sid, second.sid, third.sid]
-    assert [e.data["endpoint"] for e in sim.events.all("dial.ringing")] == ["client:nora"] + ["client:ann"] * 3
+        assert h.join(30).talked_with() == ["client:ann"]
+    assert ringing_order(sim) == [first.sid, first.sid, first.sid, second.sid, third.sid]
+    assert [endpoint for _caller, endpoint, _leg in agent_legs(sim)] == ["client:nora"] * 2 + ["client:ann"] * 3
     recs = records(services)
     assert all(recs[h.sid].outcome == "answered" and recs[h.sid].agent_login == "ann" for h in (first, second, third))
-    assert recs[first.sid].offers == 2
+    assert recs[first.sid].offers == 3
     assert api.me("nora")["status"] == "away"
     assert_stats_match_records(api, services, flow.config)
 
@@ -158,17 +172,22 @@ def test_a_caller_hanging_up_while_the_agent_rings_leaves_the_agent_available(
     sim.add_agent("ann", answer_after=50, talk_seconds=20)  # a second of real time to hang up while her phone rings
     first, second = (join_queue(sim, p, script("standard")) for p in phones["standard"])
     api.status("ann", "available")
-    sim.events.wait("dial.ringing", timeout=15, call_sid=first.sid)
+    leg = leg_of(sim, "client:ann")
     first.hangup()
-    assert [d.status for d in first.join(15).dial_results] == ["canceled"]
+    result = first.join(15)
+    assert result.queue_results[-1]["QueueResult"] == "hangup" and result.conferences == []
+    # the hotline hangs up her ringing device (a ringing call ended by Status=completed ends as canceled)
+    assert sim.events.wait("device.ended", timeout=15, call_sid=leg).data["status"] == "canceled"
     # ann did nothing wrong: she is not set away, and takes the next caller.
-    assert second.join(30).dial_results[0].status == "completed"
-    assert [(e.call_sid, e.data["endpoint"]) for e in sim.events.all("dial.ringing")] == [
+    assert second.join(30).talked_with() == ["client:ann"]
+    assert [(caller, endpoint) for caller, endpoint, _leg in agent_legs(sim)] == [
         (first.sid, "client:ann"), (second.sid, "client:ann")]
+    assert offers(sim) == [(first.sid, "ann"), (second.sid, "ann")]
     recs = records(services)
     assert recs[first.sid].outcome in ("abandoned", "short_abandoned") and recs[second.sid].outcome == "answered"
-    assert recs[first.sid].dial_status == "canceled" and recs[first.sid].answered is None
-    assert api.me("ann")["status"] == "available"
+    assert recs[first.sid].answered is None
+    ann = api.me("ann")
+    assert (ann["status"], ann["reason"]) == ("available", None)
     live = assert_stats_match_records(api, services, flow.config)
     assert live["overall"]["answered"] == 1 and live["overall"]["abandoned"] + live["overall"]["short_abandoned"] == 1
     assert live["overall"]["waiting"] == 0
@@ -207,7 +226,7 @@ def test_live_statistics_equal_the_figures_recomputed_from_the_call_records(flow
     s3 = join_queue(sim, phones["standard"][2], script("standard"))
     api.status("ann", "available")
     for h in (premium, s1, s3):
-        assert h.join(30).dial_results[0].status == "completed"
+        assert h.join(30).talked_with() == ["client:ann"]
     assert ringing_order(sim) == [premium.sid, s1.sid, s3.sid]
 
     live = assert_stats_match_records(api, services, flow.config)

@@ -88,12 +88,15 @@ def test_200_callers_and_10_agents_end_answered_or_abandoned_exactly_once(stack:
     procs.check_alive()
 
     # What the simulator saw: a conversation with an agent, or a hang-up while holding; never both, never neither.
-    connected = Counter(e.call_sid for e in sim.events.all("dial.connected"))
-    seen_answered = {sid for sid, res in results.items() if any(d.status == "completed" for d in res.dial_results)}
+    # (An agent answers on a leg of their own; the caller then joins the conference of their call: conference.join.
+    # A caller whose patience ends while their agent hears the whisper, before they are moved in, hung up holding.)
+    joined = Counter(e.call_sid for e in sim.events.all("conference.join") if e.call_sid in results)
+    seen_answered = {sid for sid, res in results.items() if res.talked_with()}
     seen_abandoned = {sid for sid, res in results.items()
                       if res.queue_results and res.queue_results[-1]["QueueResult"] == "hangup"}
     assert not seen_answered & seen_abandoned and seen_answered | seen_abandoned == set(results)
-    assert set(connected) == seen_answered and set(connected.values()) <= {1}  # each answered caller connected once
+    assert set(joined) == seen_answered and set(joined.values()) <= {1}  # each answered caller connected once
+    assert all(len(results[sid].talked_with()) == 1 for sid in seen_answered)  # to one agent
     assert all(res.status == "completed" for res in results.values())
 
     # What the SQL records say: one row per call, one final outcome each, the same split, the same agent.
@@ -103,14 +106,14 @@ def test_200_callers_and_10_agents_end_answered_or_abandoned_exactly_once(stack:
     assert set(outcomes) <= set(FINAL) and IN_PROGRESS not in outcomes, outcomes
     assert {sid for sid, rec in recs.items() if rec.outcome == "answered"} == seen_answered
     assert {sid for sid, rec in recs.items() if rec.outcome in ("abandoned", "short_abandoned")} == seen_abandoned
-    endpoint = {e.call_sid: e.data["endpoint"] for e in sim.events.all("dial.connected")}
-    assert all(f"client:{recs[sid].agent_login}" == endpoint[sid] for sid in seen_answered)
+    assert all([f"client:{recs[sid].agent_login}"] == results[sid].talked_with() for sid in seen_answered)
     assert all(recs[sid].tier == tier for sid, (tier, _) in handles.items())
 
-    # No agent ever rang for, or talked to, two callers at once.
-    intervals = busy_intervals(sim.events.all())
+    # No agent ever rang for, or talked to, two callers at once, nor rang while talking.
+    intervals = busy_intervals(sim)
     assert set(intervals) <= {f"client:{a}" for a in AGENTS}
-    assert overlaps(intervals, "connected") == [] and overlaps(intervals, "ringing") == []
+    assert overlaps(intervals) == []
+    assert {kind for spans in intervals.values() for *_, kind in spans} == {"ringing", "connected"}
 
     # The live figures agree with the records and with the simulator; every agent is free again.
     live = assert_stats_match_records(api, services, config)
@@ -122,5 +125,5 @@ def test_200_callers_and_10_agents_end_answered_or_abandoned_exactly_once(stack:
     assert seen_answered and seen_abandoned  # the mix really happened
     assert foreign_keys(services.redis) == []  # every key the calls left is the hotline's (core/keys.py) or rq's
     print(f"\n200 callers / 10 agents: {elapsed:.1f} s to the last hang-up; outcomes {dict(outcomes)}; "
-          f"dialled legs {len(sim.events.all('dial.ringing'))}; "
+          f"agents' legs {len(sim.events.all('device.ringing'))}; "
           f"answered per tier { {t: v['answered'] for t, v in live['tiers'].items()} }; ASA {overall['asa_s']} s")

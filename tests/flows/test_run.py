@@ -29,6 +29,10 @@ def test_run_serves_prints_urls_and_stops_everything_on_ctrl_c(tmp_path: Path, t
         base = f"http://127.0.0.1:{port}"
         assert f"POST {base}/voice/incoming" in text and f"{base}/api/openapi.json" in text
         assert "annual_premium" in text and "supervisor" in text  # demo data was seeded and printed
+        # Offline, the demo agents' devices ring until someone answers: in the console, or at a terminal agent.
+        phone = ("Terminal phone         hotline call   (answer it in the agent console, or in another terminal: "
+                 "hotline agent --login agent1 --password agent1-pass)")
+        assert phone in text
 
         token = (tmp_path / "offline_auth_token").read_text().strip()
         params = {"CallSid": "CA" + "9" * 32, "From": "+8613800138002", "To": "+864001234567", "CallStatus": "ringing"}

@@ -9,6 +9,7 @@ Reproducible: derandomized hypothesis, no example database; the figures are prin
 """
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
@@ -50,7 +51,8 @@ from tests.support.fuzz_voice import (
     voice_rules,
 )
 from tests.support.members import PREMIUM_PHONE, PREMIUM_PIN, STANDARD_PHONE, STANDARD_PIN, UNKNOWN_PHONE
-from webhooks.outbound.dispatcher import connect_url
+from webhooks import urls
+from webhooks.outbound.legs import leg_urls
 
 # How much to fuzz: sized so that this file runs in well under a minute on the 2-core CI machine.
 SIGNED_EXAMPLES = 400
@@ -151,6 +153,7 @@ def test_signed_fuzz_never_fails_and_keeps_the_queue_consistent(
     figures = Figures()
     last: dict[str, str] = {}  # CallSid -> the last TwiML document it was given
     pending: dict[str, str] = {}  # CallSid -> the URL Twilio requests next for it (a REST redirect)
+    ringing: dict[str, tuple[str, str, str]] = {}  # caller's CallSid -> (agent's leg, its answer URL, agent)
 
     def post(method: str, path: str, query: str, pairs: list[tuple[str, str]], remember: bool = True) -> Sent:
         headers = {"X-Twilio-Signature": signature(path, query, pairs)}
@@ -181,11 +184,14 @@ def test_signed_fuzz_never_fails_and_keeps_the_queue_consistent(
         return post("POST", parts.path, parts.query, [*pairs, *extra], remember)
 
     def worker(kind: str) -> None:
-        if kind == "dispatch":  # the worker pairs the best caller with the longest-idle agent and moves the caller
+        if kind == "dispatch":  # the worker pairs the best caller with the longest-idle agent and rings the agent
             with services.unit_of_work() as session:
                 offer = calls.dispatch(session, services.redis, services.clock())
-            if offer is not None:  # the REST redirect: Twilio requests the connect URL for that caller
-                pending[offer.call_sid] = connect_url(services, offer)
+            if offer is not None:  # the agent's leg (Calls create): Twilio requests its Url once they answer
+                leg = "CA" + hashlib.sha256(f"{offer.call_sid}/{offer.attempt}".encode()).hexdigest()[:32]
+                calls.agent_dialled(services.redis, offer.call_sid, offer.agent, leg)
+                ringing[offer.call_sid] = (leg, leg_urls(PUBLIC_URL, offer.call_sid, offer.agent,
+                                                         offer=offer.attempt)[0], offer.agent)
         else:
             try:
                 presence.set_state(services.redis, AGENT, "available", services.clock(), endpoint="client:" + AGENT)
@@ -206,6 +212,11 @@ def test_signed_fuzz_never_fails_and_keeps_the_queue_consistent(
             if move in ("dispatch", "available"):
                 worker(move)
                 continue
+            if sid in ringing:  # the agent answers their leg; the bridge job then moves the caller in (REST)
+                leg, answer, agent = ringing.pop(sid)
+                to(answer, leg, [("To", "client:" + agent)], remember=False)
+                pending[sid] = urls.absolute(PUBLIC_URL, urls.CONNECT, agent=agent)
+                continue
             if sid in pending:
                 go(pending.pop(sid), sid, [])
                 continue
@@ -219,6 +230,20 @@ def test_signed_fuzz_never_fails_and_keeps_the_queue_consistent(
                 return
             if gather is not None and move is not None:
                 go(gather.get("action", ""), sid, [("Digits", move)])
+            elif dial is not None and dial.find("Conference") is not None:
+                # in the call's conference with the agent: the join, then the caller hangs up (leave, status)
+                room = dial.find("Conference")
+                assert room is not None
+                event = [("FriendlyName", room.text or ""), ("ConferenceSid", "CF" + "1" * 32),
+                         ("ParticipantLabel", room.get("participantLabel", ""))]
+                go(room.get("statusCallback", ""), sid, [*event, ("StatusCallbackEvent", "participant-join")],
+                   remember=False)
+                if move == "hangup" or move is None:
+                    go(room.get("statusCallback", ""), sid, [*event, ("StatusCallbackEvent", "participant-leave"),
+                                                              ("ReasonParticipantLeft", "participant_hung_up")],
+                       remember=False)
+                    go("/voice/status", sid, [("CallStatus", "completed"), ("CallDuration", "42")], remember=False)
+                    return
             elif dial is not None:
                 noun = dial[0]
                 answered = (move or "1") < "5"  # the agent picks up, or lets it ring out

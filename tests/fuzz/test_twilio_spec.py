@@ -51,6 +51,8 @@ ACCOUNT = "AC" + "0123456789abcdef" * 2
 PUBLIC = "https://hotline.example.com"
 CALL = "CA" + "1" * 32
 QUEUE = "QU" + "2" * 32
+CONFERENCE = "CF" + "3" * 32
+LEG = "CA" + "4" * 32
 MEMBER = "+8613800000001"
 OURS = "+15005550006"
 
@@ -226,12 +228,24 @@ CASES: dict[str, list[Callable[[TwilioGateway], Any]]] = {
             f"{PUBLIC}/voice/callback/answer?ticket=7&n=1",
             f"{PUBLIC}/voice/callback/status?ticket=7&n=1",
             timeout_s=25,
-        )
+        ),
+        # an agent's leg (webhooks/outbound/legs.py): a browser's client identity, only its end reported
+        lambda gw: gw.create_call(
+            "client:ann", f"{PUBLIC}/voice/agent/answer?caller={CALL}&agent=ann&offer=1",
+            f"{PUBLIC}/voice/agent/status?caller={CALL}&agent=ann&offer=1", timeout_s=20, events=("completed",),
+        ),
     ],
     "redirect_call": [
-        lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=1"),
-        lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=2", queue_sid=QUEUE),
-        lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann&offer=3", queue_name="hotline-1"),
+        lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann"),
+        lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann", queue_sid=QUEUE),
+        lambda gw: gw.redirect_call(CALL, f"{PUBLIC}/voice/connect?agent=ann", queue_name="hotline-1"),
+    ],
+    "conference_sid": [lambda gw: gw.conference_sid("hl-" + CALL)],
+    "update_participant": [
+        lambda gw: gw.update_participant(CONFERENCE, CALL, hold=True, hold_url=f"{PUBLIC}/voice/conference/hold"),
+        lambda gw: gw.update_participant(CONFERENCE, CALL, hold=False),
+        lambda gw: gw.update_participant(CONFERENCE, LEG, muted=True),
+        lambda gw: gw.update_participant(CONFERENCE, LEG, end_conference_on_exit=False),
     ],
     "hang_up": [lambda gw: gw.hang_up(CALL)],
     "send_sms": [lambda gw: gw.send_sms(MEMBER, "您的回拨工单号是 12345678。Your callback ticket is 12345678.")],
@@ -242,7 +256,7 @@ CASES: dict[str, list[Callable[[TwilioGateway], Any]]] = {
 }
 # Reads whose mocked answer is Twilio's list example: it breaks Twilio's own schema (relative page URIs under
 # `format: uri`), so with --errors Prism answers 500 after accepting the request.
-READS = {"live_call_sid", "live_call_to", "ensure_queue", "in_queue"}
+READS = {"live_call_sid", "live_call_to", "ensure_queue", "in_queue", "conference_sid"}
 
 
 def public_methods() -> set[str]:

@@ -1,13 +1,16 @@
-"""Real headless Chromium for the console tests: the app served over HTTP, a browser, screenshots kept as artefacts."""
+"""Real headless Chromium for the console tests: the app served over HTTP, a browser, screenshots kept as artefacts,
+and a watch on every page: what it loads (from this origin only) and the script errors it raises."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from werkzeug.serving import make_server
@@ -84,3 +87,54 @@ def shot(page: Any, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 5000, f"{name}: the screenshot is empty"
     return path
+
+
+class Watch:
+    """Every request and WebSocket of the browser contexts it watches, and every script error of their pages.
+
+    `assert_clean` fails on a URL outside `base`'s origin (other than the `allowed_sockets` WebSocket URL prefixes)
+    and on any uncaught script error or console error (but those matching an `expected_console` pattern).
+    """
+
+    def __init__(self, base: str, allowed_sockets: tuple[str, ...] = (),
+                 expected_console: tuple[str, ...] = ()) -> None:
+        self.origin = _origin(base)
+        self.allowed_sockets = allowed_sockets
+        self.expected_console = [re.compile(p) for p in expected_console]
+        self.urls: list[str] = []
+        self.sockets: list[str] = []
+        self.errors: list[str] = []
+
+    def context(self, context: Any) -> Any:
+        """Watch a browser context (its pages to come)."""
+        context.on("request", lambda req: self.urls.append(req.url))
+        context.on("page", self.page)
+        for page in context.pages:
+            self.page(page)
+        return context
+
+    def page(self, page: Any) -> None:
+        """Watch one page: its WebSockets, uncaught errors and console errors."""
+        page.on("websocket", lambda ws: self.sockets.append(ws.url))
+        page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+        page.on("console", lambda msg: self.errors.append(f"{page.url}: console {msg.text}")
+                if msg.type == "error" and not any(p.search(msg.text) for p in self.expected_console) else None)
+
+    def foreign(self) -> list[str]:
+        """URLs requested from another origin (data: and blob: URLs are the page's own)."""
+        own = [u for u in self.urls if not u.startswith(("data:", "blob:"))]
+        sockets = [u for u in self.sockets if not any(u.startswith(prefix) for prefix in self.allowed_sockets)]
+        return [u for u in own if _origin(u) != self.origin] + [u for u in sockets if _origin(u) != self.origin]
+
+    def assert_clean(self) -> None:
+        """Nothing from another origin, no script error; and something was watched at all."""
+        assert self.urls, "no request was recorded: the watch saw nothing"
+        assert self.foreign() == [], f"requests to another origin than {self.origin}: {self.foreign()}"
+        assert self.errors == [], f"script errors: {self.errors}"
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port, a WebSocket's counted as the page's own scheme (ws is http's, wss https's)."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return f"{scheme}://{parts.netloc}"

@@ -1,5 +1,6 @@
 """Every webhook sent twice, as Twilio does when it retries: a transport around the simulator's that records both
-answers and what each changed, and a flow (no rq worker: the test dispatches) on a standing clock."""
+answers and what each changed, and a flow (no rq worker: the test dispatches, and moves the caller into the
+conference once their agent has answered) on a standing clock."""
 from __future__ import annotations
 
 import threading
@@ -10,11 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from callqueue.live.conference import conference_name
 from simulator.transport import Reply
 from tests.support.clocks import StepClock
 from tests.support.common import PUBLIC_URL
 from tests.support.flow import Flow, in_process_flow
 from tests.support.twilio_faults import changes, snapshot
+from webhooks.outbound import legs
 from webhooks.outbound.dispatcher import dispatch_all
 
 
@@ -74,6 +77,13 @@ class TwiceTransport:
         """The dispatch job's work, between two request pairs."""
         with self.lock:
             return dispatch_all(svc)
+
+    def bridge(self, flow: Flow, caller: str, endpoint: str) -> None:
+        """The bridge job's work, between two request pairs: once `endpoint`'s leg (e.g. "client:ann") is in the
+        caller's conference (its /voice/agent/answer answered, twice), the caller is moved in."""
+        flow.sim.events.wait("conference.join", timeout=20, endpoint=endpoint, conference=conference_name(caller))
+        with self.lock:
+            assert legs.bridge(flow.svc, caller) == "moved"
 
 
 @contextmanager

@@ -72,3 +72,22 @@ def dequeue(gw: Any, queue_sid: str, call_sid: str, url: str) -> None:
     """Twilio's Queue Member resource, as an application would use it (the hotline moves callers with Calls update):
     take `call_sid` (or "Front") out of the queue and run the TwiML at `url` for it."""
     gw.client.queues(queue_sid).members(call_sid).update(url=url, method="POST")
+
+
+# -- conferences (tests/unit/test_simulator_conference*.py) --
+
+HOTLINE = "+864001234567"
+CONFERENCE_EVENTS = "start end join leave mute hold modify announcement"
+
+
+def conference(name: str, *, dial: str = "", **attrs: str) -> str:
+    """A <Dial><Conference> verb: `attrs` are the noun's attributes as TwiML spells them, `dial` the <Dial>'s (raw)."""
+    noun = "".join(f' {k}="{v}"' for k, v in attrs.items())
+    return f"<Dial{dial}><Conference{noun}>{name}</Conference></Dial>"
+
+
+def rest_client(sim: Simulator) -> Any:
+    """twilio-python's Client on the simulator's REST API, as the hotline's gateway holds it (calls from HOTLINE)."""
+    from webhooks.outbound.gateway import TwilioGateway  # the product's gateway, only for tests that talk REST
+
+    return TwilioGateway(sim.account_sid, AUTH_TOKEN, sim.api_url, from_number=HOTLINE).client

@@ -115,9 +115,18 @@ def test_real_twilio_needs_token_and_secret(tmp_path: Path) -> None:
         resolve(settings_from_env({**real, "HOTLINE_PUBLIC_URL": "https://h.example.com", "HOTLINE_SECRET_KEY": "s",
                                    "HOTLINE_PIN_KEY": "pepper"}))
     pepper = "pepper-" + "p" * 25
-    s = resolve(settings_from_env({**real, "HOTLINE_PUBLIC_URL": "https://h.example.com", "HOTLINE_SECRET_KEY": "s",
-                                   "HOTLINE_PIN_KEY": pepper}))
+    keys = {**real, "HOTLINE_PUBLIC_URL": "https://h.example.com", "HOTLINE_SECRET_KEY": "s", "HOTLINE_PIN_KEY": pepper}
+    # The agents' softphone: an API key signs their access tokens, which name the TwiML App.
+    with pytest.raises(ConfigError, match="TWILIO_API_KEY_SID: is required") as missing:
+        resolve(settings_from_env(keys))
+    assert "TWILIO_API_KEY_SECRET" in str(missing.value) and "TWILIO_TWIML_APP_SID" in str(missing.value)
+    softphone = {"TWILIO_API_KEY_SID": "SK" + "2" * 32, "TWILIO_API_KEY_SECRET": "key-secret",
+                 "TWILIO_TWIML_APP_SID": "AP" + "3" * 32}
+    with pytest.raises(ConfigError, match="TWILIO_TWIML_APP_SID: must be AP followed by 32 characters"):
+        resolve(settings_from_env({**keys, **softphone, "TWILIO_TWIML_APP_SID": "AP123"}))
+    s = resolve(settings_from_env({**keys, **softphone}))
     assert s.pin_key_bytes == pepper.encode() and pepper not in repr(s) and not (tmp_path / "pin_key").exists()
+    assert "key-secret" not in repr(s) and s.twilio_twiml_app_sid == "AP" + "3" * 32
 
 
 def test_offline_pin_key_is_a_local_secret_kept_in_the_data_dir(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callqueue import clock
+from callqueue import clock, handling
 from callqueue.records import IN_PROGRESS, CallRecord
 from callqueue.reports import history, stats
 from callqueue.settings import QueueSettings
@@ -248,17 +248,22 @@ def test_export_rows_one_per_call_of_the_day(db, qs):
     add(db, "CAa", arrived=L(9), queued=L(9, 0, 5, 250), offered=L(9, 0, 30), answered=L(9, 0, 40),
         ended=L(9, 5, 40, 500), tier="premium", category="billing", verified=True, from_number="+8613800000001",
         member_uid="M001", agent_login="alice", waited_s=34.75, queue_result="redirected",
-        dial_status="completed", disposition="resolved", notes='=HYPERLINK("http://x","click")')
+        dial_status="completed", disposition="resolved", notes='=HYPERLINK("http://x","click")',
+        agents="bob,alice", hold_count=2, hold_s=12.25, transfers=1)
+    handling.transfer_started(db, "CAa", 1, by="bob", to="alice", mode="warm", now=L(9, 2))
+    handling.transfer_ended(db, "CAa", result="completed", now=L(9, 2, 30))
     add(db, "CAb", queued=L(8), left_queue=L(8, 0, 3), outcome="short_abandoned", waited_s=3.0,
         from_number="+8613800000002", notes="hello, world\nsecond line")
     add(db, "CAc", arrived=L(9), from_number="+8613800000003", disposition="-1", category="+x",
         notes="@SUM(A1)", member_uid="\tM2", outcome="ivr")
-    add(db, "CAd", arrived=L(23, 59, 59, 999), outcome="failed")
+    add(db, "CAd", arrived=L(23, 59, 59, 999), outcome="failed", answered=L(23, 59, 59, 999), agents="carol",
+        wrap_up_expired=True)
     add(db, "CAnext", arrived=L(0, days=1), outcome="ivr")
     rows = list(history.export_rows(db, DAY, qs))
     assert rows[0] == ["call_sid", "arrived", "queued", "offered", "answered", "left_queue", "ended", "tier",
                        "category", "verified", "caller", "member_uid", "agent", "outcome", "waited_s", "talk_s",
-                       "queue_result", "dial_status", "disposition", "notes"]
+                       "queue_result", "dial_status", "disposition", "notes", "agents", "hold_count", "hold_s",
+                       "transfers", "transfer_log", "wrap_up_expired"]
     assert [r[0] for r in rows[1:]] == ["CAb", "CAa", "CAc", "CAd"]  # by arrived (else queued), then id
     b, a, c, d = (dict(zip(rows[0], r, strict=True)) for r in rows[1:])  # a value for every column
     assert a == {
@@ -268,7 +273,14 @@ def test_export_rows_one_per_call_of_the_day(db, qs):
         "caller": "'+86138****0001", "member_uid": "M001", "agent": "alice", "outcome": "answered",
         "waited_s": "34.75", "talk_s": "300.5", "queue_result": "redirected", "dial_status": "completed",
         "disposition": "resolved", "notes": "'=HYPERLINK(\"http://x\",\"click\")",
+        "agents": "bob,alice", "hold_count": "2", "hold_s": "12.25", "transfers": "1",
+        "transfer_log": "bob>alice:warm:completed", "wrap_up_expired": "no",
     }
+    assert (d["agents"], d["hold_count"], d["transfers"], d["transfer_log"], d["wrap_up_expired"]) == (
+        "carol", "0", "0", "", "yes")
+    figures = history.intervals(db, DAY, qs)["handling"]  # the history page's day
+    assert figures == {"calls_held": 1, "holds": 2, "hold_s": 12.2, "calls_transferred": 1, "transfers": 1,
+                       "transfers_by_kind": {"warm:completed": 1}, "wrap_ups_expired": 1}
     assert (b["arrived"], b["queued"], b["left_queue"], b["waited_s"], b["talk_s"]) == (
         "", "2026-03-10T08:00:00.000+08:00", "2026-03-10T08:00:03.000+08:00", "3", "")
     assert b["notes"] == "hello, world\nsecond line" and b["verified"] == "no" and b["tier"] == ""

@@ -73,6 +73,7 @@ def test_no_module_is_over_400_lines_and_those_over_300_say_why() -> None:
 
 
 def test_every_rq_job_path_resolves_to_a_function_of_hotline_jobs() -> None:
-    assert set(jobqueue.JOBS) == {jobqueue.DISPATCH, jobqueue.CALLBACK, jobqueue.TICKET_SMS, jobqueue.SWEEP}
+    assert set(jobqueue.JOBS) == {jobqueue.DISPATCH, jobqueue.CALLBACK, jobqueue.TICKET_SMS, jobqueue.SWEEP,
+                                  jobqueue.BRIDGE, jobqueue.END_LEGS, jobqueue.HAND_OVER, jobqueue.REQUEUE}
     for name in jobqueue.JOBS:
         assert name.startswith("hotline.jobs.") and callable(import_attribute(name)), name

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis as redis_lib
 
-from callqueue.live import dispatch, ordering, presence
+from callqueue.live import agent_leg, conference, dispatch, ordering, presence
 from callqueue.settings import QueueSettings
 from core import keys
 
@@ -53,8 +53,9 @@ def work(url: str, barrier_wait=None) -> list[tuple[str, str]]:
                 raise AssertionError(f"{offer.agent} was given two callers at once")
             claims.append((offer.call_sid, offer.agent))
             dispatch.answered(r, offer.call_sid, offer.agent, now, qs)
+            conference.caller_moved(r, offer.call_sid, offer.agent)
             r.srem(BUSY, offer.agent)  # before the agent is freed: after it, another worker may rightly claim them
-            dispatch.completed(r, offer.call_sid, offer.agent, now, qs)
+            agent_leg.completed(r, offer.call_sid, offer.agent, now, qs)
     finally:
         r.close()
 
@@ -125,7 +126,8 @@ def test_premium_callers_are_served_first_under_concurrency(services, redis, age
                     continue
                 claimed.append(offer.call_sid)
             dispatch.answered(r, offer.call_sid, offer.agent, T0, qs)
-            dispatch.completed(r, offer.call_sid, offer.agent, T0, qs)
+            conference.caller_moved(r, offer.call_sid, offer.agent)
+            agent_leg.completed(r, offer.call_sid, offer.agent, T0, qs)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:

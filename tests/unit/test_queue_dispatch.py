@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from callqueue.live import dispatch, ordering, pen, presence, trigger
+from callqueue.live import agent_leg, conference, dispatch, missed, ordering, pen, presence, trigger
 from core import keys
 from tests.support.clocks import at
 from tests.support.redis_state import available_in_order
@@ -75,23 +75,44 @@ def test_undo_claim_restores_both_sides_exactly(busy_queue, qs):
     assert (again.call_sid, again.agent, again.attempt) == (offer.call_sid, "alice", 2)
 
 
-def test_no_answer_puts_caller_back_and_agent_away(busy_queue, qs):
+def test_a_missed_offer_puts_the_caller_back_and_the_agent_at_the_back_then_away_after_two(busy_queue, qs):
     r = busy_queue
+    assert qs.max_missed_offers == 2
     before = order(r)
     offer = dispatch.claim_next(r, at(50))
-    assert dispatch.no_answer(r, offer.call_sid, "alice", at(70), qs) == (True, True)
+    assert missed.no_answer(r, offer.call_sid, "alice", at(70), qs) == missed.Missed(True, True, "available", 1)
     assert order(r) == before
-    p = presence.get(r, "alice", at(70))
-    assert (p.state, p.since) == ("away", at(70).timestamp())
-    assert agents(r) == ["bob", "carol"]
-    assert dispatch.claim_next(r, at(71)).agent == "bob"
+    assert agents(r) == ["bob", "carol", "alice"]  # the next offer goes to someone else first
+    assert missed.no_answer(r, offer.call_sid, "alice", at(71), qs).agent_moved is False  # a repeat: nothing
+    # bob and carol take calls; alice misses her second offer in a row: away, and told why
+    for login in ("bob", "carol"):
+        taken = dispatch.claim_next(r, at(72))
+        assert taken.agent == login and dispatch.answered(r, taken.call_sid, login, at(73), qs).changed
+    second = dispatch.claim_next(r, at(80))
+    assert second.agent == "alice"
+    assert missed.no_answer(r, second.call_sid, "alice", at(100), qs) == missed.Missed(True, True, "away", 2)
+    p = presence.get(r, "alice", at(100))
+    assert (p.state, p.since, p.reason) == ("away", at(100).timestamp(), "missed_offers")
+    # her own choice clears the reason, and an answered offer ends a run of misses
+    assert presence.set_state(r, "alice", "available", at(110)).reason is None
+
+
+def test_an_answered_offer_ends_a_run_of_missed_ones(busy_queue, qs):
+    r = busy_queue
+    offer = dispatch.claim_next(r, at(50))
+    missed.no_answer(r, offer.call_sid, "alice", at(70), qs)
+    assert [dispatch.claim_next(r, at(72)).agent for _ in range(2)] == ["bob", "carol"]
+    again = dispatch.claim_next(r, at(80))  # alice, with one miss behind her, takes the third caller
+    assert again.agent == "alice" and r.hget(keys.agent("alice"), "missed") == "1"
+    assert dispatch.answered(r, again.call_sid, "alice", at(81), qs).changed
+    assert r.hget(keys.agent("alice"), "missed") is None
 
 
 def test_no_answer_with_agents_kept_available_sends_them_to_the_back(busy_queue, qs):
     r = busy_queue
-    keep = dataclasses.replace(qs, on_no_answer="available")
+    keep = dataclasses.replace(qs, on_no_answer="available", max_missed_offers=1)
     offer = dispatch.claim_next(r, at(50))
-    dispatch.no_answer(r, offer.call_sid, "alice", at(70), keep)
+    assert missed.no_answer(r, offer.call_sid, "alice", at(70), keep).agent_state == "available"
     assert agents(r) == ["bob", "carol", "alice"]
 
 
@@ -105,9 +126,63 @@ def test_answered_and_completed(busy_queue, qs):
     assert ordering.tier_summary(r, ["premium"], at(60))["premium"]["waiting"] == 0
     assert counter(r, "premium:answered") == 1 and counter(r, "premium:wait_ms") == 45000
     assert counter(r, "premium:answered_sl") == 0  # T = 20 s for premium
-    assert dispatch.completed(r, offer.call_sid, "alice", at(300), qs) == (True, True)
-    assert dispatch.completed(r, offer.call_sid, "alice", at(301), qs) == (False, False)
+    assert conference.caller_moved(r, offer.call_sid, "alice")  # the caller reached the conference
+    assert agent_leg.completed(r, offer.call_sid, "alice", at(300), qs) == agent_leg.Left("ended", True, None)
+    assert agent_leg.completed(r, offer.call_sid, "alice", at(301), qs) == agent_leg.Left("", False, None)
     assert presence.get(r, "alice", at(301)).state == "wrap_up"
+
+
+def test_an_agent_who_leaves_before_the_caller_reaches_the_conference_puts_them_back_in_line(busy_queue, qs):
+    r = busy_queue
+    before = order(r)
+    offer = dispatch.claim_next(r, at(50))
+    dispatch.answered(r, offer.call_sid, "alice", at(55), qs)
+    # the caller could not be moved in (still in their Twilio queue) and alice hung up
+    assert agent_leg.completed(r, offer.call_sid, "alice", at(60), qs).outcome == "requeued"
+    assert order(r) == before and presence.get(r, "alice", at(61)).state == "wrap_up"
+    assert conference.caller_moved(r, offer.call_sid, "alice") is False  # a late move finds it no longer hers
+    again = dispatch.claim_next(r, at(62))
+    assert again.call_sid == offer.call_sid and again.agent == "bob"
+    s = dispatch.answered(r, again.call_sid, "bob", at(63), qs)
+    assert (s.changed, s.at) == (True, at(55).timestamp())  # answered once: the first answer's time stands
+    assert counter(r, "premium:answered") == 1
+
+
+def test_a_caller_leaving_the_queue_during_the_whisper_abandons_and_the_answer_is_taken_back(busy_queue, qs):
+    r = busy_queue
+    offer = dispatch.claim_next(r, at(50))
+    assert conference.dialled(r, offer.call_sid, "alice", "CAleg1")
+    dispatch.answered(r, offer.call_sid, "alice", at(55), qs, "CAleg1")  # counted in the minute from 02:00
+    assert counter(r, "premium:answered") == 1
+    # her leg's Calls create answer reaches the dispatcher only now: the leg is in use, not to be ended
+    assert conference.dialled(r, offer.call_sid, "alice", "CAleg1")
+    assert not conference.dialled(r, offer.call_sid, "alice", "CAother")
+    # the caller hangs up in their Twilio queue before the bridge moved them (the next minute)
+    s = dispatch.caller_left(r, offer.call_sid, at(65), "hangup", qs)
+    assert (s.changed, s.outcome, s.waited_s, s.agent, s.legs, s.unheard) == (
+        True, "abandoned", 55.0, "alice", ("CAleg1",), True)  # her leg, alone in the conference, is to be ended
+    minute = keys.stats_minute(int(at(55).timestamp()) // 60)
+    for fields in (r.hgetall(keys.stats_day("2026-03-02")), r.hgetall(minute)):
+        assert {f: fields.get(f, "0") for f in ("premium:answered", "premium:wait_ms")} == {
+            "premium:answered": "0", "premium:wait_ms": "0"}
+    assert counter(r, "premium:abandoned") == 1 and counter(r, "premium:abandoned_sl") == 1
+    assert conference.caller_moved(r, offer.call_sid, "alice") is False  # a late move finds the call over
+    assert presence.get(r, "alice", at(65)).state == "on_call"  # until her leg has ended: never two calls at once
+    assert agent_leg.completed(r, offer.call_sid, "alice", at(66), qs) == agent_leg.Left("", True, None)
+    assert presence.get(r, "alice", at(66)).state == "wrap_up"
+    assert dispatch.caller_left(r, offer.call_sid, at(70), "ended", qs).changed is False
+    assert counter(r, "premium:answered") == 0 and counter(r, "premium:abandoned") == 1
+
+
+def test_an_answer_the_caller_reached_stays_when_they_hang_up(busy_queue, qs):
+    r = busy_queue
+    offer = dispatch.claim_next(r, at(50))
+    dispatch.answered(r, offer.call_sid, "alice", at(55), qs)
+    assert conference.caller_moved(r, offer.call_sid, "alice")
+    assert dispatch.caller_left(r, offer.call_sid, at(65), "hangup", qs).changed is False  # the queue's action, late
+    s = dispatch.caller_left(r, offer.call_sid, at(90), "ended", qs)
+    assert (s.outcome, s.at, s.unheard) == ("answered", at(55).timestamp(), False)
+    assert counter(r, "premium:answered") == 1 and counter(r, "premium:abandoned") == 0
 
 
 def test_caller_hanging_up_while_dispatched_is_counted_and_frees_the_agent(busy_queue, qs):
@@ -145,7 +220,7 @@ def test_status_callback_during_the_conversation_finishes_the_call(busy_queue, q
     s = dispatch.caller_left(r, offer.call_sid, at(200), "ended", qs)
     assert (s.changed, s.outcome, s.at, s.agent) == (True, "answered", at(55).timestamp(), "alice")
     assert presence.get(r, "alice", at(201)).state == "wrap_up"
-    assert dispatch.completed(r, offer.call_sid, "alice", at(202), qs) == (False, False)  # late dial action
+    assert agent_leg.completed(r, offer.call_sid, "alice", at(202), qs).outcome == ""  # the agent's leg, late
 
 
 def test_claim_skips_order_members_whose_call_is_gone(redis, qs):

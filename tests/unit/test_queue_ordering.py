@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from callqueue.live import dispatch, ordering, presence
+from callqueue.live import dispatch, missed, ordering, presence
 from core import keys
 from tests.support.clocks import at
 
@@ -86,7 +86,7 @@ def test_no_answer_puts_caller_back_at_the_same_score_and_place(redis, qs):
     presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
     offer = dispatch.claim_next(redis, at(100))
     assert offer.call_sid == before[0] and sids_in_order(redis) == before[1:]
-    dispatch.no_answer(redis, offer.call_sid, "alice", at(120), qs)
+    missed.no_answer(redis, offer.call_sid, "alice", at(120), qs)
     assert sids_in_order(redis) == before
     assert ordering.enqueue(redis, offer.call_sid, tier="premium", now=at(130), settings=qs).position == 1
     assert ordering.original_score(redis, offer.call_sid) == offer.score

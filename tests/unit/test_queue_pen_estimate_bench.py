@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from callqueue.live import calls, dispatch, estimate, ordering, pen, presence
+from callqueue.live import agent_leg, calls, conference, dispatch, estimate, ordering, pen, presence
 from tests.support.clocks import at
 from tools.bench import queue as queue_bench
 
@@ -47,7 +47,8 @@ def answer_calls(redis, qs, times):
         ordering.enqueue(redis, sid, tier="standard", now=at(t - 30), settings=qs)
         dispatch.claim_next(redis, at(t - 1))
         dispatch.answered(redis, sid, "alice", at(t), qs)
-        dispatch.completed(redis, sid, "alice", at(t), dataclasses.replace(qs, wrap_up_s=0))
+        conference.caller_moved(redis, sid, "alice")
+        agent_leg.completed(redis, sid, "alice", at(t), dataclasses.replace(qs, wrap_up_s=0))
 
 
 def test_estimate_follows_the_measured_answer_rate(redis, qs):

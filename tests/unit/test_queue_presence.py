@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from callqueue.live import dispatch, ordering, presence
+from callqueue.live import agent_leg, conference, dispatch, ordering, presence
 from callqueue.live.presence import PresenceError
 from callqueue.settings import queue_settings
 from core import keys
@@ -24,6 +24,7 @@ def on_a_call(redis, qs, login, sid="CA1", t=0):
     offer = dispatch.claim_next(redis, at(t + 1))
     assert offer is not None and offer.agent == login and offer.call_sid == sid
     dispatch.answered(redis, sid, login, at(t + 2), qs)
+    assert conference.caller_moved(redis, sid, login)  # the caller joins the agent's conference
 
 
 def test_available_needs_an_endpoint_and_is_idempotent(redis):
@@ -52,7 +53,7 @@ def test_wrap_up_ends_lazily_at_its_due_time(redis, qs):
     presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
     on_a_call(redis, qs, "alice")
     assert presence.get(redis, "alice", at(3)).state == "on_call"
-    dispatch.completed(redis, "CA1", "alice", at(100), qs)
+    agent_leg.completed(redis, "CA1", "alice", at(100), qs)
     p = presence.get(redis, "alice", at(110))
     assert (p.state, p.wrap_up_due) == ("wrap_up", at(115).timestamp())
     later = presence.get(redis, "alice", at(116))
@@ -67,7 +68,7 @@ def test_wrap_up_ends_lazily_at_its_due_time(redis, qs):
 def test_the_dispatcher_settles_due_wrap_ups_itself(redis, qs):
     presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
     on_a_call(redis, qs, "alice")
-    dispatch.completed(redis, "CA1", "alice", at(100), qs)
+    agent_leg.completed(redis, "CA1", "alice", at(100), qs)
     ordering.enqueue(redis, "CA2", tier="standard", now=at(105), settings=qs)
     assert dispatch.claim_next(redis, at(110)) is None  # still wrapping up
     offer = dispatch.claim_next(redis, at(115))
@@ -78,7 +79,7 @@ def test_an_agent_who_chose_away_does_not_come_back_after_wrap_up(redis, qs):
     presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
     on_a_call(redis, qs, "alice")
     assert presence.after_wrap_up(redis, "alice", "away") is True
-    dispatch.completed(redis, "CA1", "alice", at(100), qs)
+    agent_leg.completed(redis, "CA1", "alice", at(100), qs)
     assert presence.get(redis, "alice", at(120)).state == "away"
     assert presence.counts(redis, at(120)) == {"available": 0, "on_call": 0, "wrap_up": 0, "away": 1, "offline": 0}
     assert presence.after_wrap_up(redis, "alice", "available") is False  # not on a call any more
@@ -89,7 +90,7 @@ def test_state_changes_refused_on_a_call_and_allowed_in_wrap_up(redis, qs):
     on_a_call(redis, qs, "alice")
     with pytest.raises(PresenceError, match="on a call"):
         presence.set_state(redis, "alice", "away", at(10))
-    dispatch.completed(redis, "CA1", "alice", at(20), qs)
+    agent_leg.completed(redis, "CA1", "alice", at(20), qs)
     p = presence.set_state(redis, "alice", "available", at(25))  # ends wrap-up early
     assert (p.state, p.since) == ("available", at(25).timestamp())
     assert redis.zscore(keys.WRAPUP, "alice") is None
@@ -99,7 +100,7 @@ def test_no_wrap_up_configured_means_available_at_once(redis, qs):
     no_wrap = dataclasses.replace(qs, wrap_up_s=0)
     presence.set_state(redis, "alice", "available", at(0), endpoint="client:alice")
     on_a_call(redis, no_wrap, "alice")
-    dispatch.completed(redis, "CA1", "alice", at(50), no_wrap)
+    agent_leg.completed(redis, "CA1", "alice", at(50), no_wrap)
     assert presence.get(redis, "alice", at(50)).state == "available"
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from callqueue.live import calls, presence
+from callqueue.live import calls, conference, presence
 from callqueue.reports import stats
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
@@ -31,15 +31,16 @@ def play_a_morning(db, r, qs) -> None:
     def take(t, sid):
         offer = calls.dispatch(db, r, at(t))
         assert offer is not None and offer.call_sid == sid, (offer, sid)
-        calls.queue_result(db, r, sid, "redirected", at(t), qs)
         db.commit()
         return offer
 
     def talk(offer, answer_t, end_t):
         calls.agent_answered(db, r, offer.call_sid, offer.agent, at(answer_t), qs)
+        calls.queue_result(db, r, offer.call_sid, "redirected", at(answer_t), qs)  # moved into the conference
+        assert conference.caller_moved(r, offer.call_sid, offer.agent)
         db.commit()
         if end_t is not None:
-            calls.dial_result(db, r, offer.call_sid, offer.agent, "completed", at(end_t), qs)
+            calls.agent_left(db, r, offer.call_sid, offer.agent, at(end_t), qs)
             calls.call_status(db, r, offer.call_sid, "completed", at(end_t + 1), qs)
             db.commit()
 
@@ -77,14 +78,12 @@ def play_a_morning(db, r, qs) -> None:
     join("CA06", "standard", 400)
     first = take(410, "CA06")
     assert first.agent == "carol"
-    assert calls.dial_result(db, r, "CA06", "carol", "no-answer", at(430), qs) == "requeue"
-    calls.join_queue(db, r, "CA06", tier="standard", now=at(430), settings=qs)
+    assert calls.agent_missed(db, r, "CA06", "carol", "no-answer", at(430), qs).caller_back
     db.commit()
     talk(take(500, "CA06"), 505, None)             # answered after 105 s, still talking
     join("CA07", "annual_premium", 700)
-    gone = calls.dispatch(db, r, at(710))
-    hang_up("CA07", 712)                           # hung up while being dispatched: 12 s
-    calls.move_failed(db, r, gone, at(714), qs, caller_gone=True)
+    calls.dispatch(db, r, at(710))
+    hang_up("CA07", 712)                           # hung up while the agent's device rang: 12 s
     db.commit()
     join("CA08", "standard", 800)
     hang_up("CA08", 850, status_first=True)        # status before the Enqueue action: 50 s
@@ -147,8 +146,9 @@ def test_last_fifteen_minutes(db, redis, qs):
 def test_agents_by_state(db, redis, qs):
     play_a_morning(db, redis, qs)
     agents = stats.live(redis, NOW, qs)["agents"]
-    # dave talks to CA06, one agent rings for CA10, carol is away after not answering, zed is offline
-    assert agents == {"available": 1, "on_call": 2, "wrap_up": 0, "away": 1, "offline": 1}
+    # dave talks to CA06, one agent rings for CA10, carol missed one offer (back of the line, not away: that takes
+    # presence.max_missed_offers in a row), zed is offline
+    assert agents == {"available": 2, "on_call": 2, "wrap_up": 0, "away": 0, "offline": 1}
 
 
 def test_empty_figures_and_bad_window(db, redis, qs):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from callqueue.agents.accounts import add_agent
-from callqueue.live import calls, presence
+from callqueue.live import calls, conference, presence
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -118,9 +118,12 @@ def test_wrapup_saves_notes_and_ends_wrap_up(client: Any, people: Any, db: Any, 
     calls.join_queue(db, redis, sid, tier="standard", now=now, settings=services.config)
     calls.dispatch(db, redis, now)
     calls.agent_answered(db, redis, sid, "ann", now, services.config)
-    assert calls.dial_result(db, redis, sid, "ann", "completed", now, services.config) == "done"
+    conference.caller_moved(redis, sid, "ann")
+    assert calls.agent_left(db, redis, sid, "ann", now, services.config).outcome == "ended"
     db.commit()
-    assert client.get("/api/agents/me", headers=people["agent"]).json["status"] == "wrap_up"
+    me = client.get("/api/agents/me", headers=people["agent"]).json
+    # the caller's context stays on screen through the wrap-up
+    assert me["status"] == "wrap_up" and (me["call"]["call_sid"], me["call"]["state"]) == (sid, "wrap_up")
     resp = client.post(
         "/api/agents/me/wrapup", json={"notes": "refund explained", "disposition": "resolved"}, headers=people["agent"]
     )

@@ -33,7 +33,7 @@ def seen(result: Any) -> str:
     """How the simulator saw a caller's call end: answered, abandoned, called_back, or what went wrong."""
     if result.error is not None:
         return "error"
-    talked = any(d.status == "completed" for d in result.dial_results)
+    talked = bool(result.talked_with())  # met an agent in the call's conference
     last = result.queue_results[-1]["QueueResult"] if result.queue_results else ""
     if talked and last != "hangup":
         return "answered"
@@ -58,7 +58,7 @@ def story(sid: str, outcome: str, result: Any) -> str:
     """One caller's call in a line: the webhooks it requested, how it left the queue, its dials, its error."""
     steps = " ".join(f"{r.kind}:{r.url.split('/voice/', 1)[-1]}" for r in result.requests)
     return (f"{sid} ({outcome}): {steps} | queue {[q['QueueResult'] for q in result.queue_results]} "
-            f"| dials {[d.status for d in result.dial_results]} | error {result.error!r}"[:1500])
+            f"| talked with {result.talked_with()} | error {result.error!r}"[:1500])
 
 
 def _quiet(stack: Any, logins: Sequence[str]) -> dict[str, Any]:
@@ -81,6 +81,7 @@ def _quiet(stack: Any, logins: Sequence[str]) -> dict[str, Any]:
         "open_tickets": int(open_tickets or 0),
         "waiting": r.zcard(keys.ORDER), "offered": r.zcard(keys.OFFERS), "callbacks_ringing": r.zcard(keys.CB_RINGING),
         "held_in_pen": sum(int(n) for n in r.hvals(keys.PEN)),  # callers we put in a Twilio queue and did not take out
+        "presence_changes_unwritten": r.llen(keys.PRESENCE_LOG),  # the sweep writes them to SQL every few seconds
         "agents_not_available": sum(n for s, n in states.items() if s != "available"),
         "jobs": jobs,
     }
@@ -103,8 +104,8 @@ def fixed_keys(stack: Any, logins: Sequence[str]) -> frozenset[str]:
     """The hotline's structural Redis keys: one each, however many calls (see core/keys.py)."""
     tiers = list(stack.svc.config.tiers)
     return frozenset([keys.ORDER, keys.OFFERS, keys.AVAILABLE, keys.WRAPUP, keys.PEN, keys.CB_RINGING,
-                      *(keys.tier_waiting(t) for t in tiers), *(keys.agents_in(s) for s in keys.AGENT_STATES),
-                      *(keys.agent(login) for login in logins)])
+                      keys.PRESENCE_LOG, *(keys.tier_waiting(t) for t in tiers),
+                      *(keys.agents_in(s) for s in keys.AGENT_STATES), *(keys.agent(login) for login in logins)])
 
 
 def end_state(
@@ -182,10 +183,14 @@ def end_state(
     if not drained["idle"]:
         failures.append(f"the hotline did not go idle after the calls: {drained}")
 
-    redis_keys = probe.growth(keys_before, keys_after, fixed_keys(stack, logins))
-    if redis_keys["persistent_new_count"] or redis_keys["collections_grown"]:
+    agent_keys = frozenset(keys.agent(login) for login in logins)
+    redis_keys = probe.growth(keys_before, keys_after, fixed_keys(stack, logins), records=agent_keys)
+    redis_keys["record_fields_named_by_data"] = probe.data_fields(stack.svc.redis, agent_keys)
+    if redis_keys["persistent_new_count"] or redis_keys["collections_grown"] or redis_keys[
+            "record_fields_named_by_data"]:
         failures.append(f"Redis grew: new keys without a TTL {redis_keys['persistent_new'][:5]}, "
-                        f"collections grown {redis_keys['collections_grown']}")
+                        f"collections grown {redis_keys['collections_grown']}, "
+                        f"agents' fields named by data {redis_keys['record_fields_named_by_data']}")
     conn = make_redis(stack.redis_url, decode=False)
     try:
         failed_jobs = FailedJobRegistry(queue=Queue(QUEUE, connection=conn)).count

@@ -21,6 +21,7 @@ PREFIX = {"annual_premium": "137", "premium": "138", "standard": "139", "guest":
 PATIENCE = (None, None, None, 40.0, 400.0, 900.0)  # simulated seconds on hold before hanging up (None: waits)
 CALLBACK_EVERY = 25  # one caller in 25 presses 1 on hold, confirms the number and is called back
 CALL_DEADLINE_S = 300.0  # real seconds a call may take before the run counts it as stuck
+HEARTBEAT_S = 10.0  # the console's heartbeat period (console/static)
 
 
 @dataclass(frozen=True)
@@ -80,19 +81,41 @@ class Recorder:
         self._rows.append((step, seconds, status, *counts, time.monotonic()))  # list.append is atomic: no lock
 
 
+def _agent_request(url: str, login: str, method: str, path: str, body: dict[str, str]) -> None:
+    auth = b64encode(f"{login}:{login}-pw".encode()).decode()
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method=method,
+                                 headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"agent {login}: {method} {path} answered {resp.status}")
+
+
 def set_available(url: str, logins: list[str]) -> None:
     """Each agent goes available through PUT /api/agents/me/status, as the console does."""
     for login in logins:
-        auth = b64encode(f"{login}:{login}-pw".encode()).decode()
-        req = urllib.request.Request(
-            url + "/api/agents/me/status",
-            data=json.dumps({"status": "available"}).encode(),
-            method="PUT",
-            headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"agent {login}: PUT status answered {resp.status}")
+        _agent_request(url, login, "PUT", "/api/agents/me/status", {"status": "available"})
+
+
+class Heartbeats:
+    """The agents' consoles saying they are there, every HEARTBEAT_S, as the console does (a silent agent goes
+    offline by itself after presence.heartbeat_timeout_s): on a thread for as long as the `with` block runs."""
+
+    def __init__(self, url: str, logins: list[str]) -> None:
+        self.url, self.logins, self._stop = url, logins, threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            for login in self.logins:
+                _agent_request(self.url, login, "POST", "/api/agents/me/heartbeat", {"device": "registered"})
+
+    def __enter__(self) -> Heartbeats:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def drive_calls(stack: Stack, callers: list[Caller], concurrency: int, count: int | None,

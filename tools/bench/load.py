@@ -19,7 +19,7 @@ from typing import Any
 
 from tools.bench import probe
 from tools.bench.check import end_state, settle
-from tools.bench.drive import TIERS, Recorder, drive_bare, drive_calls, plan, set_available
+from tools.bench.drive import TIERS, Heartbeats, Recorder, drive_bare, drive_calls, plan, set_available
 from tools.bench.report import summarize
 from tools.bench.stack import Stack
 
@@ -123,7 +123,8 @@ def run(opts: Options, progress: Callable[[str], None] = lambda _m: None) -> dic
         recorder.begin("flow")
         meter.begin(r)
         t0 = time.monotonic()
-        with Sampler(stack, opts.sample_every if soak else max(1.0, opts.sample_every)) as sampler:
+        every = opts.sample_every if soak else max(1.0, opts.sample_every)
+        with Heartbeats(stack.url, logins), Sampler(stack, every) as sampler:
             pairs, last_start = drive_calls(stack, callers, opts.concurrency, None if soak else opts.calls,
                                             t0 + opts.duration if soak else None)
             calls_done = time.monotonic()

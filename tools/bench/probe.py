@@ -177,7 +177,8 @@ def snapshot(r: redis.Redis) -> dict[str, tuple[int, int]]:
 
 
 def growth(
-    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], fixed: frozenset[str]
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], fixed: frozenset[str],
+    records: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """How the keys changed, by kind.
 
@@ -187,7 +188,9 @@ def growth(
     the per-minute and per-day counters) expire by design and are reported per kind. `fixed` names the
     hotline's structural keys (the queue order, the pen, per-tier and per-agent keys): made on first use,
     one each whatever the number of calls. What must not happen: any other new hotline key without a TTL,
-    or a persistent collection holding more members than before.
+    or a persistent collection holding more members than before. `records` are hashes of named fields (an agent's
+    presence: state, since, the last call…) rather than collections: a field may first appear during the run, so
+    their size is not compared; `data_fields` finds a field named by data instead.
     """
     new = {k: v for k, v in after.items() if k not in before}
     structural_new = sorted(k for k, (ttl, _) in new.items() if ttl == -1 and k in fixed)
@@ -195,7 +198,8 @@ def growth(
         k for k, (ttl, _) in new.items() if ttl == -1 and not k.startswith("rq:") and k not in fixed
     )
     grown = {k: [before[k][1], size] for k, (ttl, size) in after.items()
-             if k in before and ttl == -1 and before[k][0] == -1 and size > before[k][1] and not k.startswith("rq:")}
+             if k in before and ttl == -1 and before[k][0] == -1 and size > before[k][1] and not k.startswith("rq:")
+             and k not in records}
     expiring = Counter(pattern(k) for k, (ttl, _) in new.items() if ttl >= 0 and not k.startswith("rq:"))
     max_ttl = {p: 0 for p in expiring}
     for k, (ttl, _) in new.items():
@@ -213,3 +217,19 @@ def growth(
         "rq_new": dict(rq_new.most_common()),
         "gone": len([k for k in before if k not in after]),
     }
+
+
+def data_fields(r: redis.Redis, hashes: frozenset[str]) -> dict[str, list[str]]:
+    """Per hash, its fields named by data (a CallSid, an id, a number) rather than by the hotline: a record that
+    grows with the calls."""
+    pipe = r.pipeline(transaction=False)
+    names = sorted(hashes)
+    for k in names:
+        pipe.hkeys(k)
+    found = {}
+    for k, fields in zip(names, pipe.execute(), strict=True):
+        named = [f.decode() if isinstance(f, bytes) else str(f) for f in fields]
+        odd = [f for f in named if pattern(f) != f]
+        if odd:
+            found[k] = odd[:5]
+    return found

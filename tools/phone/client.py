@@ -1,5 +1,5 @@
-"""Clients for `hotline call` and `hotline agent`: the simulator's control API, the hotline's JSON API, how a
-terminal finds the simulator `hotline run` started (simulator/discovery.py), and how events read as lines."""
+"""Clients for `hotline call` and `hotline agent`: the simulator's control API, the hotline's JSON API, and how a
+terminal finds the simulator `hotline run` started (simulator/discovery.py). How events read: transcript.py."""
 from __future__ import annotations
 
 import base64
@@ -90,27 +90,32 @@ class SimulatorClient(JsonClient):
         """The caller hangs up."""
         self.request("POST", f"/_sim/calls/{sid}/hangup", {})
 
-    def register_agent(self, identity: str, answer_after: float, talk_seconds: float) -> dict[str, Any]:
-        """Make the Client identity answer after `answer_after` and talk `talk_seconds` (simulated seconds)."""
+    def register_agent(self, identity: str, answer_after: float, talk_seconds: float | None,
+                       behaviour: str = "answer") -> dict[str, Any]:
+        """The Client identity's device: it answers after `answer_after` and talks `talk_seconds` (simulated
+        seconds), or with behaviour "manual" rings until accept() or decline(); returns {"endpoint", "seq", …}."""
         return self.request("PUT", f"/_sim/agents/{urllib.parse.quote(identity, safe='')}",
-                            {"answer_after": answer_after, "talk_seconds": talk_seconds})
+                            {"answer_after": answer_after, "talk_seconds": talk_seconds, "behaviour": behaviour})
 
     def agent_events(self, identity: str, after: int, wait: float) -> tuple[list[dict[str, Any]], int]:
-        """dial.* events of that Client after seq `after` (a long poll), and the next `after`."""
+        """device.*, conference.* and met events of that Client's calls after seq `after` (a long poll), and the
+        next `after`."""
         path = f"/_sim/agents/{urllib.parse.quote(identity, safe='')}/events?" + urllib.parse.urlencode(
             {"after": after, "wait": wait}
         )
         found = self.request("GET", path, timeout=wait + 10)
         return found["events"], found["last"]
 
-    def end_leg(self, account_sid: str, leg_sid: str) -> None:
-        """The agent hangs up their leg (Twilio's Call update, Status=completed)."""
-        req = urllib.request.Request(f"{self.base_url}/2010-04-01/Accounts/{account_sid}/Calls/{leg_sid}.json",
-                                     data=b"Status=completed", method="POST", headers={"Authorization": self._auth})
+    def device(self, identity: str, lever: str) -> str | None:
+        """The person at the device: "accept" or "decline" the ringing call, "hangup" the answered one; the CallSid
+        acted on, None when there was nothing to act on (404)."""
         try:
-            urllib.request.urlopen(req, timeout=10).close()
-        except (urllib.error.URLError, OSError):
-            pass  # the leg has ended already (400) or the simulator is gone: either way nobody is talking
+            done = self.request("POST", f"/_sim/agents/{urllib.parse.quote(identity, safe='')}/{lever}", {})
+        except HttpError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(done["call_sid"])
 
 
 class HotlineApi(JsonClient):
@@ -127,6 +132,15 @@ class HotlineApi(JsonClient):
     def wrap_up(self, disposition: str, notes: str = "") -> dict[str, Any]:
         """POST /api/agents/me/wrapup (409 while the call is still going)."""
         return self.request("POST", "/api/agents/me/wrapup", {"disposition": disposition, "notes": notes})
+
+    def heartbeat(self, device: str = "registered") -> dict[str, Any]:
+        """POST /api/agents/me/heartbeat: this terminal (and its device) is still there."""
+        return self.request("POST", "/api/agents/me/heartbeat", {"device": device})
+
+    def control(self, call_sid: str, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST /api/calls/<sid>/<action> (hold, mute, hangup, transfer, transfer/complete, transfer/cancel): the
+        agent view; HttpError with the refusal (409 and its "reason") otherwise."""
+        return self.request("POST", f"/api/calls/{urllib.parse.quote(call_sid, safe='')}/{action}", body or {})
 
 
 @dataclass(frozen=True)
@@ -162,54 +176,3 @@ def locate(env: Mapping[str, str] | None = None) -> Located:
         raise PhoneError(f"{path} is not what `hotline run` writes ({exc!r})", 2) from None
     token = resolve(settings).twilio_auth_token  # the local secret in the data dir, or TWILIO_AUTH_TOKEN: as the server
     return Located(SimulatorClient(api_url, account_sid, token, "the simulator"), account_sid, hotline_url, path)
-
-
-def _who(endpoint: str) -> str:
-    return endpoint.removeprefix("client:")
-
-
-def describe(event: dict[str, Any], interactive: bool) -> str | None:
-    """One transcript line for a call event (None: nothing the caller would notice)."""
-    kind, party = event["kind"], event.get("party")
-    if kind == "heard" and party != "whisper":  # the whisper is played to the agent, not the caller
-        if event["verb"] == "say":
-            return f"hotline: {event['text']}"
-        if event["verb"] == "play":
-            return f"[tones {event['text'][9:-1]}]" if event["text"].startswith("[digits") else "[hold music]"
-    elif kind == "call.answered":
-        return "[the hotline answers]"
-    elif kind == "gather" and interactive and party == "main":
-        return "[your turn: keys 0-9 * # or words, then Enter]"
-    elif kind == "input":
-        if "digits" in event:
-            return f"you: {event['digits']}"
-        if "speech" in event:
-            return f'you (speaking): "{event["speech"]}"'
-        return "you: (silence)" if party == "main" else None  # on hold, silence is just listening
-    elif kind == "queue.joined":
-        return "[holding in the queue]"
-    elif kind == "queue.left":
-        return f"[out of the queue: {event['result']}]"
-    elif kind == "dial.ringing":
-        return f"[ringing {_who(event['endpoint'])}]"
-    elif kind == "dial.connected":
-        return f"[connected to {_who(event['endpoint'])} ({event['endpoint']})]"
-    elif kind == "dial.ended":
-        return f"[{_who(event['endpoint'])}: {event['status']} after {event['duration']} s]"
-    elif kind == "call.ended":
-        return f"[call ended: {event['status']}]" + (
-            f" simulator error: {event['error']}" if event.get("error") else ""
-        )
-    return None
-
-
-def describe_caller(call: dict[str, Any]) -> str:
-    """The routed caller's context on one line: who, number (masked), tier, category, verified, wait."""
-    member = call.get("member")
-    who = f"{member['name']} (uid {member['uid']})" if member else "not a known member"
-    tier = f"{call['tier']} {(call.get('tier_label') or {}).get('zh', '')}".strip()
-    category = f"{call.get('category') or '-'} {(call.get('category_label') or {}).get('zh', '')}".strip()
-    waited = f", waited {call['waited_s']:g} s" if call.get("waited_s") is not None else ""
-    callback = f", callback #{call['callback']}" if call.get("callback") else ""
-    return (f"call from {call.get('number') or 'an unknown number'}: {who}, tier {tier}, category {category}, "
-            f"{'verified' if call.get('verified') else 'not verified'}{waited}{callback}")

@@ -6,6 +6,7 @@ account's credentials, read as the server reads them; they need the offline simu
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import sys
@@ -18,15 +19,9 @@ from typing import IO, Any, NoReturn
 import click
 
 from tools.phone.agent import TerminalAgent
-from tools.phone.client import (
-    HotlineApi,
-    HttpError,
-    Located,
-    PhoneError,
-    SimulatorClient,
-    describe,
-    locate,
-)
+from tools.phone.client import HotlineApi, HttpError, Located, PhoneError, SimulatorClient, locate
+from tools.phone.plan import Shift
+from tools.phone.transcript import CallTranscript
 
 KEYS = "0123456789*#"
 E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -92,6 +87,7 @@ def _read_keys(sim: SimulatorClient, sid: str, stream: IO[str]) -> None:
 def follow_call(sim: SimulatorClient, sid: str, echo: Echo, interactive: bool) -> int:
     """Print the call's events until it ends; Ctrl-C hangs up (the hotline gets the caller's hang-up). Exit code."""
     after, hung_up_at = 0, None
+    transcript = CallTranscript(interactive)
     while True:
         try:
             if hung_up_at is not None and time.monotonic() - hung_up_at > HANG_UP_WAIT_S:
@@ -99,7 +95,9 @@ def follow_call(sim: SimulatorClient, sid: str, echo: Echo, interactive: bool) -
                 return 1
             events, after = sim.call_events(sid, after, wait=20.0 if hung_up_at is None else 2.0)
             for event in events:
-                text = describe(event, interactive)
+                if event["kind"] == "call.ended" and transcript.summary():
+                    echo(transcript.summary() or "")
+                text = transcript.line(event)
                 if text:
                     echo(text)
                 if event["kind"] == "call.ended":
@@ -178,48 +176,65 @@ def _dispositions() -> list[str] | None:
         return None
 
 
+def _read_lines(stream: IO[str], into: queue.Queue[str]) -> None:
+    for line in stream:
+        into.put(line)
+
+
+def _transfer_to(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", value):
+        raise click.BadParameter(f"{value!r}: an agent's login, or queue")
+    return value
+
+
 @click.command("agent")
 @click.option("--login", required=True)
 @click.option("--password", required=True, prompt=True, hide_input=True)
 @click.option("--server", default=None, help="the hotline's base URL (default: the one `hotline run` serves)")
-@click.option(
-    "--identity", default=None, help="the Twilio Client identity the hotline rings (default: the login, as in the demo)"
-)
-@click.option(
-    "--ring",
-    type=click.FloatRange(min=0),
-    default=3.0,
-    show_default=True,
-    help="simulated seconds before answering (real ones at scale 1)",
-)
-@click.option(
-    "--talk",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    help="simulated seconds of talk",
-)
-@click.option("--wrap", type=click.FloatRange(min=0), default=5.0, show_default=True, help="seconds of wrap-up")
+@click.option("--identity", default=None,
+              help="the Twilio Client identity the hotline rings (default: the login, as in the demo)")
+@click.option("--ring", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="simulated seconds the phone rings before you answer (real ones at scale 1)")
+@click.option("--manual", is_flag=True, help='answer yourself: type y or n at "accept? [y/n]"')
+@click.option("--talk", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="simulated seconds of talk (after the hold and the transfer, if any) before hanging up")
+@click.option("--hold", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="once talking, put the caller on hold for this many simulated seconds, then resume")
+@click.option("--transfer-to", default=None, callback=_transfer_to, metavar="LOGIN|queue",
+              help="then transfer the call to this agent, or back to the queue (cold unless --warm)")
+@click.option("--warm", is_flag=True, help="a warm transfer: talk to the agent first, complete once they answer")
+@click.option("--wrap", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="simulated seconds of wrap-up before saving it")
 @click.option("--disposition", default="resolved", show_default=True, help="a key of [console.dispositions]")
-def agent_cmd(login: str, password: str, server: str | None, identity: str | None, ring: float, talk: float,
-              wrap: float, disposition: str) -> None:
-    """Be an agent in the terminal: available, answer routed calls, wrap up; Ctrl-C goes offline."""
+def agent_cmd(login: str, password: str, server: str | None, identity: str | None, ring: float, manual: bool,
+              talk: float, hold: float | None, transfer_to: str | None, warm: bool, wrap: float,
+              disposition: str) -> None:
+    """Be an agent in the terminal: available, answer routed calls, hold, transfer, wrap up; Ctrl-C goes offline."""
     known = _dispositions()
     if known is not None and disposition not in known:
         raise click.BadParameter(f"{disposition!r} is not one of {', '.join(known)}", param_hint="--disposition")
+    if warm and transfer_to in (None, "queue"):
+        raise click.BadParameter("a warm transfer needs --transfer-to LOGIN", param_hint="--warm")
+    if transfer_to == login:
+        raise click.BadParameter("an agent cannot transfer a call to themselves", param_hint="--transfer-to")
+    shift = Shift(ring, talk, wrap, disposition, hold, transfer_to, warm, manual)
     try:
         located = locate()
-        _checked(located)
+        about = _checked(located)
         api = HotlineApi(server or located.hotline_url, login, password, "the hotline")
         try:
             api.me()
         except HttpError as exc:
             why = exc.body.get("error") if isinstance(exc.body, dict) else None
             raise PhoneError(f"{login} cannot log in to {api.base_url}: {why or exc}", 2) from None
-        agent = TerminalAgent(api, located, identity or login, wrap, disposition, click.echo)
+        typed: queue.Queue[str] | None = None
+        if manual:
+            typed = queue.Queue()
+            threading.Thread(target=_read_lines, args=(sys.stdin, typed), daemon=True).start()
+        agent = TerminalAgent(api, located, identity or login, shift, float(about["scale"]), click.echo, typed)
         hang_up_on_signals()
         try:
-            after = agent.start(ring, talk)
+            after = agent.start()
         except KeyboardInterrupt:
             api.set_status("offline")  # stopped while starting: never leave the agent available
             sys.exit(0)

@@ -16,7 +16,6 @@ from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from callqueue.live import calls
 from core.context import close_db, services
 from core.logs import log_event
 from core.services import Services
@@ -24,10 +23,9 @@ from ivr.replies import say
 from webhooks.degraded import redis_down, sql_down
 from webhooks.degraded.health import REDIS, failed_store, note_failure
 from webhooks.degraded.twiml import (
-    dial_status,
+    conference_hold,
     empty,
-    enqueue_degraded,
-    goodbye,
+    join_as_caller,
     pick_lang,
     queue_left,
     speak,
@@ -102,19 +100,15 @@ def _b_queue_result(svc: Services) -> Response:
     return queue_left(resp, svc, result, lang)
 
 
-def _b_dial_result(svc: Services) -> Response:
-    status, lang = dial_status(), pick_lang(svc)
-    if status in calls.ANSWERED_DIAL:
-        return goodbye(svc, [], lang)
-    resp = VoiceResponse()
-    if status == "canceled":
-        resp.hangup()
-        return twiml(resp)
-    return enqueue_degraded(resp, svc, "", lang)
-
-
 def _b_connect(svc: Services) -> Response:
-    return enqueue_degraded(VoiceResponse(), svc, "", pick_lang(svc))
+    return join_as_caller(svc, request.form["CallSid"], pick_lang(svc))
+
+
+def _hang_up(svc: Services) -> Response:
+    resp = VoiceResponse()
+    resp.hangup()
+    return twiml(resp)
+
 
 Handler = Callable[[Services], Response]
 REDIS_DOWN: dict[str, Handler] = {
@@ -127,8 +121,10 @@ REDIS_DOWN: dict[str, Handler] = {
     "voice.queue_result": redis_down.queue_result,
     "voice.status": redis_down.status_callback,
     "voice.connect": redis_down.connect,
-    "voice.whisper": redis_down.whisper,
-    "voice.dial_result": redis_down.dial_result,
+    "voice.agent_answer": redis_down.agent_answer,
+    "voice.agent_status": lambda svc: empty(),  # the order is rebuilt from SQL; the agent's state with it
+    "voice.conference_status": lambda svc: empty(),
+    "voice.hold_audio": conference_hold,
     "voice.callback_answer": redis_down.callback_answer,
     "voice.callback_status": redis_down.callback_status,
 }
@@ -142,8 +138,9 @@ SQL_DOWN: dict[str, Handler] = {
     "voice.queue_result": sql_down.queue_result,
     "voice.status": sql_down.status_callback,
     "voice.connect": sql_down.connect,
-    "voice.whisper": sql_down.whisper,
-    "voice.dial_result": sql_down.dial_result,
+    "voice.agent_answer": sql_down.agent_answer,
+    "voice.agent_status": sql_down.agent_status,
+    "voice.conference_status": sql_down.conference_status,
     "voice.callback_answer": sql_down.callback_answer,
     "voice.callback_status": lambda svc: empty(),  # the attempt stays dialing: the sweep's recovery settles it
     "voice.degraded_pin": sql_down.pin,
@@ -157,7 +154,9 @@ BOTH_DOWN: dict[str, Handler] = {
     "voice.queue_result": _b_queue_result,
     "voice.status": lambda svc: empty(),
     "voice.callback_status": lambda svc: empty(),
-    "voice.whisper": lambda svc: empty(),
-    "voice.dial_result": _b_dial_result,
+    "voice.agent_answer": _hang_up,
+    "voice.agent_status": lambda svc: empty(),
+    "voice.conference_status": lambda svc: empty(),
+    "voice.hold_audio": conference_hold,
     "voice.connect": _b_connect,
 }

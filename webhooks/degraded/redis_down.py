@@ -31,14 +31,13 @@ from ivr.replies import GUEST, HOLD_REASONS, Say, say
 from members.verification import find_by_phone
 from webhooks.booking import spell_ticket
 from webhooks.degraded.twiml import (
-    agent_whisper,
     ask_pin,
     callable_number,
     caller_of,
-    dial_status,
     empty,
     enqueue_degraded,
     goodbye,
+    join_as_caller,
     offer_callback,
     pick_lang,
     queue_left,
@@ -157,44 +156,20 @@ def status_callback(svc: Services) -> Response:
 
 
 def connect(svc: Services) -> Response:
-    """Moved to an agent as Redis failed: the offer cannot be checked, so back to holding (the order is rebuilt)."""
+    """Moved into the conference as Redis failed: the move came from an agent's answer, so the caller joins (the
+    agent waits there); a ticket booked meanwhile is read out instead."""
     sid, lang = request.form["CallSid"], pick_lang(svc)
     booked = tickets.booked_by(db(), sid)
     if booked is not None and booked.reason in HOLD_REASONS:  # they booked a callback while being moved
         return goodbye(svc, [say("ticket_created_queue", lang, number=spell_ticket(booked.number))], lang)
-    resp = VoiceResponse()
-    speak(resp, svc, say("degraded_notice", lang))
-    return enqueue_degraded(resp, svc, booked.number if booked else "", lang)
+    return join_as_caller(svc, sid, lang)
 
 
-def whisper(svc: Services) -> Response:
-    """The agent answered (their leg): the SQL record says answered, and the caller's safety-net ticket goes."""
-    caller, agent, now, s = request.args.get("caller", ""), request.args.get("agent", ""), svc.clock(), db()
-    records.note_answered(s, caller, agent=agent, now=now)
-    settle_outage_tickets(s, now, caller)
-    s.commit()
-    rec = records.get(s, caller)
-    if rec is None:
-        return agent_whisper(svc, GUEST, "", False, False)
-    return agent_whisper(svc, rec.tier or GUEST, rec.category or "", bool(rec.verified),
-                         tickets.by_call(s, caller) is not None)
-
-
-def dial_result(svc: Services) -> Response:
-    """The Dial action: answered, goodbye; the caller hung up, hang up; the agent missed, back to holding."""
-    sid, lang, status, s = request.form["CallSid"], pick_lang(svc), dial_status(), db()
-    records.note_dial_status(s, sid, status)
-    booked = tickets.booked_by(s, sid)
-    s.commit()
-    if status in calls.ANSWERED_DIAL:
-        return goodbye(svc, [], lang)
-    if status == "canceled":
-        resp = VoiceResponse()
-        resp.hangup()
-        return twiml(resp)
-    resp = VoiceResponse()  # the agent did not answer: back to holding, at the recorded place
-    speak(resp, svc, say("requeue", lang))
-    return enqueue_degraded(resp, svc, booked.number if booked else "", lang)
+def agent_answer(svc: Services) -> Response:
+    """An agent answered as Redis failed: the caller cannot be moved to them (no job queue), so the agent hears
+    the notice; the caller keeps holding and the order is rebuilt from SQL."""
+    lang = pick_lang(svc)
+    return goodbye(svc, [say("degraded_notice", lang)], lang)
 
 
 def _attempt() -> tuple[int, int] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from callqueue.live import calls, pen
+from callqueue.live import agent_leg, calls, conference, missed, pen, transfer
 from callqueue.live import dispatch as dsp
 from callqueue.recovery.capture import capture_event
 from callqueue.settings import queue_settings
@@ -18,9 +18,7 @@ from core.services import Services
 from ivr import session as ivr_session
 from ivr.replies import GUEST, say
 from webhooks.degraded.twiml import (
-    agent_whisper,
     caller_of,
-    dial_status,
     empty,
     goodbye,
     offer_callback,
@@ -28,8 +26,11 @@ from webhooks.degraded.twiml import (
     queue_left,
     speak,
 )
+from webhooks.outbound import legs
+from webhooks.outbound.dispatcher import request_dispatch
+from webhooks.routes.conference import whisper
 from webhooks.routes.queue import QUEUE_RESULT_URL, WAIT_URL
-from webhooks.twiml import twiml
+from webhooks.twiml import join_conference, twiml
 
 
 def _session_lang(svc: Services, sid: str) -> str:
@@ -40,7 +41,7 @@ def _session_lang(svc: Services, sid: str) -> str:
 
 def _capture_left(svc: Services, sid: str, s: dsp.Settled) -> None:
     if s.outcome in calls.LEFT and s.at is not None:
-        capture_event(svc.redis, "left", sid, s.at, outcome=s.outcome, waited_s=s.waited_s)
+        capture_event(svc.redis, "left", sid, s.at, outcome=s.outcome, waited_s=s.waited_s, unheard=s.unheard)
 
 
 def entry(svc: Services, greet: bool) -> Response:
@@ -111,43 +112,77 @@ def status_callback(svc: Services) -> Response:
     return empty()
 
 
-def whisper(svc: Services) -> Response:
-    """The agent answered (their leg): Redis says connected, the SQL half is kept; the whisper from the session."""
-    caller, agent, now, r = request.args.get("caller", ""), request.args.get("agent", ""), svc.clock(), svc.redis
-    settled = dsp.answered(r, caller, agent, now, svc.config)
-    if settled.outcome == "connected" and settled.at is not None:
-        capture_event(r, "answered", caller, settled.at, agent=agent)
-    state = ivr_session.parse(r.hgetall(keys.ivr_session(caller)))
-    if state is None:
-        return agent_whisper(svc, GUEST, "", False, False)
-    return agent_whisper(svc, state.tier, state.category, state.verified, bool(state.cb_ticket))
-
-
-def dial_result(svc: Services) -> Response:
-    """Redis's half of the Dial action (calls.dial_result without its SQL lines); the record's half kept for SQL."""
-    sid, agent, status, now, r, cfg = (request.form["CallSid"], request.args.get("agent", ""), dial_status(),
-                                       svc.clock(), svc.redis, svc.config)
-    lang = _session_lang(svc, sid)
-    capture_event(r, "dial_status", sid, now, status=status)
+def agent_answer(svc: Services) -> Response:
+    """The agent answered (their leg): Redis says connected, the caller is moved in (a job), the record's half is
+    kept for SQL; the whisper from the session, then the conference."""
+    caller, agent, leg, now, r = (request.args.get("caller", ""), request.args.get("agent", ""),
+                                  request.form["CallSid"], svc.clock(), svc.redis)
     resp = VoiceResponse()
-    if status in calls.ANSWERED_DIAL:
-        settled = dsp.answered(r, sid, agent, now, cfg)
-        if settled.outcome == "connected" and settled.at is not None:
-            capture_event(r, "answered", sid, settled.at, agent=agent)
-        dsp.completed(r, sid, agent, now, cfg)
-        return goodbye(svc, [], lang)
-    if status == "canceled":
-        _capture_left(svc, sid, dsp.caller_left(r, sid, now, "hangup", cfg))
+    if request.args.get("xfer"):  # a transfer's target: Redis alone decides, as the handler did before SQL failed
+        mode = transfer.target_answered(r, caller, agent, leg)
+        if mode is None:
+            resp.hangup()
+            return twiml(resp)
+        _whisper(svc, resp, caller, request.args.get("by"))
+        join_conference(resp, caller, label="agent" if mode == "cold" else "consult", starts=True,
+                        ends=mode == "cold")
         resp.hangup()
         return twiml(resp)
-    back, _ = dsp.no_answer(r, sid, agent, now, cfg)
-    if back or r.hget(keys.call(sid), "state") == "waiting":
-        speak(resp, svc, say("requeue", lang))
-        resp.enqueue(pen.assign(r, sid, cfg), wait_url=WAIT_URL, wait_url_method="POST", action=QUEUE_RESULT_URL,
-                     method="POST")
+    settled = dsp.answered(r, caller, agent, now, svc.config, leg)
+    if settled.outcome != "connected" or settled.at is None:
+        resp.hangup()
         return twiml(resp)
+    if settled.changed:
+        capture_event(r, "answered", caller, settled.at, agent=agent)
+        svc.jobs().bridge(caller)
+    _whisper(svc, resp, caller, None)
+    join_conference(resp, caller, label="agent", starts=True, ends=True)
     resp.hangup()
     return twiml(resp)
+
+
+def _whisper(svc: Services, resp: VoiceResponse, caller: str, by: str | None) -> None:
+    state = ivr_session.parse(svc.redis.hgetall(keys.ivr_session(caller)))
+    if state is None:
+        whisper(resp, svc.config, tier=GUEST, category="", verified=False, callback=False, by=by)
+    else:
+        whisper(resp, svc.config, tier=state.tier, category=state.category, verified=state.verified,
+                callback=bool(state.cb_ticket), by=by)
+
+
+def agent_status(svc: Services) -> Response:
+    """Redis's half of the agent leg's end (calls.agent_missed / agent_left without their SQL lines); the dial
+    status is kept for SQL."""
+    caller, agent, now, r, cfg = (request.args.get("caller", ""), request.args.get("agent", ""), svc.clock(),
+                                  svc.redis, svc.config)
+    status = request.form.get("CallStatus", "")
+    if status not in calls.TERMINAL_CALL_STATUSES or request.args.get("xfer"):
+        return empty()  # a transfer target's end writes SQL too: its leg's end is settled by the caller's end
+    if status == "completed":
+        left = agent_leg.completed(r, caller, agent, now, cfg)
+        if left.outcome == "ended":
+            capture_event(r, "dial_status", caller, now, status=status)
+        legs.after_left(svc, caller, left)
+    else:
+        m = missed.no_answer(r, caller, agent, now, cfg)
+        if m.caller_back:
+            capture_event(r, "dial_status", caller, now, status=status)
+    request_dispatch(svc)
+    return empty()
+
+
+def conference_status(svc: Services) -> Response:
+    """The conference's callbacks touch SQL only when the agent leaves: Redis's half of it (agent_leg.completed)."""
+    caller = conference.caller_of(request.form.get("FriendlyName", ""))
+    if (caller and request.form.get("StatusCallbackEvent") == "participant-leave"
+            and request.form.get("ParticipantLabel") == "agent"):
+        live = conference.live_call(svc.redis, caller)
+        if live.agent and request.form.get("CallSid") == live.leg:
+            hung_up = request.form.get("ReasonParticipantLeft") == "participant_hung_up"
+            legs.after_left(svc, caller, agent_leg.completed(svc.redis, caller, live.agent, svc.clock(), svc.config,
+                                                             may_hand_over=hung_up))
+            request_dispatch(svc)
+    return empty()
 
 
 def connect(svc: Services) -> Response:

@@ -1,5 +1,5 @@
 """What the answers without a store share: reading the request, and the TwiML they speak (apology, callback
-offer, PIN question, holding in the degraded queue, the agent's whisper).
+offer, PIN question, holding in the degraded queue, the caller's conference and hold).
 
 Holding while Redis is down happens in a plain Twilio queue `<prefix>-degraded` whose waitUrl is a static
 document (or, once Redis answers again, /voice/degraded/hold hands back to the normal hold loop).
@@ -12,15 +12,15 @@ from urllib.parse import urlencode
 from flask import Response, request
 from twilio.twiml.voice_response import VoiceResponse
 
-from callqueue.live import calls, pen
+from callqueue.live import pen
 from core.services import Services
 from ivr.replies import GUEST, Say, say
 from members.phones import normalize_phone
 from webhooks.booking import spell_ticket
 from webhooks.routes.ivr import flow_of, text
-from webhooks.routes.queue import QUEUE_RESULT_URL, category_label
+from webhooks.routes.queue import QUEUE_RESULT_URL
+from webhooks.twiml import hold_document, join_conference, twiml
 from webhooks.twiml import say as say_twiml
-from webhooks.twiml import twiml
 
 HOLD_URL = "/voice/degraded/hold"
 PIN_URL = "/voice/degraded/pin"
@@ -58,14 +58,6 @@ def ticket_arg() -> str:
     """The ticket number carried in our own hold URL (?t=), or "" when it is not one."""
     t = request.args.get("t", "")
     return t if t.isdigit() and len(t) <= 12 else ""
-
-
-def dial_status() -> str:
-    """The Dial action's DialCallStatus; "canceled" when the caller's own call ended without an answer."""
-    status = request.form.get("DialCallStatus", "failed")
-    if request.form.get("CallStatus") in calls.TERMINAL_CALL_STATUSES and status not in calls.ANSWERED_DIAL:
-        status = "canceled"
-    return status
 
 
 def enqueue_degraded(resp: VoiceResponse, svc: Services, number: str | None, lang: str) -> Response:
@@ -143,19 +135,6 @@ def tier_label(svc: Services, tier: str, lang: str) -> str:
     return labels.get(lang) or labels[svc.config["hotline"]["default_language"]]
 
 
-def agent_whisper(svc: Services, tier: str, category: str, verified: bool, callback: bool) -> Response:
-    """What the agent hears before being connected: tier, category, verified or not, and whether it is a callback."""
-    cfg = svc.config
-    lang = cfg["hotline"]["default_language"]
-    resp = VoiceResponse()
-    if callback:
-        speak(resp, svc, say("whisper_callback", lang))
-    label = tier_label(svc, tier, lang)
-    why = cfg.prompt("whisper_verified" if verified else "whisper_unverified", lang)
-    speak(resp, svc, say("whisper", lang, tier=label, category=category_label(cfg, category, lang), verified=why))
-    return twiml(resp)
-
-
 def queue_left(resp: VoiceResponse, svc: Services, result: str, lang: str) -> Response:
     """The end of an Enqueue action's answer: an apology after an error, goodbye after <Leave>, and hang up
     unless the caller is being bridged to an agent."""
@@ -166,3 +145,17 @@ def queue_left(resp: VoiceResponse, svc: Services, result: str, lang: str) -> Re
     if result not in BRIDGED:
         resp.hangup()
     return twiml(resp)
+
+
+def join_as_caller(svc: Services, sid: str, lang: str) -> Response:
+    """The caller joins their call's conference (the agent who answered waits there), then goodbye when it ends."""
+    resp = VoiceResponse()
+    join_conference(resp, sid, label="caller", starts=False, ends=True, wait_url="")
+    speak(resp, svc, say("goodbye", lang))
+    resp.hangup()
+    return twiml(resp)
+
+
+def conference_hold(svc: Services) -> Response:
+    """HoldUrl without the caller's session: the hold notice in the default language, then the hold audio."""
+    return twiml(hold_document(svc.config, pick_lang(svc)))

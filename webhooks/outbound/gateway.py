@@ -32,6 +32,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from core.logs import log_event, mask_phone
+from webhooks.outbound.conferences import ConferenceRequests
 from webhooks.outbound.retry import (
     MIN_TRY_S,
     NOT_DONE_STATUSES,
@@ -59,7 +60,7 @@ class Queue:
     current_size: int
 
 
-class TwilioGateway:
+class TwilioGateway(ConferenceRequests):
     """Calls, queues, queue members and messages over Twilio's REST API (or its simulator).
 
     `timeout_s` bounds each request; `policies` override `POLICIES` by kind; `sleep`, `rand` and
@@ -175,8 +176,10 @@ class TwilioGateway:
 
     # --- calls -----------------------------------------------------------------------------------
 
-    def create_call(self, to: str, url: str, status_callback: str, timeout_s: int = 30, from_number: str = "") -> str:
-        """Dial `to`; Twilio fetches `url` when answered. Returns the new CallSid.
+    def create_call(self, to: str, url: str, status_callback: str, timeout_s: int = 30, from_number: str = "",
+                    events: tuple[str, ...] = ("initiated", "ringing", "answered", "completed")) -> str:
+        """Dial `to`; Twilio fetches `url` when answered, and posts the call's `events` to `status_callback`.
+        Returns the new CallSid.
 
         Retried only when Twilio provably placed nothing: an unsure failure (GatewayError.unsure) may
         have rung the member, see `live_call_sid`.
@@ -186,7 +189,7 @@ class TwilioGateway:
             lambda: self.client.calls.create(
                 to=to, from_=from_number or self.from_number, url=url, method="POST",
                 status_callback=status_callback, status_callback_method="POST",
-                status_callback_event=["initiated", "ringing", "answered", "completed"], timeout=timeout_s,
+                status_callback_event=list(events), timeout=timeout_s,
             ),
             "create", to=mask_phone(to),
         )

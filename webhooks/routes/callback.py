@@ -69,7 +69,7 @@ def callback_status() -> Response:
         return twiml(VoiceResponse())
     now = svc.clock()
     t = attempts.ended(db(), ids[0], ids[1], status, now, svc.config["callbacks"]["retry_delay_s"])
-    rec = queue_calls.call_status(db(), svc.redis, sid, status, now, svc.config)
+    ended = queue_calls.call_status(db(), svc.redis, sid, status, now, svc.config)
     db().commit()
     release_agent(svc, ids[0])
     if t is not None:
@@ -78,6 +78,7 @@ def callback_status() -> Response:
         )
         if t.status == "scheduled":
             schedule(svc, t)  # the retry, after the delay
-    if rec is not None:
+    if ended is not None:
+        svc.jobs().end_legs(ended.legs)
         request_dispatch(svc)  # a ringing callback ended: an agent or a pacing slot may be free
     return twiml(VoiceResponse())

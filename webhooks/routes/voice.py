@@ -41,7 +41,12 @@ def check_request() -> None:
         log_event(log, "bad signature", logging.WARNING, path=request.path, remote=request.remote_addr,
                   has_signature=bool(request.headers.get("X-Twilio-Signature")))
         abort(403, "invalid X-Twilio-Signature")
-    if not request.form.get("CallSid"):
+    if request.endpoint == "voice.conference_status":
+        # A conference's own events (start, end) name no call (https://www.twilio.com/docs/voice/api/
+        # conference-resource#conference-status-callback-parameters): the conference is required instead.
+        if not CONFERENCE_SID.fullmatch(request.form.get("ConferenceSid", "")):
+            abort(400, "ConferenceSid must be CF followed by 32 lowercase hex digits")
+    elif not request.form.get("CallSid"):
         abort(400, "CallSid is required")
     problem = form_problem(request.form)
     if problem:
@@ -51,6 +56,7 @@ def check_request() -> None:
 # What Twilio documents for the fields that reach SQL as they are; anything else is not from Twilio (a signed
 # request can still be replayed or hand-made with the token) and must not reach a column it would not fit.
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+CONFERENCE_SID = re.compile(r"CF[0-9a-f]{32}")
 KNOWN_VALUES = {
     "CallStatus": frozenset({"queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed",
                              "no-answer", "canceled"}),
@@ -62,8 +68,10 @@ KNOWN_VALUES = {
 
 def form_problem(form: MultiDict[str, str]) -> str | None:
     """Why a webhook's form cannot be from Twilio (a 400), or None: CallSid's shape, NULs, unknown statuses."""
-    if not CALL_SID.fullmatch(form["CallSid"]):
-        return "CallSid must be CA followed by 32 lowercase hex digits"
+    for name in ("CallSid", "caller"):  # caller: the caller's CallSid an agent's leg URL carries
+        value = form.get(name) if name == "CallSid" else request.args.get(name)
+        if value is not None and not CALL_SID.fullmatch(value):
+            return f"{name} must be CA followed by 32 lowercase hex digits"
     for name, value in form.items(multi=True):
         if "\x00" in value:
             return f"{name[:40]} contains a NUL character"
