@@ -55,7 +55,14 @@ end
 local ak = agentkey(login)
 local freed = 0
 if redis.call('HGET', ak, 'state') == 'on_call' and redis.call('HGET', ak, 'call') == sid then
-  wrap_up(login, now, wrap_ms)
+  local talked = string.find(',' .. (redis.call('HGET', ck, 'agents') or '') .. ',', ',' .. login .. ',', 1, true)
+  if talked then
+    wrap_up(login, now, wrap_ms)
+  else
+    -- they picked up as the caller left (the offer had ended): nothing to wrap up, and their turn is kept
+    redis.call('ZREM', OFFERS, sid)
+    release_agent(login, sid, now, 'keep', 'caller_left')
+  end
   freed = 1
 end
 return {outcome, freed, handed}

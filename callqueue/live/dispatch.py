@@ -132,13 +132,19 @@ if st == 'waiting' or st == 'offered' or (st == 'connected' and unheard) then
   local wait = math.max(0, tonumber(now) - tonumber(redis.call('HGET', ck, 'queued')))
   redis.call('ZREM', ORDER, sid)
   redis.call('ZREM', tierkey(tier), sid)
-  redis.call('ZREM', OFFERS, sid)
   local login = redis.call('HGET', ck, 'agent')
   -- still ringing (to be cancelled), or answered and alone in the conference (to be ended: the agent is free,
   -- to wrap-up, when that leg has ended, so their device never holds two calls: agent_leg.py)
   local leg = st ~= 'waiting' and redis.call('HGET', ck, 'leg') or ''
-  -- hung up while an agent was being rung: the agent did nothing wrong and keeps their turn
-  if st == 'offered' and release_agent(login, sid, now, 'keep', 'caller_left') == 0 then login = false end
+  if st == 'offered' and leg ~= '' then
+    -- hung up while the agent's device rang: the agent did nothing wrong and keeps their turn, once that leg has
+    -- stopped ringing (missed.py, on its status), so their device never rings for two callers at once. The offer
+    -- stays in OFFERS: the sweep frees them if that status never comes.
+  else
+    redis.call('ZREM', OFFERS, sid)
+    -- hung up while the agent's call was being placed: it is cancelled as soon as it is (agent_dialled)
+    if st == 'offered' and release_agent(login, sid, now, 'keep', 'caller_left') == 0 then login = false end
+  end
   if answered and not unheard then
     -- transferred back to the queue after an answer: an answered call still, not an abandon
     redis.call('HSET', ck, 'state', 'ended', 'outcome', 'answered', 'ended', now)

@@ -22,8 +22,14 @@ from core.config import Config
 # in the state `target` (queue.on_no_answer) with the reason said. A state chosen for after the call wins.
 _MISSED = Lua("""
 local sid, login, now, max_missed, target = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local back = caller_back(sid, login)
 local ak = agentkey(login)
+if redis.call('HGET', callkey(sid), 'state') == 'ended' then
+  -- the caller left while this leg rang (dispatch.caller_left kept the agent for it): free, at their place, no miss
+  redis.call('ZREM', OFFERS, sid)
+  if release_agent(login, sid, now, 'keep', 'caller_left') == 0 then return {0, 0, '', 0} end
+  return {0, 1, redis.call('HGET', ak, 'state'), 0}
+end
+local back = caller_back(sid, login)
 if redis.call('HGET', ak, 'state') ~= 'on_call' or redis.call('HGET', ak, 'call') ~= sid then
   return {back, 0, '', 0}
 end

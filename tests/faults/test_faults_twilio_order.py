@@ -214,7 +214,7 @@ def test_an_agents_answer_after_the_caller_hung_up_does_not_answer_the_call(line
     line.offered(SID)
     line.clock.tick(3)
     line.post("/voice/status", SID, CallStatus="completed", CallDuration="30")  # hung up while Ann's device rang
-    assert line.agent() == "available"  # she keeps her turn
+    assert line.agent() == "on_call"  # until her device stops ringing: never two callers at once
     assert line.jobs("end_legs") == [(LEG,)]  # her device stops ringing
     line.clock.tick()
     answer = line.leg("answer")  # her answer arrives anyway (she picked up as the caller left)
@@ -223,7 +223,7 @@ def test_an_agents_answer_after_the_caller_hung_up_does_not_answer_the_call(line
     line.leg("status", CallStatus="completed", CallDuration="1")
     rec = records(services)[SID]
     assert (rec.outcome, rec.answered, rec.agent_login) == ("abandoned", None, "ann")
-    assert line.agent() == "available"
+    assert line.agent() == "available"  # her leg ended: free again, her turn kept, nothing to wrap up
     live = assert_stats_match_records(line.api, services, line.svc.config)
     assert (live["tiers"]["guest"]["answered"], live["tiers"]["guest"]["abandoned"]) == (0, 1)
 
@@ -237,7 +237,11 @@ def test_a_late_no_answer_after_the_caller_hung_up_puts_nobody_back_in_line(line
     before = snapshot(services)
     line.leg("status", CallStatus="no-answer")  # Ann's device rang out as the caller left: reported after
     changed = {k for k in changes(before, snapshot(services)) if not k.startswith("redis rq:")}
-    assert changed == set(), changed  # not a miss of Ann's, not a dial status of the abandoned call
+    # it frees Ann (kept on the call until her device stopped ringing: her presence, the offer, a dispatch asked
+    # for), and nothing else: not a miss of hers, not a dial status of the abandoned call
+    assert changed == {"redis hl:agent:ann", "redis hl:agents:available", "redis hl:agents:in:available",
+                       "redis hl:agents:in:on_call", "redis hl:presence:log", "redis hl:q:offers",
+                       "redis hl:dispatch:pending"}, changed
     assert services.redis.zscore(keys.ORDER, SID) is None and ordering.position(services.redis, SID) is None
     assert line.agent() == "available"  # not set away: the caller had gone
     rec = records(services)[SID]

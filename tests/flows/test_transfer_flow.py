@@ -23,16 +23,22 @@ def flow(services: Any, tmp_path: Path) -> Iterator[Flow]:
         yield f
 
 
-def test_a_cold_transfer_reaches_the_second_agent_who_sees_who_passed_it_on(flow: Flow, services: Any) -> None:
-    sim, api = flow.sim, flow.api
+def ann_talking_bob_available(flow: Flow, services: Any) -> Any:
+    """A premium caller talking with ann (whose device answers), bob available (his too): the caller's handle."""
     add_people(services, ["ann", "bob"])
     phones = add_members(services, flow.config, {"premium": 1})
-    sim.add_agent("ann", answer_after=2, talk_seconds=None)
-    sim.add_agent("bob", answer_after=2, talk_seconds=None)
-    caller = join_queue(sim, phones["premium"][0], script("premium"))
-    api.status("ann", "available")
+    for login in ("ann", "bob"):
+        flow.sim.add_agent(login, answer_after=2, talk_seconds=None)
+    caller = join_queue(flow.sim, phones["premium"][0], script("premium"))
+    flow.api.status("ann", "available")
     talking(flow, caller, "client:ann")
-    api.status("bob", "available")
+    flow.api.status("bob", "available")
+    return caller
+
+
+def test_a_cold_transfer_reaches_the_second_agent_who_sees_who_passed_it_on(flow: Flow, services: Any) -> None:
+    sim, api = flow.sim, flow.api
+    caller = ann_talking_bob_available(flow, services)
     mark = len(sim.events.all())
     after = control(api, "ann", caller.sid, "transfer", {"to": "agent:bob", "mode": "cold"})
     assert after["status"] in ("on_call", "wrap_up")  # her leg is ending
@@ -53,7 +59,6 @@ def test_a_cold_transfer_reaches_the_second_agent_who_sees_who_passed_it_on(flow
     with services.sessions() as db:
         moves = [(t.n, t.from_agent, t.to_target, t.mode, t.result) for t in handling.transfers_of(db, caller.sid)]
     assert moves == [(1, "ann", "bob", "cold", "completed")]
-
 
 
 def test_a_transfer_back_to_the_queue_keeps_the_callers_score(flow: Flow, services: Any) -> None:
@@ -169,14 +174,7 @@ def test_conference_callbacks_replayed_out_of_order_change_nothing(flow: Flow, s
 
 def test_the_first_agent_hanging_up_during_a_consultation_hands_the_caller_over(flow: Flow, services: Any) -> None:
     sim, api = flow.sim, flow.api
-    add_people(services, ["ann", "bob"])
-    phones = add_members(services, flow.config, {"premium": 1})
-    sim.add_agent("ann", answer_after=2, talk_seconds=None)
-    sim.add_agent("bob", answer_after=2, talk_seconds=None)
-    caller = join_queue(sim, phones["premium"][0], script("premium"))
-    api.status("ann", "available")
-    talking(flow, caller, "client:ann")
-    api.status("bob", "available")
+    caller = ann_talking_bob_available(flow, services)
     control(api, "ann", caller.sid, "transfer", {"to": "agent:bob", "mode": "warm"})
     told(flow, sim.events.wait("conference.join", timeout=15, endpoint="client:bob").call_sid)  # bob is in
     assert call_state(api, "ann") == "consulting"

@@ -45,7 +45,17 @@ def api_schema(app: Any) -> Any:
     return schema
 
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+@schemathesis.check
+def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Every 5xx is a bug, but an operation's documented 502 (Twilio or the simulator did not do it) with its JSON
+    error: nothing listens at these tests' Twilio address, so an operation that reaches it answers exactly that."""
+    if (response.status_code == 502 and "502" in case.operation.definition.raw.get("responses", {})
+            and isinstance(response.json(), dict) and response.json().get("error")):
+        return None
+    return not_a_server_error(ctx, response, case)
+
+
+CHECKS = [no_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.mark.parametrize("login", ["ann", "sam"], ids=["agent", "supervisor"])

@@ -11,7 +11,7 @@ import pytest
 
 from callqueue.agents.accounts import add_agent
 from callqueue.callbacks import tickets
-from callqueue.live import calls, presence
+from callqueue.live import calls, conference, presence
 
 PASSWORDS = {"ann": "ann-pass-1", "sam": "sam-pass-1", "bob": "bob-pass-1"}
 
@@ -22,8 +22,8 @@ def basic(login: str) -> dict[str, str]:
 
 @pytest.fixture
 def world(db: Any, redis: Any, services: Any) -> dict[str, Any]:
-    """Two agents and a supervisor; ann has just finished a call (wrap-up), bob is on one, two callers wait, a ticket
-    is due."""
+    """Two agents and a supervisor; ann has just finished a call (wrap-up), bob is on one (`on_call`, his agent's
+    leg answered, the caller not moved in yet), two callers wait, a ticket is due."""
     now = datetime.now(UTC)
     add_agent(
         db, login="ann", name="Ann", password=PASSWORDS["ann"], role="agent", client_identity="ann", phone=None, now=now
@@ -51,15 +51,17 @@ def world(db: Any, redis: Any, services: Any) -> dict[str, Any]:
     offer = calls.dispatch(db, redis, now)
     assert offer is not None and offer.agent == "ann"
     calls.agent_answered(db, redis, offer.call_sid, "ann", now, cfg)
-    assert calls.dial_result(db, redis, offer.call_sid, "ann", "completed", now, cfg) == "done"
+    assert conference.caller_moved(redis, offer.call_sid, "ann")  # in the conference; then ann's leg ends
+    assert calls.agent_left(db, redis, offer.call_sid, "ann", now, cfg).outcome == "ended"
     presence.set_state(redis, "bob", "available", now, endpoint="client:bob")
     offer = calls.dispatch(db, redis, now)
     assert offer is not None and offer.agent == "bob"
     calls.agent_answered(db, redis, offer.call_sid, "bob", now, cfg)
+    on_call = offer.call_sid
     ticket = tickets.create(db, phone="+8613800000051", tier="premium", lang="zh", reason="after_hours", score=1.0,
                             due=now - timedelta(minutes=5), now=now - timedelta(hours=2), max_attempts=3).ticket
     db.commit()
-    return {"ticket": ticket.number, "sids": sids}
+    return {"ticket": ticket.number, "sids": sids, "on_call": on_call}
 
 
 def log_in(client: Any, login: str) -> str:

@@ -227,9 +227,15 @@ def test_the_caller_hanging_up_while_the_agent_rings_ends_the_ring_and_keeps_the
     assert (s.outcome, s.agent, s.legs) == ("abandoned", "alice", ("CAleg1",))  # that leg is to be hung up
     ended = calls.call_status(db, redis, "CA1", "completed", at(14), qs)
     assert ended.legs == () and ended.record.outcome == "abandoned"
-    # the leg's own end arrives late: nothing moves twice
+    # her device still rings until that leg ends: no other caller is offered to her meanwhile
+    assert presence.get(redis, "alice", at(14)).state == "on_call"
+    calls.join_queue(db, redis, "CA2", tier="standard", now=at(14), settings=qs)
+    assert calls.dispatch(db, redis, at(14)) is None
+    # the leg's end (canceled) frees her, at her place, with no missed offer counted; a repeat moves nothing
     late = calls.agent_missed(db, redis, "CA1", offer.agent, "canceled", at(15), qs)
-    assert (late.caller_back, late.agent_moved) == (False, False)
+    assert (late.caller_back, late.agent_moved, late.agent_state, late.missed_in_a_row) == (False, True, "available", 0)
+    again = calls.agent_missed(db, redis, "CA1", offer.agent, "canceled", at(15), qs)
+    assert (again.caller_back, again.agent_moved) == (False, False)
     db.commit()
     rec = records.get(db, "CA1")
     assert (rec.outcome, rec.waited_s) == ("abandoned", 14.0)
